@@ -1,0 +1,383 @@
+"""Dynamic programming on a known model: policy evaluation, policy iteration, value iteration.
+
+Sutton & Barto, chapter 4. Every function takes the model as compact successor tables
+(`mdp.next_state[s, a, k]`, `mdp.prob[s, a, k]`, `mdp.R[s, a]`, `mdp.terminal[s]`), so the
+same code solves a 4x4 frozen lake and a 256x256 maze. A policy is an (S, A) array of
+action probabilities; an (S,) array of actions is accepted as a deterministic policy.
+
+value_iteration and policy_iteration return a `Solution`, which unpacks as (V, policy)
+and also carries how many sweeps (or improvement steps) it took and the final Bellman
+residual.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Literal, Protocol
+
+import numba
+import numpy as np
+import scipy.sparse as sparse
+import scipy.sparse.linalg as splinalg
+from scipy.sparse import csgraph
+
+from agents.base import AgentError, TabularAgent
+
+
+class DPError(ValueError):
+    """Dynamic programming was asked something it cannot answer (bad gamma, policy, model)."""
+
+
+class TabularMDP(Protocol):
+    """What DP reads from a model; envs.grid.GridMDP is one."""
+
+    next_state: np.ndarray  # (S, A, K) int
+    prob: np.ndarray  # (S, A, K) float, sums to 1 over k
+    terminal: np.ndarray  # (S,) bool
+
+    @property
+    def R(self) -> np.ndarray: ...  # (S, A) expected reward
+
+
+class Solution(tuple):
+    """(V, policy) with how the solver got there: sweeps, residual, seconds."""
+
+    def __new__(cls, V: np.ndarray, policy: np.ndarray, sweeps: int, residual: float, seconds: float):
+        self = super().__new__(cls, (V, policy))
+        self.V, self.policy = V, policy
+        self.sweeps, self.residual, self.seconds = sweeps, residual, seconds
+        return self
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_gamma(gamma: float) -> float:
+    if not 0.0 <= gamma <= 1.0:
+        raise DPError(f"gamma={gamma} is out of range; use a discount in [0, 1]")
+    return float(gamma)
+
+
+def as_policy_matrix(policy: np.ndarray, n_states: int, n_actions: int) -> np.ndarray:
+    """An (S, A) matrix of action probabilities from an (S, A) matrix or (S,) actions."""
+    pi = np.asarray(policy)
+    if pi.ndim == 1 and pi.shape[0] == n_states:
+        if not np.issubdtype(pi.dtype, np.integer) or pi.min() < 0 or pi.max() >= n_actions:
+            raise DPError(f"a deterministic policy must hold integer actions in 0..{n_actions - 1}")
+        return np.eye(n_actions)[pi]
+    if pi.shape != (n_states, n_actions):
+        raise DPError(
+            f"policy has shape {pi.shape}; use ({n_states}, {n_actions}) probabilities or ({n_states},) actions"
+        )
+    pi = pi.astype(float)
+    if (pi < 0).any() or not np.allclose(pi.sum(axis=1), 1.0, atol=1e-8):
+        bad = int(np.argmax(np.abs(pi.sum(axis=1) - 1.0)))
+        raise DPError(
+            f"policy row {bad} sums to {pi[bad].sum():.6g}; each row must be probabilities summing to 1"
+        )
+    return pi
+
+
+# --------------------------------------------------------------------------- Bellman backups
+
+
+def q_values(mdp: TabularMDP, V: np.ndarray, gamma: float) -> np.ndarray:
+    """Q(s, a) = R(s, a) + gamma * sum_k p(s'_k | s, a) V(s'_k), for all s, a at once."""
+    return mdp.R + gamma * (mdp.prob * V[mdp.next_state]).sum(axis=-1)
+
+
+def bellman_residual(mdp: TabularMDP, V: np.ndarray, gamma: float) -> float:
+    """max_s |max_a Q(s, a) - V(s)| over non-terminal states: 0 exactly at V*."""
+    backup = np.where(mdp.terminal, 0.0, q_values(mdp, V, gamma).max(axis=1))
+    return float(np.abs(backup - V).max(initial=0.0))
+
+
+def greedy_policy(mdp: TabularMDP, V: np.ndarray, gamma: float) -> np.ndarray:
+    """pi(s) = argmax_a Q(s, a) as an (S, A) one-hot matrix (ties to the lowest action)."""
+    Q = q_values(mdp, V, gamma)
+    return np.eye(Q.shape[1])[Q.argmax(axis=1)]
+
+
+# --------------------------------------------------------------------------- policy evaluation
+
+
+def _transition_matrix(mdp: TabularMDP, pi: np.ndarray) -> sparse.csr_matrix:
+    """P_pi[s, s'] = sum_a pi(a|s) p(s'|s, a), sparse, with terminal rows zeroed."""
+    S, A, K = mdp.next_state.shape
+    weights = (pi[:, :, None] * mdp.prob) * ~mdp.terminal[:, None, None]
+    rows = np.broadcast_to(np.arange(S)[:, None, None], (S, A, K))
+    P_pi = sparse.csr_matrix((weights.ravel(), (rows.ravel(), mdp.next_state.ravel())), shape=(S, S))
+    P_pi.eliminate_zeros()  # an edge in P_pi means a move that can happen
+    return P_pi
+
+
+def _reaches_terminal(P_pi: sparse.csr_matrix, terminal: np.ndarray) -> np.ndarray:
+    """States from which a terminal state is reached with positive probability under P_pi."""
+    incoming = P_pi.T.tocsr()
+    seen = terminal.copy()
+    queue = deque(np.flatnonzero(terminal).tolist())
+    while queue:
+        s = queue.popleft()
+        for s_prev in incoming.indices[incoming.indptr[s] : incoming.indptr[s + 1]]:
+            if not seen[s_prev]:
+                seen[s_prev] = True
+                queue.append(int(s_prev))
+    return seen
+
+
+def policy_evaluation(
+    mdp: TabularMDP,
+    policy: np.ndarray,
+    gamma: float,
+    tol: float = 1e-10,
+    method: Literal["solve", "sweep"] = "solve",
+    max_sweeps: int = 100_000,
+) -> np.ndarray:
+    """V_pi as an (S,) array: the expected discounted return from each state under pi.
+
+    method="sweep" is iterative policy evaluation (S&B 4.1), stopping when no value moves
+    by more than tol; method="solve" solves the Bellman equation V = R_pi + gamma P_pi V
+    exactly as a sparse linear system. With gamma = 1, states that can never reach a
+    terminal state are worth 0 if the policy earns nothing there, else an error.
+    """
+    gamma = check_gamma(gamma)
+    S, A, _ = mdp.next_state.shape
+    pi = as_policy_matrix(policy, S, A)
+    R_pi = np.where(mdp.terminal, 0.0, (pi * mdp.R).sum(axis=1))
+    P_pi = _transition_matrix(mdp, pi)
+
+    live = np.ones(S, dtype=bool)
+    if gamma == 1.0:
+        live = _reaches_terminal(P_pi, mdp.terminal)
+        stuck = np.flatnonzero(~live)
+        if len(stuck) and np.abs(R_pi[stuck]).max() > 0:
+            raise DPError(
+                f"with gamma=1 the policy never reaches a terminal state from state {stuck[0]} "
+                f"(and {len(stuck) - 1} others) and keeps earning reward there, so its value is "
+                "infinite; use gamma < 1 or a policy that terminates"
+            )
+
+    if method == "solve":
+        V = np.zeros(S)
+        idx = np.flatnonzero(live)
+        A_mat = sparse.identity(len(idx), format="csc") - gamma * P_pi[idx][:, idx].tocsc()
+        V[idx] = splinalg.spsolve(A_mat, R_pi[idx])
+        return V
+    if method != "sweep":
+        raise DPError(f"unknown method {method!r}; use 'solve' or 'sweep'")
+    V = np.zeros(S)
+    for _ in range(max_sweeps):
+        V_new = R_pi + gamma * (P_pi @ V)  # V(s) <- sum_a pi(a|s) [R(s,a) + gamma sum_s' p V(s')]
+        delta = np.abs(V_new - V).max(initial=0.0)
+        V = V_new
+        if delta < tol:
+            return V
+    raise DPError(
+        f"policy evaluation did not converge in {max_sweeps} sweeps (last change {delta:.3g}); "
+        "use method='solve' or a larger tol"
+    )
+
+
+# --------------------------------------------------------------------------- value iteration
+
+
+@numba.njit(cache=True)
+def _in_place_sweeps(next_state, prob, R, terminal, order, gamma, tol, max_sweeps, V):  # pragma: no cover - compiled
+    """In-place value iteration (S&B 4.4) over states in `order`; returns sweeps taken.
+
+    V(s) <- max_a [R(s,a) + gamma sum_{s' != s} p(s'|s,a) V(s')] / (1 - gamma p(s|s,a)):
+    the self-loop term is solved for exactly instead of waiting for later sweeps.
+    """
+    S, A, K = next_state.shape
+    for sweep in range(max_sweeps):
+        delta = 0.0
+        for i in range(S):
+            s = order[i]
+            if terminal[s]:
+                continue
+            best = -np.inf
+            for a in range(A):
+                q = R[s, a]
+                p_self = 0.0
+                for k in range(K):
+                    s2 = next_state[s, a, k]
+                    if s2 == s:
+                        p_self += prob[s, a, k]
+                    else:
+                        q += gamma * prob[s, a, k] * V[s2]
+                denom = 1.0 - gamma * p_self
+                q = q / denom if denom > 1e-12 else q + gamma * p_self * V[s]
+                if q > best:
+                    best = q
+            change = abs(best - V[s])
+            if change > delta:
+                delta = change
+            V[s] = best
+        if delta < tol:
+            return sweep + 1
+    return -1
+
+
+def _distance_to_terminal(mdp: TabularMDP) -> np.ndarray:
+    """Fewest moves from each state to a terminal state (inf where none is reachable)."""
+    S, A, K = mdp.next_state.shape
+    src = np.repeat(np.arange(S), A * K)
+    dst = mdp.next_state.reshape(-1)
+    keep = (mdp.prob.reshape(-1) > 0) & (src != dst)
+    # edges reversed (s' -> s), so a search from the terminal states finds distances *to* them
+    reverse = sparse.csr_matrix((np.ones(keep.sum()), (dst[keep], src[keep])), shape=(S, S))
+    if not mdp.terminal.any():
+        return np.zeros(S)
+    return csgraph.dijkstra(reverse, indices=np.flatnonzero(mdp.terminal), unweighted=True, min_only=True)
+
+
+def value_iteration(
+    mdp: TabularMDP, gamma: float, tol: float = 1e-10, max_sweeps: int = 1_000_000
+) -> Solution:
+    """V* and a greedy optimal policy by value iteration (S&B 4.4).
+
+    V(s) <- max_a [R(s,a) + gamma sum_s' p(s'|s,a) V(s')], swept in place, nearest-to-
+    terminal states first, starting from a lower bound on V* when gamma < 1, so values
+    flow back from the goal in one sweep instead of one cell per sweep. Stops when no
+    value changes by more than tol in a sweep.
+    """
+    gamma = check_gamma(gamma)
+    t0 = time.perf_counter()
+    R = np.ascontiguousarray(mdp.R)
+    V = np.zeros(R.shape[0])
+    if gamma < 1.0:
+        V[:] = min(R.min(), 0.0) / (1.0 - gamma)  # V* >= min reward / (1 - gamma)
+    V[mdp.terminal] = 0.0
+    order = np.argsort(_distance_to_terminal(mdp), kind="stable")
+    sweeps = _in_place_sweeps(
+        np.ascontiguousarray(mdp.next_state), np.ascontiguousarray(mdp.prob), R,
+        np.ascontiguousarray(mdp.terminal), order, gamma, tol, max_sweeps, V,
+    )
+    if sweeps < 0:
+        raise DPError(
+            f"value iteration did not converge in {max_sweeps} sweeps; with gamma=1 some state "
+            "may never reach a terminal state: use gamma < 1"
+        )
+    policy = greedy_policy(mdp, V, gamma)  # with gamma=1 and free moves, ties may loop: prefer gamma < 1
+    return Solution(V, policy, sweeps, bellman_residual(mdp, V, gamma), time.perf_counter() - t0)
+
+
+def value_iteration_python(mdp: TabularMDP, gamma: float, tol: float = 1e-10) -> np.ndarray:
+    """The same in-place value iteration as a plain Python loop: the textbook baseline for `arena bench`."""
+    R, ns, p, terminal = mdp.R.tolist(), mdp.next_state.tolist(), mdp.prob.tolist(), mdp.terminal.tolist()
+    S = len(R)
+    V = [0.0] * S
+    while True:
+        delta = 0.0
+        for s in range(S):
+            if terminal[s]:
+                continue
+            best = max(
+                R[s][a] + gamma * sum(pk * V[sk] for pk, sk in zip(p[s][a], ns[s][a])) for a in range(len(R[s]))
+            )
+            delta = max(delta, abs(best - V[s]))
+            V[s] = best
+        if delta < tol:
+            return np.array(V)
+
+
+# --------------------------------------------------------------------------- policy iteration
+
+
+def policy_iteration(mdp: TabularMDP, gamma: float, max_iterations: int = 10_000) -> Solution:
+    """An optimal (V, policy) by policy iteration (S&B 4.3): evaluate exactly, improve greedily, repeat.
+
+    Improvement keeps the current action unless another is strictly better, so the loop
+    ends when the policy is stable. With gamma = 1 it starts from the policy that reaches
+    a terminal state in fewest expected moves (a proper policy, so every V_pi is finite).
+    """
+    gamma = check_gamma(gamma)
+    t0 = time.perf_counter()
+    S, A = mdp.R.shape
+    if gamma == 1.0:
+        steps_model = _UnitCost(mdp)
+        actions = value_iteration(steps_model, 1.0).policy.argmax(axis=1)
+    else:
+        actions = np.zeros(S, dtype=np.int64)
+    for iteration in range(1, max_iterations + 1):
+        V = policy_evaluation(mdp, actions, gamma, method="solve")
+        Q = q_values(mdp, V, gamma)
+        best = Q.argmax(axis=1)
+        improves = Q[np.arange(S), best] > Q[np.arange(S), actions] + 1e-12 * (1 + np.abs(V))
+        if not improves.any():
+            policy = np.eye(A)[actions]
+            return Solution(V, policy, iteration, bellman_residual(mdp, V, gamma), time.perf_counter() - t0)
+        actions = np.where(improves, best, actions)
+    raise DPError(f"policy iteration did not stabilise in {max_iterations} improvement steps")
+
+
+class _UnitCost:
+    """The same dynamics with reward -1 per move: its optimum reaches termination fastest."""
+
+    def __init__(self, mdp: TabularMDP) -> None:
+        if not mdp.terminal.any():
+            raise DPError("gamma=1 needs a terminal state (a goal or a hole); use gamma < 1")
+        self.next_state, self.prob, self.terminal = mdp.next_state, mdp.prob, mdp.terminal
+        self.R = np.where(mdp.terminal[:, None], 0.0, -np.ones(mdp.R.shape))
+        self.n_states = mdp.R.shape[0]
+
+
+# --------------------------------------------------------------------------- as arena agents
+
+
+class DPAgent(TabularAgent):
+    """Plans on the env's exact model (`env.unwrapped.mdp`) instead of learning from samples."""
+
+    name = "dp"
+
+    def __init__(self, gamma: float = 0.99, method: Literal["value", "policy"] = "value") -> None:
+        super().__init__(gamma)
+        self.method = method
+
+    def config(self) -> dict[str, Any]:
+        return {"gamma": self.gamma}
+
+    def fit(self, env: Any, seed: int = 0, **budget: Any) -> dict[str, Any]:
+        self.check_env(env)
+        mdp = getattr(env.unwrapped, "mdp", None)
+        if mdp is None:
+            raise AgentError(f"{self.name} plans on an exact model; {env.spec.id if env.spec else env} has no env.unwrapped.mdp")
+        sol = solve(mdp, self.gamma, self.method)
+        self.tables = {"V": sol.V, "Q": q_values(mdp, sol.V, self.gamma), "policy": sol.policy}
+        return {"sweeps": sol.sweeps, "bellman_residual": sol.residual, "seconds": sol.seconds}
+
+
+class ValueIterationAgent(DPAgent):
+    name = "value-iteration"
+
+    def __init__(self, gamma: float = 0.99) -> None:
+        super().__init__(gamma, "value")
+
+
+class PolicyIterationAgent(DPAgent):
+    name = "policy-iteration"
+
+    def __init__(self, gamma: float = 0.99) -> None:
+        super().__init__(gamma, "policy")
+
+
+def solve(mdp: TabularMDP, gamma: float, method: Literal["value", "policy"] = "value") -> Solution:
+    """The optimum by the named method; value iteration is the faster on large grids."""
+    if method == "value":
+        return value_iteration(mdp, gamma)
+    if method == "policy":
+        return policy_iteration(mdp, gamma)
+    raise DPError(f"unknown DP method {method!r}; use 'value' or 'policy'")
+
+
+__all__: list[str] = [
+    "DPError",
+    "Solution",
+    "bellman_residual",
+    "greedy_policy",
+    "policy_evaluation",
+    "policy_iteration",
+    "q_values",
+    "value_iteration",
+]

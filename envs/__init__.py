@@ -1,0 +1,10 @@
+"""Arena's Gymnasium environments; importing this package registers them as arena/<Name>-v0."""
+
+from gymnasium.envs.registration import register, registry
+
+from envs.grid import GridError, GridWorldEnv
+
+__all__ = ["GridError", "GridWorldEnv"]
+
+if "arena/GridWorld-v0" not in registry:
+    register(id="arena/GridWorld-v0", entry_point="envs.grid:GridWorldEnv")

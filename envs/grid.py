@@ -1,0 +1,568 @@
+"""GridWorld: the textbook grid MDP, with its exact model as NumPy arrays.
+
+One file owns the environment: the text maps and named layouts, the transition model
+(`mdp`), `step`/`reset`, and the pygame drawing. The model is built once as compact
+successor tables, so dynamic programming and sampling read the same numbers:
+`step()` draws successor k of (s, a) with probability `prob[s, a, k]`.
+
+Map characters: `S` start, `G` goal (terminal), `H` hole (terminal), `C` cliff (reward,
+then back to start), `#` wall, `.` free. Actions 0..3 = up, right, down, left.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+UP, RIGHT, DOWN, LEFT = 0, 1, 2, 3
+ACTION_NAMES = ("up", "right", "down", "left")
+MOVES = np.array([(-1, 0), (0, 1), (1, 0), (0, -1)])  # (drow, dcol) per action
+MAP_CHARS = "SGHC#."
+DENSE_P_LIMIT = 4096  # states; P[s, a, s'] beyond this would take S*S*4*8 bytes (> 0.5 GB)
+DEFAULT_REWARDS = {"step": -1.0, "goal": 0.0, "hole": -100.0, "cliff": -100.0}
+OBS_MODES = ("index", "coords", "image")
+IMAGE_PLANES = ("agent", "wall", "goal", "hole", "cliff")
+
+
+class GridError(ValueError):
+    """A grid the user asked for cannot be built (bad map, layout or kwarg)."""
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A named map with the rewards, slip and wind it is known by."""
+
+    text: str
+    rewards: dict[str, float] = field(default_factory=dict)
+    slip: float = 0.0
+    wind: tuple[int, ...] | None = None
+    max_steps: int = 100
+    about: str = ""
+
+
+LAYOUTS: dict[str, Layout] = {
+    "open-5x5": Layout(
+        "S....\n.....\n.....\n.....\n....G",
+        rewards={"step": -1.0, "goal": -1.0},
+        about="an open room; -1 per move, so the return is minus the path length",
+    ),
+    "cliff": Layout(
+        "............\n............\n............\nSCCCCCCCCCCG",
+        rewards={"step": -1.0, "goal": -1.0, "cliff": -100.0},
+        about="Sutton & Barto Example 6.6: -1 per move, -100 and back to start at the cliff",
+    ),
+    "windy": Layout(
+        "..........\n..........\n..........\nS......G..\n..........\n..........\n..........",
+        rewards={"step": -1.0, "goal": -1.0},
+        wind=(0, 0, 0, 1, 1, 1, 2, 2, 1, 0),
+        max_steps=200,
+        about="Sutton & Barto Example 6.5: upward wind per column, -1 per move",
+    ),
+    "frozenlake-4x4": Layout(
+        "SFFF\nFHFH\nFFFH\nHFFG".replace("F", "."),
+        rewards={"step": 0.0, "goal": 1.0, "hole": 0.0},
+        slip=2 / 3,
+        about="Gymnasium's FrozenLake 4x4: slippery ice, +1 at the goal",
+    ),
+    "frozenlake-8x8": Layout(
+        "\n".join(
+            [
+                "SFFFFFFF",
+                "FFFFFFFF",
+                "FFFHFFFF",
+                "FFFFFHFF",
+                "FFFHFFFF",
+                "FHHFFFHF",
+                "FHFFHFHF",
+                "FFFHFFFG",
+            ]
+        ).replace("F", "."),
+        rewards={"step": 0.0, "goal": 1.0, "hole": 0.0},
+        slip=2 / 3,
+        max_steps=200,
+        about="Gymnasium's FrozenLake 8x8: slippery ice, +1 at the goal",
+    ),
+    "four-rooms": Layout(
+        "\n".join(
+            [
+                "#############",
+                "#S....#.....#",
+                "#.....#.....#",
+                "#...........#",
+                "#.....#.....#",
+                "#.....#.....#",
+                "##.####.....#",
+                "#.....###.###",
+                "#.....#.....#",
+                "#.....#.....#",
+                "#...........#",
+                "#.....#....G#",
+                "#############",
+            ]
+        ),
+        rewards={"step": 0.0, "goal": 1.0},
+        max_steps=200,
+        about="Sutton, Precup & Singh (1999): four rooms joined by doorways, +1 at the goal",
+    ),
+}
+
+MAZE_NAME = re.compile(r"^maze-(\d+)x(\d+)$")
+
+
+def layout_names() -> list[str]:
+    """Named layouts, with the maze family shown by its pattern."""
+    return [*LAYOUTS, "maze-<rows>x<cols>"]
+
+
+def generate_maze(rows: int, cols: int, seed: int = 0) -> str:
+    """A perfect maze (one path between any two cells) as a text map, S top-left, G far corner.
+
+    Cells sit at even (row, col); the randomised depth-first search knocks out the wall
+    between a cell and an unvisited neighbour. Same (rows, cols, seed), same maze.
+    """
+    if rows < 2 or cols < 2:
+        raise GridError(f"maze-{rows}x{cols} is too small; use at least maze-2x2")
+    rng = np.random.default_rng(seed)
+    grid = np.full((rows, cols), "#")
+    grid[0, 0] = "."
+    stack = [(0, 0)]
+    while stack:
+        r, c = stack[-1]
+        options = [
+            (r + 2 * dr, c + 2 * dc, r + dr, c + dc)
+            for dr, dc in MOVES
+            if 0 <= r + 2 * dr < rows and 0 <= c + 2 * dc < cols and grid[r + 2 * dr, c + 2 * dc] == "#"
+        ]
+        if not options:
+            stack.pop()
+            continue
+        nr, nc, wr, wc = options[rng.integers(len(options))]
+        grid[wr, wc] = grid[nr, nc] = "."
+        stack.append((nr, nc))
+    grid[0, 0] = "S"
+    grid[(rows - 1) // 2 * 2, (cols - 1) // 2 * 2] = "G"
+    return "\n".join("".join(row) for row in grid)
+
+
+def resolve_layout(layout: str, maze_seed: int = 0) -> Layout:
+    """A named layout, a generated maze, or a multi-line text map, as a Layout."""
+    if layout in LAYOUTS:
+        return LAYOUTS[layout]
+    m = MAZE_NAME.match(layout)
+    if m:
+        rows, cols = int(m.group(1)), int(m.group(2))
+        return Layout(generate_maze(rows, cols, maze_seed), max_steps=4 * rows * cols)
+    if "\n" in layout.strip() or set(layout) <= set(MAP_CHARS + "\n "):
+        return Layout(layout)
+    raise GridError(
+        f"unknown layout {layout!r}; use one of {', '.join(layout_names())} or a multi-line text map"
+    )
+
+
+def parse_map(text: str) -> np.ndarray:
+    """A text map as a (rows, cols) array of characters, after checking it is a grid."""
+    lines = [line.strip() for line in text.strip("\n").splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        raise GridError("the map is empty; give at least one row of S G H C # . characters")
+    widths = {len(line) for line in lines}
+    if len(widths) > 1:
+        bad = next(i for i, line in enumerate(lines) if len(line) != len(lines[0]))
+        raise GridError(
+            f"the map is ragged: row {bad} has {len(lines[bad])} characters, row 0 has "
+            f"{len(lines[0])}; make every row the same width"
+        )
+    for r, line in enumerate(lines):
+        for c, ch in enumerate(line):
+            if ch not in MAP_CHARS:
+                raise GridError(
+                    f"unknown map character {ch!r} at row {r}, column {c}; use only {' '.join(MAP_CHARS)}"
+                )
+    return np.array([list(line) for line in lines])
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass
+class GridMDP:
+    """The exact model of a grid, as arrays indexed by state s and action a.
+
+    Successor k of (s, a) is `next_state[s, a, k]`, reached with probability
+    `prob[s, a, k]` and paying `reward[s, a, k]`; `R[s, a]` is the expected reward.
+    Terminal states have one successor, themselves, with reward 0.
+    """
+
+    next_state: np.ndarray  # (S, A, K) int64
+    prob: np.ndarray  # (S, A, K) float64, rows sum to 1
+    reward: np.ndarray  # (S, A, K) float64
+    terminal: np.ndarray  # (S,) bool
+    start: np.ndarray  # (S,) float64, sums to 1
+    cell: np.ndarray  # (S, 2) int64: (row, col) of state s
+    shape: tuple[int, int]
+
+    @property
+    def n_states(self) -> int:
+        return int(self.next_state.shape[0])
+
+    @property
+    def n_actions(self) -> int:
+        return int(self.next_state.shape[1])
+
+    @property
+    def R(self) -> np.ndarray:
+        """(S, A) expected one-step reward."""
+        return (self.prob * self.reward).sum(axis=-1)
+
+    @property
+    def P(self) -> np.ndarray:
+        """(S, A, S) dense transition probabilities, for grids of up to DENSE_P_LIMIT states."""
+        S, A, K = self.next_state.shape
+        if S > DENSE_P_LIMIT:
+            raise GridError(
+                f"a dense P for {S} states would need {S * S * A * 8 / 1e9:.1f} GB; "
+                "use the compact tables mdp.next_state and mdp.prob instead"
+            )
+        P = np.zeros((S, A, S))
+        s_idx, a_idx = np.meshgrid(np.arange(S), np.arange(A), indexing="ij")
+        for k in range(K):
+            np.add.at(P, (s_idx, a_idx, self.next_state[:, :, k]), self.prob[:, :, k])
+        return P
+
+
+def build_mdp(
+    grid: np.ndarray, rewards: dict[str, float], slip: float, wind: tuple[int, ...] | None
+) -> GridMDP:
+    """Compile a character grid into successor tables (vectorised over all states)."""
+    rows, cols = grid.shape
+    open_cells = (grid != "#") & (grid != "C")
+    state_of = np.full((rows, cols), -1, dtype=np.int64)
+    cell = np.argwhere(open_cells)
+    S = len(cell)
+    if S == 0:
+        raise GridError("the map has no free cell; add at least one '.' or 'S'")
+    state_of[cell[:, 0], cell[:, 1]] = np.arange(S)
+    chars = grid[cell[:, 0], cell[:, 1]]
+    terminal = (chars == "G") | (chars == "H")
+
+    starts = chars == "S"
+    if not starts.any():
+        starts = ~terminal
+    if not starts.any():
+        raise GridError("every free cell is terminal; add a start 'S' or a free '.' cell")
+    if (grid == "C").any() and starts.sum() != 1:
+        raise GridError("a map with cliffs 'C' needs exactly one start 'S' to send the agent back to")
+    start = starts / starts.sum()
+
+    w = np.zeros(cols, dtype=np.int64) if wind is None else np.asarray(wind, dtype=np.int64)
+    blocked = np.pad(grid == "#", 1, constant_values=True)  # border counts as wall
+
+    def move(r: np.ndarray, c: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        nr, nc = r + MOVES[direction, 0], c + MOVES[direction, 1]
+        stay = blocked[nr + 1, nc + 1]
+        nr, nc = np.where(stay, r, nr), np.where(stay, c, nc)
+        # wind: pushed up one cell at a time by the strength of the column moved from
+        for push in range(1, int(w.max(initial=0)) + 1):
+            up = (w[c] >= push) & ~blocked[nr, nc + 1]  # row nr-1 in padded coords
+            nr = np.where(up, nr - 1, nr)
+        return nr, nc
+
+    if not 0.0 <= slip <= 1.0:
+        raise GridError(f"slip={slip} is out of range; use a probability in [0, 1]")
+    branches = [(0, 1.0 - slip)] if slip == 0 else [(0, 1.0 - slip), (1, slip / 2), (3, slip / 2)]
+    K, A = len(branches), 4
+    next_state = np.zeros((S, A, K), dtype=np.int64)
+    prob = np.zeros((S, A, K))
+    reward = np.zeros((S, A, K))
+    r, c = cell[:, 0], cell[:, 1]
+    start_state = int(np.argmax(start))
+    for a in range(A):
+        for k, (turn, p) in enumerate(branches):
+            nr, nc = move(r, c, np.full(S, (a + turn) % 4))
+            ch = grid[nr, nc]
+            ns = np.where(ch == "C", start_state, state_of[nr, nc])
+            rew = np.select(
+                [ch == "G", ch == "H", ch == "C"],
+                [rewards["goal"], rewards["hole"], rewards["cliff"]],
+                rewards["step"],
+            )
+            next_state[:, a, k], prob[:, a, k], reward[:, a, k] = ns, p, rew
+    next_state[terminal] = np.arange(S)[terminal, None, None]
+    prob[terminal] = 0.0
+    prob[terminal, :, 0] = 1.0
+    reward[terminal] = 0.0
+
+    mdp = GridMDP(next_state, prob, reward, terminal, start, cell, (rows, cols))
+    _check_goal_reachable(mdp, grid)
+    return mdp
+
+
+def _check_goal_reachable(mdp: GridMDP, grid: np.ndarray) -> None:
+    """Fail if the map has goals but none can be reached from any start state."""
+    goals = np.flatnonzero(grid[mdp.cell[:, 0], mdp.cell[:, 1]] == "G")
+    if len(goals) == 0:
+        return
+    seen = np.zeros(mdp.n_states, dtype=bool)
+    queue = deque(np.flatnonzero(mdp.start > 0).tolist())
+    seen[list(queue)] = True
+    while queue:
+        s = queue.popleft()
+        if mdp.terminal[s]:
+            continue
+        for s2 in np.unique(mdp.next_state[s][mdp.prob[s] > 0]):
+            if not seen[s2]:
+                seen[s2] = True
+                queue.append(int(s2))
+    if not seen[goals].any():
+        r, c = mdp.cell[goals[0]]
+        raise GridError(
+            f"the goal at row {r}, column {c} cannot be reached from the start; open a path to it"
+        )
+
+
+# --------------------------------------------------------------------------- environment
+
+
+class GridWorldEnv(gym.Env):
+    """A grid MDP as a Gymnasium env: `gymnasium.make("arena/GridWorld-v0", layout="cliff")`.
+
+    kwargs: layout (named or a text map), slip (probability of moving to one of the two
+    perpendicular directions, split evenly), wind (per-column upward push), rewards
+    (overrides for step/goal/hole/cliff), obs ("index", "coords", "image"), max_steps
+    (truncation), maze_seed (for maze-<rows>x<cols>). `env.unwrapped.mdp` is the model.
+    """
+
+    metadata = {"render_modes": ["human", "rgb_array", "ansi"], "render_fps": 8}
+
+    def __init__(
+        self,
+        layout: str = "open-5x5",
+        slip: float | None = None,
+        wind: list[int] | tuple[int, ...] | None = None,
+        rewards: dict[str, float] | None = None,
+        obs: str = "index",
+        max_steps: int | None = None,
+        maze_seed: int = 0,
+        render_mode: str | None = None,
+    ) -> None:
+        spec = resolve_layout(layout, maze_seed)
+        self.layout = layout
+        self.grid = parse_map(spec.text)
+        rows, cols = self.grid.shape
+
+        unknown = set(rewards or {}) - set(DEFAULT_REWARDS)
+        if unknown:
+            raise GridError(
+                f"unknown reward key(s) {sorted(unknown)}; use {sorted(DEFAULT_REWARDS)}"
+            )
+        self.rewards = {**DEFAULT_REWARDS, **spec.rewards, **(rewards or {})}
+        self.slip = float(spec.slip if slip is None else slip)
+        wind = spec.wind if wind is None else tuple(int(x) for x in wind)
+        if wind is not None and (len(wind) != cols or min(wind) < 0):
+            raise GridError(
+                f"wind needs {cols} non-negative integers (one per column); got {list(wind)}"
+            )
+        self.wind = wind
+        if obs not in OBS_MODES:
+            raise GridError(f"unknown obs mode {obs!r}; use one of {', '.join(OBS_MODES)}")
+        self.obs_mode = obs
+        self.max_steps = int(spec.max_steps if max_steps is None else max_steps)
+        if self.max_steps < 1:
+            raise GridError(f"max_steps={self.max_steps} must be at least 1")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise GridError(
+                f"unknown render_mode {render_mode!r}; use one of {self.metadata['render_modes']}"
+            )
+        self.render_mode = render_mode
+
+        self.mdp = build_mdp(self.grid, self.rewards, self.slip, self.wind)
+        S = self.mdp.n_states
+        self.action_space = spaces.Discrete(4)
+        if obs == "index":
+            self.observation_space = spaces.Discrete(S)
+        elif obs == "coords":
+            self.observation_space = spaces.MultiDiscrete([rows, cols])
+        else:
+            self.observation_space = spaces.Box(0, 255, (len(IMAGE_PLANES), rows, cols), np.uint8)
+            self._static_planes = np.zeros((len(IMAGE_PLANES), rows, cols), np.uint8)
+            for i, ch in enumerate("#GHC", start=1):
+                self._static_planes[i] = (self.grid == ch) * 255
+
+        # Per-(s, a) successor lists as plain Python tuples: a step is one random draw and
+        # a short scan, not a round of NumPy calls (see `arena bench`).
+        self._outcomes = [
+            [
+                tuple(
+                    (float(cp), int(ns), float(rw), bool(self.mdp.terminal[ns]))
+                    for cp, ns, rw in zip(np.cumsum(self.mdp.prob[s, a]), self.mdp.next_state[s, a], self.mdp.reward[s, a])
+                )
+                for a in range(4)
+            ]
+            for s in range(S)
+        ]
+        self._start_states = np.flatnonzero(self.mdp.start > 0)
+        self.s = int(self._start_states[0])
+        self.t = 0
+        self.last_action: int | None = None
+        self.overlay: dict[str, Any] = {}
+        self._window = None
+        self._clock = None
+        self._font = None
+
+    # ---------------------------------------------------------------- dynamics
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        super().reset(seed=seed)
+        if seed is not None:
+            # one seed drives every stream: the env's and the action space's
+            self.action_space.seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
+        starts = self._start_states
+        self.s = int(starts[0] if len(starts) == 1 else starts[self.np_random.integers(len(starts))])
+        self.t = 0
+        self.last_action = None
+        if self.render_mode == "human":
+            self.render()
+        return self._observe(), {"state": self.s}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        a = int(action)
+        if not 0 <= a < 4:
+            raise GridError(f"action {action!r} is out of range; use 0..3 (up, right, down, left)")
+        outcomes = self._outcomes[self.s][a]
+        if len(outcomes) == 1:
+            _, ns, r, term = outcomes[0]
+        else:
+            u = self.np_random.random()
+            for cp, ns, r, term in outcomes:
+                if u < cp:
+                    break
+        self.s, self.t, self.last_action = ns, self.t + 1, a
+        truncated = self.t >= self.max_steps and not term
+        if self.render_mode == "human":
+            self.render()
+        return self._observe(), r, term, truncated, {"state": ns}
+
+    def _observe(self) -> Any:
+        if self.obs_mode == "index":
+            return self.s
+        r, c = self.mdp.cell[self.s]
+        if self.obs_mode == "coords":
+            return np.array([r, c], dtype=np.int64)
+        planes = self._static_planes.copy()
+        planes[0, r, c] = 255
+        return planes
+
+    # ---------------------------------------------------------------- drawing
+
+    def set_overlay(
+        self, V: np.ndarray | None = None, policy: np.ndarray | None = None, **extra: Any
+    ) -> None:
+        """Values (S,) drawn as a heatmap and a policy ((S,) or (S, A)) drawn as arrows."""
+        self.overlay = {"V": V, "policy": policy, **extra}
+
+    def cell_size(self) -> int:
+        rows, cols = self.grid.shape
+        return int(np.clip(640 // max(rows, cols), 2, 64))
+
+    def draw(self, surface: Any, show_values: bool = True, show_policy: bool = True) -> None:
+        """Draw the grid, overlays and agent onto a pygame surface of size `frame_size()`."""
+        import pygame
+
+        px = self.cell_size()
+        colours = {"#": (60, 60, 70), "G": (60, 170, 90), "H": (30, 40, 110), "C": (170, 60, 50)}
+        surface.fill((235, 235, 228))
+        for ch, colour in colours.items():
+            for r, c in np.argwhere(self.grid == ch):
+                pygame.draw.rect(surface, colour, (c * px, r * px, px, px))
+        V, policy = self.overlay.get("V"), self.overlay.get("policy")
+        if show_values and V is not None:
+            v = np.asarray(V, dtype=float)
+            free = ~self.mdp.terminal & np.isfinite(v)
+            lo, hi = (v[free].min(), v[free].max()) if free.any() else (0.0, 1.0)
+            span = hi - lo if hi > lo else 1.0
+            for s in np.flatnonzero(free):
+                x = (v[s] - lo) / span  # 0 = worst (red) .. 1 = best (green)
+                r, c = self.mdp.cell[s]
+                colour = (int(230 - 120 * x), int(120 + 100 * x), int(120 - 20 * x))
+                pygame.draw.rect(surface, colour, (c * px, r * px, px, px))
+        for r, c in np.argwhere(self.grid == "S"):
+            pygame.draw.rect(surface, (90, 140, 220), (c * px, r * px, px, px), max(1, px // 12))
+        if px >= 6:
+            for x in range(0, self.grid.shape[1] * px + 1, px):
+                pygame.draw.line(surface, (200, 200, 195), (x, 0), (x, self.grid.shape[0] * px))
+            for y in range(0, self.grid.shape[0] * px + 1, px):
+                pygame.draw.line(surface, (200, 200, 195), (0, y), (self.grid.shape[1] * px, y))
+        if show_policy and policy is not None and px >= 10:
+            pi = np.asarray(policy)
+            greedy = pi if pi.ndim == 1 else pi.argmax(axis=1)
+            for s in np.flatnonzero(~self.mdp.terminal):
+                r, c = self.mdp.cell[s]
+                cx, cy = c * px + px / 2, r * px + px / 2
+                dy, dx = MOVES[int(greedy[s])] * (px * 0.3)
+                tip = (cx + dx, cy + dy)
+                side = (-dx * 0.45 - dy * 0.45, -dy * 0.45 + dx * 0.45)
+                side2 = (-dx * 0.45 + dy * 0.45, -dy * 0.45 - dx * 0.45)
+                pygame.draw.line(surface, (40, 40, 40), (cx - dx, cy - dy), tip, max(1, px // 16))
+                pygame.draw.polygon(
+                    surface, (40, 40, 40),
+                    [tip, (tip[0] + side[0], tip[1] + side[1]), (tip[0] + side2[0], tip[1] + side2[1])],
+                )
+        r, c = self.mdp.cell[self.s]
+        pygame.draw.circle(surface, (240, 170, 30), (c * px + px // 2, r * px + px // 2), max(1, px * 3 // 8))
+
+    def frame_size(self) -> tuple[int, int]:
+        rows, cols = self.grid.shape
+        return cols * self.cell_size(), rows * self.cell_size()
+
+    def render(self) -> Any:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode= to make()")
+            return None
+        if self.render_mode == "ansi":
+            return self._render_text()
+        import pygame
+
+        if self.render_mode == "rgb_array":
+            surface = pygame.Surface(self.frame_size())
+            self.draw(surface)
+            return np.transpose(pygame.surfarray.array3d(surface), (1, 0, 2)).copy()
+        if self._window is None:
+            pygame.display.init()  # only the display: no audio probing
+            pygame.display.set_caption(f"Arena GridWorld: {self.layout.splitlines()[0]}")
+            self._window = pygame.display.set_mode(self.frame_size())
+            self._clock = pygame.time.Clock()
+        for event in pygame.event.get():  # keep the window responsive
+            if event.type == pygame.QUIT:
+                self.close()
+                return None
+        self.draw(self._window)
+        pygame.display.flip()
+        self._clock.tick(self.metadata["render_fps"])
+        return None
+
+    def _render_text(self) -> str:
+        chars = self.grid.copy()
+        r, c = self.mdp.cell[self.s]
+        chars[r, c] = "A"
+        text = "\n".join("".join(row) for row in chars)
+        if self.last_action is not None:
+            text += f"\n({ACTION_NAMES[self.last_action]})"
+        return text + "\n"
+
+    def close(self) -> None:
+        if self._window is not None:
+            import pygame
+
+            pygame.display.quit()
+            self._window = None
