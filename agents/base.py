@@ -186,6 +186,15 @@ class TabularAgent:
             )
         return int(obs_space.n)
 
+    def check_fits(self, env: Any) -> None:
+        """Fail if loaded tables were learned on an env of another size."""
+        n_states, policy = self.check_env(env), self._fitted("policy")
+        if policy.shape != (n_states, env.action_space.n):
+            raise AgentError(
+                f"the checkpoint's tables cover {policy.shape[0]} states x {policy.shape[1]} actions; this env has "
+                f"{n_states} x {env.action_space.n}: use a checkpoint trained on this env"
+            )
+
     def reset(self, seed: int | None = None) -> None:
         self.rng = np.random.default_rng(seed)
         return None

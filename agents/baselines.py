@@ -30,6 +30,10 @@ class RandomAgent:
         self.n_actions = int(env.action_space.n)
         return {}
 
+    def check_fits(self, env: Any) -> None:
+        if env.action_space.n != self.n_actions:
+            raise AgentError(f"the checkpoint plays {self.n_actions} actions; this env has {env.action_space.n}")
+
     def reset(self, seed: int | None = None) -> None:
         self.rng = np.random.default_rng(seed)
         return None

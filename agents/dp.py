@@ -102,14 +102,19 @@ def greedy_policy(mdp: TabularMDP, V: np.ndarray, gamma: float) -> np.ndarray:
 # --------------------------------------------------------------------------- policy evaluation
 
 
-def _transition_matrix(mdp: TabularMDP, pi: np.ndarray) -> sparse.csr_matrix:
-    """P_pi[s, s'] = sum_a pi(a|s) p(s'|s, a), sparse, with terminal rows zeroed."""
+def policy_model(mdp: TabularMDP, pi: np.ndarray) -> tuple[np.ndarray, sparse.csr_matrix]:
+    """The Markov chain a policy makes of the MDP: R_pi (S,) and sparse P_pi (S, S).
+
+    R_pi(s) = sum_a pi(a|s) R(s, a);  P_pi[s, s'] = sum_a pi(a|s) p(s'|s, a); both are
+    zero at terminal states, where the episode has ended.
+    """
     S, A, K = mdp.next_state.shape
+    R_pi = np.where(mdp.terminal, 0.0, (pi * mdp.R).sum(axis=1))
     weights = (pi[:, :, None] * mdp.prob) * ~mdp.terminal[:, None, None]
     rows = np.broadcast_to(np.arange(S)[:, None, None], (S, A, K))
     P_pi = sparse.csr_matrix((weights.ravel(), (rows.ravel(), mdp.next_state.ravel())), shape=(S, S))
     P_pi.eliminate_zeros()  # an edge in P_pi means a move that can happen
-    return P_pi
+    return R_pi, P_pi
 
 
 def _reaches_terminal(P_pi: sparse.csr_matrix, terminal: np.ndarray) -> np.ndarray:
@@ -144,8 +149,7 @@ def policy_evaluation(
     gamma = check_gamma(gamma)
     S, A, _ = mdp.next_state.shape
     pi = as_policy_matrix(policy, S, A)
-    R_pi = np.where(mdp.terminal, 0.0, (pi * mdp.R).sum(axis=1))
-    P_pi = _transition_matrix(mdp, pi)
+    R_pi, P_pi = policy_model(mdp, pi)
 
     live = np.ones(S, dtype=bool)
     if gamma == 1.0:

@@ -342,6 +342,7 @@ class GridWorldEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["human", "rgb_array", "ansi"], "render_fps": 8}
+    action_names = ACTION_NAMES
 
     def __init__(
         self,
@@ -453,10 +454,21 @@ class GridWorldEnv(gym.Env):
             self.render()
         return self._observe(), r, term, truncated, {"state": ns}
 
+    def snapshot(self) -> tuple[int, int, int | None]:
+        """The env's position in an episode, for the viewer to step back and forth."""
+        return (self.s, self.t, self.last_action)
+
+    def restore(self, snapshot: tuple[int, int, int | None]) -> None:
+        self.s, self.t, self.last_action = snapshot
+
     def _observe(self) -> Any:
+        return self.observation_of(self.s)
+
+    def observation_of(self, s: int) -> Any:
+        """The observation an agent sees in state s, in this env's obs mode."""
         if self.obs_mode == "index":
-            return self.s
-        r, c = self.mdp.cell[self.s]
+            return s
+        r, c = self.mdp.cell[s]
         if self.obs_mode == "coords":
             return np.array([r, c], dtype=np.int64)
         planes = self._static_planes.copy()

@@ -1,0 +1,318 @@
+"""The `arena` command: parse, call, print. Errors a user can cause become one line and exit 2."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agents.base import AgentError, FileFormatError
+from agents.dp import DPError
+from arena import registry
+from arena.leaderboard import Leaderboard, LeaderboardError, Result, env_label, fmt, html_report, markdown_report
+from arena.replay import ReplayError, load_replay, verify
+from arena.viewer import ViewerError
+from envs.grid import LAYOUTS, GridError, layout_names
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+app = typer.Typer(
+    help="Arena: where learning agents meet tasks. Train, evaluate, record, replay, rank.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+
+USER_ERRORS = (
+    registry.RegistryError, AgentError, FileFormatError, DPError, GridError,
+    ReplayError, LeaderboardError, ViewerError,
+)
+DB_HELP = "leaderboard database (default: $ARENA_DB or replays/leaderboard.sqlite)"
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the errors a user can cause into `error: ...` and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted; everything already written is kept")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True, disable=not err.is_terminal,
+    )
+
+
+# --------------------------------------------------------------------------- listing
+
+
+@app.command()
+@user_errors
+def envs() -> None:
+    """List environments, their aliases and named layouts."""
+    table = Table(title="Environments")
+    for col in ("id", "alias", "what", "examples"):
+        table.add_column(col)
+    for fam in registry.FAMILIES.values():
+        table.add_row(fam.env_id, f"{fam.name}:<{fam.default_kwarg}>", fam.summary, "\n".join(fam.examples))
+    console.print(table)
+    layouts = Table(title="GridWorld layouts (grid:<layout>)")
+    layouts.add_column("layout")
+    layouts.add_column("about")
+    for name in layout_names():
+        about = LAYOUTS[name].about if name in LAYOUTS else "a perfect maze generated from maze_seed (default 0)"
+        layouts.add_row(name, about)
+    console.print(layouts)
+    console.print("kwargs: layout slip wind rewards obs max_steps maze_seed, e.g. [bold]arena run value-iteration grid:cliff slip=0.1[/]")
+
+
+@app.command()
+@user_errors
+def agents() -> None:
+    """List agents and the env families each can play."""
+    table = Table(title="Agents")
+    for col in ("name", "plays", "what"):
+        table.add_column(col)
+    for spec in registry.AGENTS.values():
+        table.add_row(spec.name, ", ".join(sorted(spec.families)).replace("*", "any"), spec.summary)
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- run / eval
+
+
+def _run_and_record(job: Any, db: Optional[Path], replays: Path) -> Result:
+    from arena.tournament import run_job
+
+    board = Leaderboard(db)  # open first: a bad database fails before any work
+    with _progress() as progress:
+        task = progress.add_task(f"{job.agent} on {job.env_kwargs.get('layout', job.env_id)}", total=job.episodes)
+        result, log = run_job(job, replays, on_episode=lambda ep: progress.advance(task))
+    try:
+        board.add(result)
+    except LeaderboardError as exc:
+        raise LeaderboardError(f"{exc} (the replays are kept in {replays / job.run_key})") from None
+    _print_training_log(job.agent, log)
+    return result
+
+
+def _print_training_log(agent: str, log: dict[str, Any]) -> None:
+    shown = {k: v for k, v in log.items() if k != "checkpoint"}
+    if shown:
+        console.print(f"[dim]{agent}: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()) + "[/]")
+    if "checkpoint" in log:
+        console.print(f"[dim]checkpoint: {log['checkpoint']}[/]")
+
+
+def _results_table(results: list[Result], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("env", "agent", "score", "mean return", "std", "exact return", "n"):
+        table.add_column(col, justify="left" if col in ("env", "agent") else "right", no_wrap=col in ("env", "agent"))
+    for r in results:
+        table.add_row(env_label(r), r.agent, fmt(r.score), fmt(r.mean_return, 2), fmt(r.std_return, 2),
+                      fmt(r.exact_return, 2), str(r.episodes))
+    table.caption = "score: exact normalised score (1 optimal, 0 random); exact return: expected return, computed by DP"
+    return table
+
+
+def _job(agent: str, env: str, kwargs: list[str] | None, seed: int, episodes: int, config: list[str] | None, checkpoint: Optional[Path] = None) -> Any:
+    from arena.tournament import Job
+
+    env_id, env_kwargs = registry.parse_env(env, kwargs)
+    agent_config = {}
+    for item in config or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise registry.RegistryError(f"--set {item!r} is not key=value; write e.g. --set gamma=0.9")
+        agent_config[key] = registry.parse_value(value)
+    registry.make_agent(agent, **agent_config)  # fail fast on a bad name or setting
+    registry.check_pairing(agent, env_id)
+    return Job(agent, env_id, env_kwargs, agent_config, seed, episodes, str(checkpoint) if checkpoint else None)
+
+
+@app.command()
+@user_errors
+def run(
+    agent: str = typer.Argument(..., help="agent name (see `arena agents`)"),
+    env: str = typer.Argument(..., help="env id or alias, e.g. grid:cliff or arena/GridWorld-v0"),
+    kwargs: Optional[list[str]] = typer.Argument(None, help="env kwargs as key=value, e.g. slip=0.1"),
+    seed: int = typer.Option(0, help="training seed"),
+    episodes: int = typer.Option(10, help="evaluation episodes (seeds 1000, 1001, ...)"),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="agent setting key=value, e.g. --set gamma=0.9"),
+    db: Optional[Path] = typer.Option(None, help=DB_HELP),
+    replays: Path = typer.Option(Path("replays"), help="folder for recorded episodes"),
+) -> None:
+    """Train AGENT on ENV, evaluate on fixed seeds with recording, and add the result to the leaderboard."""
+    job = _job(agent, env, kwargs, seed, episodes, set_)
+    result = _run_and_record(job, db, replays)
+    console.print(_results_table([result], "Result"))
+    if result.replay_paths:
+        console.print(f"watch it: [bold]arena replay {result.replay_paths[0]}[/]", soft_wrap=True)
+
+
+@app.command("eval")
+@user_errors
+def eval_(
+    agent: str = typer.Argument(..., help="agent name"),
+    env: str = typer.Argument(..., help="env id or alias"),
+    kwargs: Optional[list[str]] = typer.Argument(None, help="env kwargs as key=value"),
+    checkpoint: Path = typer.Option(..., help="checkpoint written by `arena run` (runs/<key>/checkpoint.npz)"),
+    episodes: int = typer.Option(10, help="evaluation episodes"),
+    db: Optional[Path] = typer.Option(None, help=DB_HELP),
+    replays: Path = typer.Option(Path("replays"), help="folder for recorded episodes"),
+) -> None:
+    """Evaluate a saved agent on ENV without training, and add the result to the leaderboard."""
+    job = _job(agent, env, kwargs, 0, episodes, None, checkpoint)
+    result = _run_and_record(job, db, replays)
+    console.print(_results_table([result], "Evaluation"))
+
+
+# --------------------------------------------------------------------------- replay
+
+
+@app.command()
+@user_errors
+def replay(
+    file: Path = typer.Argument(..., help="a replay .npz"),
+    verify_: bool = typer.Option(False, "--verify", help="re-simulate and check every step is bit-identical"),
+    video: Optional[Path] = typer.Option(None, help="export to .mp4 or .gif instead of opening a window"),
+    fps: Optional[float] = typer.Option(None, help="playback speed in steps per second"),
+    values: bool = typer.Option(True, help="draw the value heatmap (when the replay has values)"),
+    policy: bool = typer.Option(True, help="draw greedy-policy arrows (when the replay has a policy)"),
+    seconds: Optional[float] = typer.Option(None, help="close the window after this many seconds"),
+) -> None:
+    """Watch a replay in a window, verify it, or export it as video."""
+    rep = load_replay(file)
+    if verify_:
+        check = verify(rep)
+        if not check.ok:
+            err.print(f"[bold red]verify failed:[/] {file}: {check.message}", highlight=False)
+            raise typer.Exit(1)
+        console.print(f"[green]verified:[/] {file}: {check.message}", highlight=False)
+        if video is None:
+            return
+    if video is not None:
+        from arena.viewer import export_video
+
+        n = export_video(rep, video, fps=fps, show_values=values, show_policy=policy)
+        console.print(f"wrote {video} ({n} frames: the start and one per step)")
+        return
+    from arena.viewer import watch
+
+    console.print("space pause, left/right step, +/- speed, r restart, v values, p policy, q quit")
+    watch(rep, speed=fps, max_seconds=seconds)
+
+
+# --------------------------------------------------------------------------- leaderboard
+
+
+@app.command()
+@user_errors
+def leaderboard(
+    env: Optional[str] = typer.Option(None, help="only this env id or alias"),
+    agent: Optional[str] = typer.Option(None, help="only this agent"),
+    db: Optional[Path] = typer.Option(None, help=DB_HELP),
+    format_: str = typer.Option("table", "--format", help="table, markdown or html"),
+    limit: Optional[int] = typer.Option(None, help="at most this many rows"),
+) -> None:
+    """Show the leaderboard, best first within each env."""
+    board = Leaderboard(db)
+    env_id = registry.parse_env(env)[0] if env else None
+    results = board.results(env_id=env_id, agent=agent, limit=limit)
+    if format_ == "markdown":
+        sys.stdout.write(markdown_report(results))
+    elif format_ == "html":
+        sys.stdout.write(html_report(results))
+    elif format_ == "table":
+        console.print(_results_table(results, f"Leaderboard ({board.path}, {len(results)} rows)"))
+    else:
+        raise registry.RegistryError(f"unknown --format {format_!r}; use table, markdown or html")
+
+
+# --------------------------------------------------------------------------- bench / demo
+
+
+@app.command()
+@user_errors
+def bench(quick: bool = typer.Option(False, help="fewer steps; skip the slow NumPy baseline")) -> None:
+    """Speed figures, each a ratio against a baseline measured in this same run."""
+    from arena import bench as benchmarks
+
+    rows = []
+    with _progress() as progress:
+        task = progress.add_task("benchmarks", total=3)
+        for fn in (
+            lambda: benchmarks.bench_grid_step(n_steps=20_000 if quick else 100_000),
+            benchmarks.bench_value_iteration_64,
+            lambda: benchmarks.bench_solve_256(with_baseline=not quick),
+        ):
+            rows.append(fn())
+            progress.advance(task)
+    table = Table(title="arena bench (best of repeats; ratios from this run)")
+    for col in ("benchmark", "baseline", "baseline", "ours", "unit", "ratio", "target", "met", "detail"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.name, r.baseline_label, f"{r.baseline:,.4g}", f"{r.ours:,.4g}", r.unit, f"{r.ratio:,.1f}x",
+                      r.target, "[green]yes[/]" if r.met else "[red]NO[/]", r.detail)
+    console.print(table)
+    if not all(r.met for r in rows):
+        raise typer.Exit(1)
+
+
+DEMO_LAYOUTS = ("cliff", "frozenlake-4x4", "four-rooms", "maze-15x15")
+DEMO_AGENTS = ("value-iteration", "policy-iteration", "random")
+
+
+@app.command()
+@user_errors
+def demo(
+    db: Optional[Path] = typer.Option(None, help=DB_HELP),
+    replays: Path = typer.Option(Path("replays"), help="folder for recorded episodes"),
+    episodes: int = typer.Option(10, help="evaluation episodes per agent"),
+) -> None:
+    """The main job on its defaults: DP agents and the random baseline on four layouts, recorded and ranked."""
+    from arena.tournament import Job, run_job
+
+    board = Leaderboard(db)
+    jobs = [
+        Job(agent, "arena/GridWorld-v0", {"layout": layout}, {}, 0, episodes)
+        for layout in DEMO_LAYOUTS for agent in DEMO_AGENTS
+    ]
+    results = []
+    with _progress() as progress:
+        task = progress.add_task("demo matches", total=len(jobs))
+        for job in jobs:
+            progress.update(task, description=f"{job.agent} on {job.env_kwargs['layout']}")
+            result, _ = run_job(job, replays)
+            board.add(result)
+            results.append(result)
+            progress.advance(task)
+    console.print(_results_table(results, f"Demo leaderboard ({board.path})"))
+    best = next(r for r in results if r.agent == "value-iteration" and r.env_kwargs["layout"] == "cliff")
+    console.print(f"{board.count()} results in {board.path}; all of them: [bold]arena leaderboard[/]")
+    console.print(f"watch a replay: [bold]arena replay {best.replay_paths[0]}[/]", soft_wrap=True)
+    console.print(f"or export it:   [bold]arena replay {best.replay_paths[0]} --video cliff.mp4[/]", soft_wrap=True)
+
+
+def main() -> None:  # pragma: no cover
+    app()

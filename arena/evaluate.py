@@ -1,0 +1,100 @@
+"""The evaluation protocol: fixed seeds, sampled returns, and exact scores where a model exists.
+
+For grids the normalised score is computed exactly, not sampled:
+
+    score = (J(pi) - J(random)) / (J* - J(random)),   J(pi) = sum_s start(s) V_pi(s)
+
+with V_pi from DP policy evaluation at EVAL_GAMMA and J* from value iteration, so 1.0
+is optimal and 0.0 is no better than random. Beside it stands the exact expected
+undiscounted return over the episode's step limit, which is what the sampled mean of
+the recorded episodes estimates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agents import dp
+
+EVAL_GAMMA = 0.99
+HORIZON_WORK_LIMIT = 50_000_000  # states x steps for the exact finite-horizon return
+
+
+@dataclass
+class ExactScore:
+    score: float  # normalised: 1 = optimal, 0 = random
+    J: float  # discounted value of the start distribution at EVAL_GAMMA
+    J_optimal: float
+    J_random: float
+    expected_return: float | None  # undiscounted, over max_steps; None if too costly to compute
+
+
+@dataclass
+class Summary:
+    episodes: int
+    mean: float | None
+    std: float | None
+    iqm: float | None
+    returns: list[float] = field(default_factory=list)
+    note: str = ""
+
+
+def summarise(returns: list[float]) -> Summary:
+    """Mean, std and interquartile mean of per-episode returns; NaNs are reported, not averaged."""
+    x = np.asarray(returns, dtype=float)
+    finite = x[np.isfinite(x)]
+    note = f"{len(x) - len(finite)} non-finite return(s) excluded" if len(finite) < len(x) else ""
+    if len(finite) == 0:
+        return Summary(len(x), None, None, None, [float(v) for v in x], note or "no episodes")
+    q = np.sort(finite)
+    lo, hi = int(math.floor(0.25 * len(q))), int(math.ceil(0.75 * len(q)))
+    iqm = float(q[lo:hi].mean()) if hi > lo else float(q.mean())
+    return Summary(len(x), float(finite.mean()), float(finite.std()), iqm, [float(v) for v in x], note)
+
+
+def policy_of(agent: Any, env: Any) -> np.ndarray:
+    """(S, A) action probabilities of the agent's greedy play on a tabular env."""
+    mdp = env.unwrapped.mdp
+    if hasattr(agent, "policy_table"):
+        try:
+            return np.asarray(agent.policy_table())
+        except TypeError:
+            return np.asarray(agent.policy_table(mdp.n_states))
+    pi = np.zeros((mdp.n_states, mdp.n_actions))
+    for s in range(mdp.n_states):
+        action, _ = agent.act(env.unwrapped.observation_of(s), None, greedy=True)
+        pi[s, int(action)] = 1.0
+    return pi
+
+
+def exact_score(agent: Any, env: Any) -> ExactScore | None:
+    """The exact normalised score on an env with a model (env.unwrapped.mdp); None otherwise."""
+    mdp = getattr(env.unwrapped, "mdp", None)
+    if mdp is None:
+        return None
+    pi = policy_of(agent, env)
+    uniform = np.full_like(pi, 1.0 / pi.shape[1])
+    J = float(mdp.start @ dp.policy_evaluation(mdp, pi, EVAL_GAMMA))
+    J_random = float(mdp.start @ dp.policy_evaluation(mdp, uniform, EVAL_GAMMA))
+    J_optimal = float(mdp.start @ dp.value_iteration(mdp, EVAL_GAMMA).V)
+    span = J_optimal - J_random
+    score = (J - J_random) / span if abs(span) > 1e-12 else (1.0 if J >= J_optimal - 1e-12 else 0.0)
+    return ExactScore(score, J, J_optimal, J_random, expected_return(mdp, pi, env.unwrapped.max_steps))
+
+
+def expected_return(mdp: Any, pi: np.ndarray, horizon: int) -> float | None:
+    """E[sum of rewards over at most `horizon` steps] from the start distribution (gamma = 1).
+
+    V_0 = 0, V_k = R_pi + P_pi V_{k-1}: k steps of backward induction, V_horizon at the start.
+    """
+    if mdp.n_states * horizon > HORIZON_WORK_LIMIT:
+        return None
+    R_pi, P_pi = dp.policy_model(mdp, pi)
+    V = np.zeros(mdp.n_states)
+    for _ in range(horizon):
+        V = R_pi + P_pi @ V
+    return float(mdp.start @ V)

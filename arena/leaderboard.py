@@ -1,0 +1,270 @@
+"""The leaderboard: an SQLite database of results, its queries, and markdown/HTML reports.
+
+One row per evaluated (agent, env) run, written in one short transaction, keyed by a
+unique run key so a retried job never lands twice. The database runs in WAL mode with a
+busy timeout, is stamped with an application id and schema version, and is never
+rewritten: a file that is locked, corrupt or not Arena's is refused with a message.
+Default location: replays/leaderboard.sqlite (override with --db or ARENA_DB).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import sqlite3
+import subprocess
+from contextlib import closing, contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+APPLICATION_ID = 0x4152454E  # "AREN"
+SCHEMA_VERSION = 1
+DEFAULT_DB = Path("replays") / "leaderboard.sqlite"
+BUSY_TIMEOUT_S = 5.0
+
+SCHEMA = """
+CREATE TABLE results (
+    id              INTEGER PRIMARY KEY,
+    run_key         TEXT NOT NULL UNIQUE,
+    created         TEXT NOT NULL,
+    env_id          TEXT NOT NULL,
+    env_kwargs      TEXT NOT NULL,
+    agent           TEXT NOT NULL,
+    agent_config    TEXT NOT NULL,
+    checkpoint      TEXT NOT NULL,
+    train_seed      INTEGER NOT NULL,
+    eval_seeds      TEXT NOT NULL,
+    episodes        INTEGER NOT NULL,
+    mean_return     REAL,
+    std_return      REAL,
+    iqm_return      REAL,
+    returns         TEXT NOT NULL,
+    score           REAL,
+    exact_return    REAL,
+    eval_gamma      REAL,
+    replay_paths    TEXT NOT NULL,
+    train_seconds   REAL NOT NULL,
+    eval_seconds    REAL NOT NULL,
+    code_version    TEXT NOT NULL,
+    note            TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX results_env ON results (env_id, env_kwargs);
+"""
+
+
+class LeaderboardError(RuntimeError):
+    """The database cannot be used: locked, corrupt, not Arena's, or a newer schema."""
+
+
+@dataclass
+class Result:
+    """One leaderboard row. Lists and dicts are stored as JSON text."""
+
+    run_key: str
+    env_id: str
+    env_kwargs: dict[str, Any]
+    agent: str
+    agent_config: dict[str, Any]
+    train_seed: int
+    eval_seeds: list[int]
+    returns: list[float]
+    mean_return: float | None
+    std_return: float | None
+    iqm_return: float | None
+    score: float | None = None
+    exact_return: float | None = None
+    eval_gamma: float | None = None
+    replay_paths: list[str] = field(default_factory=list)
+    checkpoint: str = ""
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    code_version: str = ""
+    note: str = ""
+    created: str = ""
+    id: int | None = None
+
+    @property
+    def episodes(self) -> int:
+        return len(self.returns)
+
+
+def default_db() -> Path:
+    return Path(os.environ.get("ARENA_DB") or DEFAULT_DB)
+
+
+def code_version() -> str:
+    """Package version plus the git commit when run from a checkout."""
+    from arena import __version__
+
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{__version__}+{sha}" if sha else __version__
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+class Leaderboard:
+    """Open (creating if absent) the database at `path`; every call is its own transaction."""
+
+    def __init__(self, path: str | Path | None = None, timeout: float = BUSY_TIMEOUT_S) -> None:
+        self.path = Path(path) if path is not None else default_db()
+        self.timeout = timeout
+        if self.path.is_dir():
+            raise LeaderboardError(f"{self.path} is a folder; give --db a file path such as {self.path / 'leaderboard.sqlite'}")
+        with self._connect() as conn:
+            self._check_or_create(conn)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with closing(sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)) as conn:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+                yield conn
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise LeaderboardError(
+                    f"{self.path} is locked by another process; wait for it to finish, or use --db for another file"
+                ) from None
+            raise LeaderboardError(f"{self.path}: {exc}; check the path and its permissions, or use --db") from None
+        except sqlite3.DatabaseError as exc:
+            raise LeaderboardError(
+                f"{self.path} is corrupt or not a database ({exc}); move it aside (it is left untouched) or use --db"
+            ) from None
+
+    def _check_or_create(self, conn: sqlite3.Connection) -> None:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if app_id == 0 and tables == 0:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA application_id = {APPLICATION_ID}; "
+                f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
+            return
+        if app_id != APPLICATION_ID:
+            raise LeaderboardError(
+                f"{self.path} is an SQLite database but not an Arena leaderboard; it is left untouched: use --db for another file"
+            )
+        if version > SCHEMA_VERSION:
+            raise LeaderboardError(
+                f"{self.path} has leaderboard schema {version}, newer than this Arena's {SCHEMA_VERSION}; upgrade Arena"
+            )
+        conn.execute("PRAGMA journal_mode = WAL")
+
+    # ---------------------------------------------------------------- writes
+
+    def add(self, result: Result) -> bool:
+        """Insert one row in its own transaction; False if its run key is already there."""
+        row = asdict(result)
+        row.pop("id")
+        row["created"] = row["created"] or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        row["code_version"] = row["code_version"] or code_version()
+        row["episodes"] = result.episodes
+        for key in ("mean_return", "std_return", "iqm_return", "score", "exact_return"):
+            row[key] = _finite(row[key])
+        for key in ("env_kwargs", "agent_config", "eval_seeds", "returns", "replay_paths"):
+            row[key] = json.dumps(row[key], sort_keys=True, allow_nan=True)
+        cols = ", ".join(row)
+        marks = ", ".join(f":{k}" for k in row)
+        with self._connect() as conn:
+            cur = conn.execute(
+                f"INSERT INTO results ({cols}) VALUES ({marks}) ON CONFLICT(run_key) DO NOTHING", row
+            )
+            return cur.rowcount == 1
+
+    # ---------------------------------------------------------------- reads
+
+    def results(self, env_id: str | None = None, agent: str | None = None, limit: int | None = None) -> list[Result]:
+        """Rows best first: by normalised score where known, then by mean return."""
+        where, args = [], []
+        if env_id:
+            where.append("env_id = ?")
+            args.append(env_id)
+        if agent:
+            where.append("agent = ?")
+            args.append(agent)
+        sql = "SELECT * FROM results"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY env_id, env_kwargs, score IS NULL, score DESC, mean_return IS NULL, mean_return DESC, id"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        with self._connect() as conn:
+            conn.row_factory = sqlite3.Row
+            rows = conn.execute(sql, args).fetchall()
+        out = []
+        for r in rows:
+            d = dict(r)
+            d.pop("episodes")
+            for key in ("env_kwargs", "agent_config", "eval_seeds", "returns", "replay_paths"):
+                d[key] = json.loads(d[key])
+            out.append(Result(**d))
+        return out
+
+    def count(self) -> int:
+        with self._connect() as conn:
+            return int(conn.execute("SELECT count(*) FROM results").fetchone()[0])
+
+
+ALIASES = {"arena/GridWorld-v0": ("grid", "layout")}
+
+
+def env_label(result: Result) -> str:
+    """'grid:cliff slip=0.1': the env a row was scored on, in the form `arena run` takes."""
+    kwargs = dict(result.env_kwargs)
+    head = result.env_id
+    if result.env_id in ALIASES:
+        alias, key = ALIASES[result.env_id]
+        value = kwargs.pop(key, None)
+        head = f"{alias}:{value}" if isinstance(value, str) and "\n" not in value else alias if value is None else f"{alias}:<map>"
+    rest = " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(kwargs.items()))
+    return f"{head} {rest}".strip()
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+REPORT_COLUMNS = ("env", "agent", "score", "mean return", "std", "exact return", "episodes", "seeds", "code")
+
+
+def report_rows(results: list[Result]) -> list[tuple[str, ...]]:
+    return [
+        (
+            env_label(r), r.agent, fmt(r.score), fmt(r.mean_return, 2), fmt(r.std_return, 2),
+            fmt(r.exact_return, 2), str(r.episodes), f"train {r.train_seed}; eval {r.eval_seeds[0]}..{r.eval_seeds[-1]}"
+            if r.eval_seeds else f"train {r.train_seed}", r.code_version,
+        )
+        for r in results
+    ]
+
+
+def markdown_report(results: list[Result]) -> str:
+    lines = ["| " + " | ".join(REPORT_COLUMNS) + " |", "|" + "---|" * len(REPORT_COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in report_rows(results)]
+    return "\n".join(lines) + "\n"
+
+
+def html_report(results: list[Result]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in REPORT_COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in report_rows(results)
+    )
+    return (
+        "<!doctype html><meta charset='utf-8'><title>Arena leaderboard</title>"
+        "<style>body{font-family:sans-serif}td,th{padding:4px 10px;border-bottom:1px solid #ddd}</style>"
+        f"<h1>Arena leaderboard</h1><table><tr>{head}</tr>{body}</table>\n"
+    )

@@ -1,0 +1,164 @@
+"""Names to things: agent names to factories, env strings (ids, aliases, kwargs) to envs.
+
+`make_agent("value-iteration")` and `make_env("grid:cliff", slip=0.1)` are what the CLI,
+matches and tournaments call, so every way in checks its input the same way.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import gymnasium as gym
+
+import envs  # noqa: F401  (registers arena/* ids)
+from agents.base import AgentError
+from envs.grid import GridWorldEnv
+
+
+class RegistryError(ValueError):
+    """An unknown agent, env or kwarg, or an agent paired with an env it cannot play."""
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    name: str
+    factory: Callable[..., Any]
+    families: frozenset[str]
+    summary: str
+
+
+@dataclass(frozen=True)
+class EnvFamily:
+    name: str
+    env_id: str
+    entry: type
+    default_kwarg: str  # what `family:value` sets, e.g. grid:cliff -> layout="cliff"
+    summary: str
+    examples: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _dp(cls_name: str) -> Callable[..., Any]:
+    def factory(**kwargs: Any) -> Any:
+        from agents import dp
+
+        return getattr(dp, cls_name)(**kwargs)
+
+    return factory
+
+
+def _random(**kwargs: Any) -> Any:
+    from agents.baselines import RandomAgent
+
+    return RandomAgent(**kwargs)
+
+
+AGENTS: dict[str, AgentSpec] = {
+    spec.name: spec
+    for spec in [
+        AgentSpec("value-iteration", _dp("ValueIterationAgent"), frozenset({"grid"}),
+                  "plans on the exact model: in-place value iteration (S&B 4.4)"),
+        AgentSpec("policy-iteration", _dp("PolicyIterationAgent"), frozenset({"grid"}),
+                  "plans on the exact model: exact evaluation + greedy improvement (S&B 4.3)"),
+        AgentSpec("random", _random, frozenset({"*"}), "uniformly random actions: the baseline"),
+    ]
+}
+
+FAMILIES: dict[str, EnvFamily] = {
+    "grid": EnvFamily(
+        "grid", "arena/GridWorld-v0", GridWorldEnv, "layout",
+        "grid-world MDPs with an exact model",
+        ("grid:cliff", "grid:frozenlake-8x8 slip=0", "grid:maze-31x31 maze_seed=3"),
+    ),
+}
+FAMILY_OF_ID = {f.env_id: f for f in FAMILIES.values()}
+
+
+def agent_names() -> list[str]:
+    return list(AGENTS)
+
+
+def make_agent(name: str, **config: Any) -> Any:
+    """A fresh agent by registry name, with hyperparameters from `config`."""
+    if name not in AGENTS:
+        close = [n for n in AGENTS if name.split("-")[0] in n]
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise RegistryError(f"unknown agent {name!r}{hint}; `arena agents` lists them: {', '.join(AGENTS)}")
+    try:
+        return AGENTS[name].factory(**config)
+    except TypeError as exc:
+        raise RegistryError(f"agent {name!r} does not take {sorted(config)}: {exc}") from None
+
+
+def parse_value(text: str) -> Any:
+    """A kwarg value from the command line: JSON where it parses (0.1, [0,1], true), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_env(spec: str, extra: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """'grid:cliff' plus ['slip=0.1'] -> ('arena/GridWorld-v0', {'layout': 'cliff', 'slip': 0.1})."""
+    kwargs: dict[str, Any] = {}
+    for item in extra or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RegistryError(f"env kwarg {item!r} is not key=value; write e.g. slip=0.1")
+        kwargs[key] = parse_value(value)
+    family, sep, value = spec.partition(":")
+    if family in FAMILIES:
+        env_id = FAMILIES[family].env_id
+        if sep:
+            kwargs.setdefault(FAMILIES[family].default_kwarg, value)
+    elif spec in gym.registry:
+        env_id = spec
+    else:
+        known = ", ".join(f"{f.name}:<{f.default_kwarg}>" for f in FAMILIES.values())
+        raise RegistryError(f"unknown env {spec!r}; use a registered id (`arena envs`) or an alias such as {known}")
+    check_env_kwargs(env_id, kwargs)
+    return env_id, kwargs
+
+
+def check_env_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
+    """Fail on a kwarg the env does not take, naming the ones it does."""
+    family = FAMILY_OF_ID.get(env_id)
+    if family is None:
+        return
+    params = [p for p in inspect.signature(family.entry.__init__).parameters if p not in ("self", "render_mode")]
+    unknown = [k for k in kwargs if k not in params]
+    if unknown:
+        raise RegistryError(f"{env_id} has no kwarg {unknown[0]!r}; it takes {', '.join(params)}")
+
+
+def family_of(env_id: str) -> str:
+    family = FAMILY_OF_ID.get(env_id)
+    return family.name if family else env_id
+
+
+def make_env(env_id: str, kwargs: dict[str, Any], render_mode: str | None = None) -> gym.Env:
+    """gymnasium.make with Arena's checks, so a bad kwarg is one clear line."""
+    check_env_kwargs(env_id, kwargs)
+    try:
+        return gym.make(env_id, render_mode=render_mode, **kwargs)
+    except gym.error.Error as exc:
+        raise RegistryError(f"cannot make {env_id}: {exc}") from None
+    except TypeError as exc:
+        raise RegistryError(f"cannot make {env_id} with {kwargs}: {exc}") from None
+
+
+def check_pairing(agent_name: str, env_id: str) -> None:
+    """Fail early when an agent cannot play an env family (before any training)."""
+    families = AGENTS[agent_name].families
+    if "*" not in families and family_of(env_id) not in families:
+        raise RegistryError(
+            f"{agent_name} cannot play {env_id}: it plays {', '.join(sorted(families))} envs"
+        )
+
+
+__all__ = [
+    "AGENTS", "FAMILIES", "AgentError", "RegistryError", "agent_names", "check_pairing",
+    "make_agent", "make_env", "parse_env",
+]

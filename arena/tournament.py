@@ -1,0 +1,108 @@
+"""Jobs: one (agent, env, seed) run from training to a leaderboard row, and many of them.
+
+`run_job` trains, plays the fixed evaluation seeds with recording, scores, and returns a
+`Result`; it never writes the database itself. The caller (the driver) adds the row, so
+a job that is retried cannot land twice (rows are keyed by `Job.run_key`).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from arena import evaluate
+from arena.leaderboard import Result, code_version
+from arena.match import Episode, play
+from arena.registry import check_pairing, make_agent, make_env
+
+DEFAULT_EPISODES = 10
+EVAL_SEED_BASE = 1000  # evaluation seeds 1000, 1001, ...: never the training seed
+
+
+@dataclass
+class Job:
+    agent: str
+    env_id: str
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    agent_config: dict[str, Any] = field(default_factory=dict)
+    train_seed: int = 0
+    episodes: int = DEFAULT_EPISODES
+    checkpoint: str | None = None  # evaluate this checkpoint instead of training
+    run_key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.run_key:
+            self.run_key = new_run_key(self.agent, self.env_kwargs.get("layout", self.env_id))
+
+    @property
+    def eval_seeds(self) -> list[int]:
+        return [EVAL_SEED_BASE + i for i in range(self.episodes)]
+
+
+def new_run_key(agent: str, env: str) -> str:
+    """A unique, readable key: time, agent, env and a random suffix."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    env_part = re.sub(r"[^A-Za-z0-9]+", "-", env.split("\n")[0] if "\n" not in env else "map")[:32].strip("-")
+    return f"{stamp}-{agent}-{env_part}-{secrets.token_hex(3)}"
+
+
+def run_job(
+    job: Job,
+    replays_dir: str | Path,
+    runs_dir: str | Path = "runs",
+    on_episode: Callable[[Episode], None] | None = None,
+) -> tuple[Result, dict[str, Any]]:
+    """Train (or load), evaluate with recording, score. Returns the row and the training log."""
+    if job.episodes < 1:
+        from arena.registry import RegistryError
+
+        raise RegistryError(f"episodes={job.episodes}; evaluate at least 1 episode")
+    check_pairing(job.agent, job.env_id)
+    agent = make_agent(job.agent, **job.agent_config)
+    env = make_env(job.env_id, job.env_kwargs)
+    t0 = time.perf_counter()
+    try:
+        if job.checkpoint:
+            agent.load(job.checkpoint)
+            agent.check_fits(env)
+            log: dict[str, Any] = {"checkpoint": job.checkpoint}
+        else:
+            log = agent.fit(env, seed=job.train_seed)
+            run_dir = Path(runs_dir) / job.run_key
+            log["checkpoint"] = str(agent.save(run_dir / "checkpoint.npz"))
+        train_seconds = time.perf_counter() - t0
+
+        t1 = time.perf_counter()
+        episodes = play(agent, job.env_id, job.env_kwargs, job.eval_seeds, Path(replays_dir) / job.run_key, on_episode=on_episode)
+        exact = evaluate.exact_score(agent, env)
+    finally:
+        env.close()
+    summary = evaluate.summarise([e.episode_return for e in episodes])
+    result = Result(
+        run_key=job.run_key,
+        env_id=job.env_id,
+        env_kwargs=job.env_kwargs,
+        agent=job.agent,
+        agent_config=agent.config(),
+        train_seed=job.train_seed,
+        eval_seeds=job.eval_seeds,
+        returns=summary.returns,
+        mean_return=summary.mean,
+        std_return=summary.std,
+        iqm_return=summary.iqm,
+        score=exact.score if exact else None,
+        exact_return=exact.expected_return if exact else None,
+        eval_gamma=evaluate.EVAL_GAMMA if exact else None,
+        replay_paths=[e.replay_path for e in episodes if e.replay_path],
+        checkpoint=agent.digest(),
+        train_seconds=train_seconds,
+        eval_seconds=time.perf_counter() - t1,
+        code_version=code_version(),
+        note=summary.note,
+    )
+    return result, log
