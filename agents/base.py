@@ -90,7 +90,7 @@ def write_arrays(path: str | Path, kind: str, version: int, arrays: dict[str, np
 def read_arrays(path: str | Path, kind: str, versions: tuple[int, ...]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a file written by `write_arrays`, checking kind, version and checksum first."""
     path = Path(path)
-    what = kind.replace("-", " ")
+    what = kind.removeprefix("arena-").replace("-", " ")
     if not path.is_file():
         raise FileFormatError(f"{path} does not exist; check the path")
     try:
@@ -106,7 +106,8 @@ def read_arrays(path: str | Path, kind: str, versions: tuple[int, ...]) -> tuple
             f"{path} is truncated or corrupt ({type(exc).__name__}); it cannot be read as an Arena {what} file"
         ) from None
     if header.get("kind") != kind:
-        raise FileFormatError(f"{path} is a {header.get('kind')!r} file, not an Arena {what} file")
+        other = str(header.get("kind")).removeprefix("arena-")
+        raise FileFormatError(f"{path} is an Arena {other} file, not an Arena {what} file")
     if header.get("version") not in versions:
         raise FileFormatError(
             f"{path} is {what} format version {header.get('version')}; this Arena reads version(s) "

@@ -80,7 +80,8 @@ def exact_score(agent: Any, env: Any) -> ExactScore | None:
     uniform = np.full_like(pi, 1.0 / pi.shape[1])
     J = float(mdp.start @ dp.policy_evaluation(mdp, pi, EVAL_GAMMA))
     J_random = float(mdp.start @ dp.policy_evaluation(mdp, uniform, EVAL_GAMMA))
-    J_optimal = float(mdp.start @ dp.value_iteration(mdp, EVAL_GAMMA).V)
+    # J* as the exact value of value iteration's greedy policy: optimal, and free of VI's tolerance
+    J_optimal = float(mdp.start @ dp.policy_evaluation(mdp, dp.value_iteration(mdp, EVAL_GAMMA).policy, EVAL_GAMMA))
     span = J_optimal - J_random
     score = (J - J_random) / span if abs(span) > 1e-12 else (1.0 if J >= J_optimal - 1e-12 else 0.0)
     return ExactScore(score, J, J_optimal, J_random, expected_return(mdp, pi, env.unwrapped.max_steps))

@@ -117,9 +117,9 @@ def _finite(x: float | None) -> float | None:
 class Leaderboard:
     """Open (creating if absent) the database at `path`; every call is its own transaction."""
 
-    def __init__(self, path: str | Path | None = None, timeout: float = BUSY_TIMEOUT_S) -> None:
+    def __init__(self, path: str | Path | None = None, timeout: float | None = None) -> None:
         self.path = Path(path) if path is not None else default_db()
-        self.timeout = timeout
+        self.timeout = BUSY_TIMEOUT_S if timeout is None else timeout
         if self.path.is_dir():
             raise LeaderboardError(f"{self.path} is a folder; give --db a file path such as {self.path / 'leaderboard.sqlite'}")
         with self._connect() as conn:

@@ -1,0 +1,171 @@
+"""The `arena` command as a user types it: results, replays, and one-line errors with exit code 2."""
+
+import glob
+import sqlite3
+
+import imageio_ffmpeg
+import pytest
+from typer.testing import CliRunner
+
+from arena.cli import app
+from arena.leaderboard import Leaderboard
+from arena.replay import load_replay
+
+runner = CliRunner()
+
+
+def arena(*args):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def one_line_error(result, fragment):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_help_lists_every_command():
+    out = arena("--help").output
+    for command in ("demo", "run", "eval", "replay", "leaderboard", "bench", "envs", "agents"):
+        assert command in out
+
+
+def test_envs_and_agents_list_what_is_there():
+    assert "frozenlake-8x8" in arena("envs").output and "maze-<rows>x<cols>" in arena("envs").output
+    out = arena("agents").output
+    assert "value-iteration" in out and "policy-iteration" in out and "random" in out
+
+
+def test_run_trains_records_scores_and_lands_on_the_leaderboard(workdir):
+    result = arena("run", "value-iteration", "grid:cliff", "--episodes", "3")
+    assert result.exit_code == 0, result.output
+    assert "1.000" in result.output and "arena replay replays/" in result.output
+    (row,) = Leaderboard().results()
+    assert row.agent == "value-iteration" and row.score == pytest.approx(1.0) and row.mean_return == -13.0
+    assert len(row.replay_paths) == 3 and glob.glob("runs/*/checkpoint.npz")
+    verify = arena("replay", row.replay_paths[0], "--verify")
+    assert verify.exit_code == 0 and "all 13 steps identical" in verify.output
+
+
+def test_env_kwargs_on_the_command_line(workdir):
+    result = arena("run", "policy-iteration", "grid:frozenlake-4x4", "slip=0", "--episodes", "2")
+    assert result.exit_code == 0, result.output
+    row = Leaderboard().results()[0]
+    assert row.env_kwargs == {"layout": "frozenlake-4x4", "slip": 0} and row.mean_return == 1.0
+
+
+def test_eval_scores_a_saved_checkpoint_without_training(workdir):
+    arena("run", "value-iteration", "grid:four-rooms", "--episodes", "2")
+    ckpt = glob.glob("runs/*/checkpoint.npz")[0]
+    result = arena("eval", "value-iteration", "grid:four-rooms", "--checkpoint", ckpt, "--episodes", "2")
+    assert result.exit_code == 0, result.output
+    assert Leaderboard().count() == 2
+    wrong = arena("eval", "value-iteration", "grid:cliff", "--checkpoint", ckpt)
+    one_line_error(wrong, "use a checkpoint trained on this env")
+
+
+def test_replay_exports_mp4_with_one_frame_per_step_plus_the_start(workdir):
+    arena("run", "value-iteration", "grid:cliff", "--episodes", "1")
+    path = Leaderboard().results()[0].replay_paths[0]
+    steps = load_replay(path).steps
+    result = arena("replay", path, "--video", "out.mp4")
+    assert result.exit_code == 0, result.output
+    frames, _ = imageio_ffmpeg.count_frames_and_secs("out.mp4")
+    assert frames == steps + 1 == 14
+    again = arena("replay", path, "--video", "out.mp4")
+    one_line_error(again, "already exists")
+
+
+def test_replay_exports_gif(workdir):
+    import imageio.v3 as iio
+
+    arena("run", "random", "grid:open-5x5", "--episodes", "1")
+    path = Leaderboard().results()[0].replay_paths[0]
+    assert arena("replay", path, "--video", "out.gif").exit_code == 0
+    assert iio.imread("out.gif").shape[0] == load_replay(path).steps + 1
+
+
+def test_leaderboard_formats(workdir):
+    arena("run", "random", "grid:cliff", "--episodes", "2")
+    assert "| grid:cliff | random |" in arena("leaderboard", "--format", "markdown").output
+    assert "<table>" in arena("leaderboard", "--format", "html").output
+    assert "random" in arena("leaderboard", "--env", "grid:cliff").output
+
+
+def test_demo_prints_a_leaderboard_and_the_command_to_watch_a_replay(workdir):
+    result = arena("demo", "--episodes", "3")
+    assert result.exit_code == 0, result.output
+    assert "Demo leaderboard" in result.output and "watch a replay: arena replay replays/" in result.output
+    rows = Leaderboard().results()
+    assert len(rows) == 12 and {r.env_kwargs["layout"] for r in rows} >= {"cliff", "frozenlake-4x4", "four-rooms"}
+    for r in rows:
+        if r.agent != "random":
+            assert r.score == pytest.approx(1.0)
+        for path in r.replay_paths:
+            assert arena("replay", path, "--verify").exit_code == 0
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["run", "q-wizard", "grid:cliff"], "unknown agent 'q-wizard'"),
+        (["run", "random", "chess:classic"], "unknown env 'chess:classic'"),
+        (["run", "random", "grid:volcano"], "unknown layout 'volcano'"),
+        (["run", "random", "grid:cliff", "colour=red"], "has no kwarg 'colour'"),
+        (["run", "random", "grid:cliff", "slip"], "is not key=value"),
+        (["run", "random", "grid", "layout=S..\n.\n..G"], "the map is ragged"),
+        (["run", "random", "grid", "layout=S.Z\n..G"], "unknown map character 'Z'"),
+        (["run", "random", "grid", "layout=###\n###"], "no free cell"),
+        (["run", "random", "grid", "layout=S#.\n##G"], "cannot be reached from the start"),
+        (["run", "value-iteration", "grid:cliff", "--set", "gamma=2"], "gamma=2"),
+        (["run", "value-iteration", "CartPole-v1"], "cannot play CartPole-v1"),
+        (["run", "value-iteration", "grid:cliff", "obs=coords"], "for a grid use obs=index"),
+        (["replay", "missing.npz"], "does not exist"),
+        (["leaderboard", "--format", "pdf"], "unknown --format 'pdf'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(workdir, args, fragment):
+    one_line_error(arena(*args), fragment)
+
+
+def test_bad_replays_are_refused_and_nothing_is_lost(workdir):
+    arena("run", "value-iteration", "grid:cliff", "--episodes", "1")
+    good = Leaderboard().results()[0].replay_paths[0]
+    data = open(good, "rb").read()
+    open("cut.npz", "wb").write(data[:200])
+    one_line_error(arena("replay", "cut.npz"), "truncated or corrupt")
+    one_line_error(arena("replay", "cut.npz", "--verify"), "truncated or corrupt")
+    open("noise.npz", "wb").write(b"\x00" * 500)
+    one_line_error(arena("replay", "noise.npz"), "truncated or corrupt")
+    assert open(good, "rb").read() == data and arena("replay", good, "--verify").exit_code == 0
+
+
+def test_locked_database_fails_cleanly_and_keeps_rows_and_replays(workdir, monkeypatch):
+    import arena.leaderboard as lb
+
+    arena("run", "random", "grid:cliff", "--episodes", "1")
+    monkeypatch.setattr(lb, "BUSY_TIMEOUT_S", 0.2)
+    other = sqlite3.connect("replays/leaderboard.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        result = arena("run", "value-iteration", "grid:cliff", "--episodes", "1")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    one_line_error(result, "is locked by another process")
+    assert "the replays are kept in replays/" in result.stderr
+    assert [r.agent for r in Leaderboard().results()] == ["random"]
+    assert len(glob.glob("replays/*value-iteration*/episode-seed1000.npz")) == 1
+
+
+def test_corrupt_database_fails_before_any_work_and_is_untouched(workdir):
+    open("bad.sqlite", "wb").write(b"garbage" * 300)
+    result = arena("run", "value-iteration", "grid:cliff", "--db", "bad.sqlite")
+    one_line_error(result, "corrupt or not a database")
+    assert open("bad.sqlite", "rb").read() == b"garbage" * 300
+    assert not glob.glob("replays/*/episode-*.npz")

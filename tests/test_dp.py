@@ -1,0 +1,140 @@
+"""Dynamic programming: hand-derived values, agreement between methods, optimality, bad input."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import envs  # noqa: F401
+from agents import dp
+from agents.base import AgentError
+from agents.dp import DPError, PolicyIterationAgent, ValueIterationAgent
+from arena.evaluate import EVAL_GAMMA, exact_score
+from envs.grid import LAYOUTS
+
+NAMED = [*LAYOUTS, "maze-15x15"]
+
+
+def model(layout, **kwargs):
+    return gym.make("arena/GridWorld-v0", layout=layout, **kwargs).unwrapped.mdp
+
+
+@pytest.mark.parametrize("method", ["solve", "sweep"])
+def test_policy_evaluation_of_random_walk_in_a_corridor_matches_hand_derivation(method):
+    """'S.G', -1 per move, gamma 1, uniform policy. Up/down stay put, so
+    V0 = -1 + 3/4 V0 + 1/4 V1 and V1 = -1 + 1/2 V1 + 1/4 V0: V0 = -12, V1 = -8."""
+    mdp = model("S.G", rewards={"goal": -1.0})
+    V = dp.policy_evaluation(mdp, np.full((3, 4), 0.25), gamma=1.0, method=method, tol=1e-12)
+    np.testing.assert_allclose(V, [-12.0, -8.0, 0.0], atol=1e-9)
+
+
+def test_policy_evaluation_of_always_right_with_discount_matches_hand_derivation():
+    """'S..G', -1 per move, 0 for the move into the goal, gamma 0.9:
+    V2 = 0, V1 = -1 + .9 * V2 = -1, V0 = -1 + .9 * V1 = -1.9, and the goal is worth 0."""
+    mdp = model("S..G", rewards={"goal": 0.0})
+    V = dp.policy_evaluation(mdp, np.array([1, 1, 1, 1]), gamma=0.9)
+    np.testing.assert_allclose(V, [-1.9, -1.0, 0.0, 0.0])
+
+
+def test_policy_evaluation_on_a_slippery_corridor_matches_hand_derivation():
+    """'S.G' with slip 0.5, always right, +1 at the goal, no step cost. The perpendicular
+    moves hit the border and stay, so V1 = 0.5 * 1 + 0.5 * gamma * V1 and
+    V0 = 0.5 * gamma * V1 + 0.5 * gamma * V0. gamma 1: V = [1, 1, 0]; gamma 0.5: V1 = 2/3."""
+    mdp = model("S.G", slip=0.5, rewards={"step": 0.0, "goal": 1.0})
+    np.testing.assert_allclose(dp.policy_evaluation(mdp, np.array([1, 1, 1]), 1.0), [1, 1, 0], atol=1e-9)
+    V = dp.policy_evaluation(mdp, np.array([1, 1, 1]), 0.5)
+    assert V[1] == pytest.approx(2 / 3)
+    assert V[0] == pytest.approx(0.5 * 0.5 * V[1] / (1 - 0.25))
+
+
+@pytest.mark.parametrize("layout", NAMED)
+@pytest.mark.parametrize("gamma", [0.9, EVAL_GAMMA])
+def test_policy_and_value_iteration_agree_and_are_optimal(layout, gamma):
+    mdp = model(layout)
+    V_vi, pi_vi = dp.value_iteration(mdp, gamma)
+    V_pi, pi_pi = dp.policy_iteration(mdp, gamma)
+    np.testing.assert_allclose(V_vi, V_pi, atol=1e-7)
+    # both greedy policies are worth V*, and V* satisfies the Bellman optimality equation
+    for policy in (pi_vi, pi_pi):
+        np.testing.assert_allclose(dp.policy_evaluation(mdp, policy, gamma), V_vi, atol=1e-7)
+    assert dp.bellman_residual(mdp, V_vi, gamma) < 1e-8
+
+
+@pytest.mark.parametrize("layout", ["cliff", "windy", "open-5x5", "maze-15x15", "frozenlake-4x4"])
+def test_undiscounted_episodic_grids_solve_with_gamma_1(layout):
+    mdp = model(layout)
+    vi, pi = dp.value_iteration(mdp, 1.0), dp.policy_iteration(mdp, 1.0)
+    np.testing.assert_allclose(vi.V, pi.V, atol=1e-7)
+    shortest = {"cliff": -13, "windy": -15, "open-5x5": -8}
+    if layout in shortest:  # Sutton & Barto: 13 moves along the cliff edge, 15 through the wind
+        assert mdp.start @ vi.V == pytest.approx(shortest[layout])
+    if layout == "frozenlake-4x4":  # the best achievable success probability on the slippery 4x4
+        assert mdp.start @ vi.V == pytest.approx(0.8235, abs=1e-4)
+
+
+@pytest.mark.parametrize("layout", NAMED)
+def test_value_iteration_agent_scores_exactly_one(layout):
+    env = gym.make("arena/GridWorld-v0", layout=layout)
+    agent = ValueIterationAgent(gamma=EVAL_GAMMA)
+    agent.fit(env)
+    assert exact_score(agent, env).score == pytest.approx(1.0, abs=1e-9)
+
+
+def test_solution_unpacks_as_V_policy_and_reports_its_sweeps():
+    sol = dp.value_iteration(model("maze-31x31", slip=0.2), 0.99)
+    V, policy = sol
+    assert V.shape == (sol.V.shape[0],) and policy.shape == (V.shape[0], 4)
+    assert sol.sweeps > 1 and sol.residual < 1e-8 and sol.seconds >= 0
+
+
+def test_in_place_value_iteration_matches_the_plain_python_loop():
+    mdp = model("maze-15x15", slip=0.2)
+    np.testing.assert_allclose(dp.value_iteration(mdp, 0.95).V, dp.value_iteration_python(mdp, 0.95), atol=1e-8)
+
+
+@pytest.mark.slow
+def test_256x256_slippery_maze_solves_to_bellman_residual_below_1e_8():
+    mdp = model("maze-256x256", slip=0.2)
+    sol = dp.value_iteration(mdp, 0.99)
+    assert sol.residual < 1e-8
+    assert dp.bellman_residual(mdp, sol.V, 0.99) < 1e-8
+
+
+def test_dp_agents_expose_V_Q_and_greedy_policy_for_the_viewer():
+    env = gym.make("arena/GridWorld-v0", layout="cliff")
+    for agent in (ValueIterationAgent(), PolicyIterationAgent()):
+        log = agent.fit(env)
+        overlay = agent.overlay()
+        assert set(overlay) == {"V", "Q", "policy"} and overlay["Q"].shape == (38, 4)
+        assert log["sweeps"] >= 1
+        assert agent.act(36)[0] == 0  # from the start: up, off the cliff edge
+
+
+def test_dp_agent_checkpoint_round_trips_without_pickle(tmp_path):
+    env = gym.make("arena/GridWorld-v0", layout="four-rooms")
+    agent = ValueIterationAgent(gamma=0.95)
+    agent.fit(env)
+    path = agent.save(tmp_path / "vi.npz")
+    loaded = ValueIterationAgent().load(path)
+    assert loaded.gamma == 0.95 and loaded.digest() == agent.digest()
+    with pytest.raises(AgentError, match="checkpoint of 'value-iteration', not 'policy-iteration'"):
+        PolicyIterationAgent().load(path)
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda m: dp.value_iteration(m, 1.5), r"gamma=1.5 is out of range"),
+        (lambda m: dp.policy_evaluation(m, np.full((38, 4), 0.3), 0.9), "row 0 sums to 1.2"),
+        (lambda m: dp.policy_evaluation(m, np.zeros((5, 4)), 0.9), r"policy has shape \(5, 4\)"),
+        (lambda m: dp.policy_evaluation(m, np.full(38, 7), 0.9), "integer actions in 0..3"),
+        (lambda m: dp.policy_evaluation(m, np.zeros(38, dtype=int), 1.0), "never reaches a terminal state"),
+    ],
+)
+def test_bad_dp_input_is_one_clear_error(call, message):
+    with pytest.raises(DPError, match=message):
+        call(model("cliff"))
+
+
+def test_dp_agent_refuses_an_env_without_index_observations():
+    with pytest.raises(AgentError, match="for a grid use obs=index"):
+        ValueIterationAgent().fit(gym.make("arena/GridWorld-v0", layout="cliff", obs="coords"))
