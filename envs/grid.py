@@ -508,6 +508,11 @@ class GridWorldEnv(gym.Env):
                 r, c = self.mdp.cell[s]
                 colour = (int(230 - 120 * x), int(120 + 100 * x), int(120 - 20 * x))
                 pygame.draw.rect(surface, colour, (c * px, r * px, px, px))
+        for ch, colour in (("G", (60, 170, 90)), ("H", (30, 40, 110))):  # terminals on top of the heatmap
+            for r, c in np.argwhere(self.grid == ch):
+                pygame.draw.rect(surface, colour, (c * px, r * px, px, px))
+                if px >= 8:
+                    pygame.draw.circle(surface, (245, 245, 245), (c * px + px // 2, r * px + px // 2), px // 3, max(1, px // 14))
         for r, c in np.argwhere(self.grid == "S"):
             pygame.draw.rect(surface, (90, 140, 220), (c * px, r * px, px, px), max(1, px // 12))
         if px >= 6:

@@ -1,0 +1,96 @@
+"""The pygame viewer, driven with real key events under SDL's dummy video driver."""
+
+import gymnasium as gym
+import numpy as np
+import pygame
+import pytest
+
+import envs  # noqa: F401
+from agents.dp import ValueIterationAgent
+from arena.match import record_episode
+from arena.viewer import SPEEDS, Viewer, export_video, hud_text, render_frames, ViewerError
+
+
+@pytest.fixture(scope="module")
+def cliff_replay():
+    env = gym.make("arena/GridWorld-v0", layout="cliff")
+    agent = ValueIterationAgent()
+    agent.fit(env)
+    return record_episode(agent, env, 0)
+
+
+def key(k, unicode=""):
+    return pygame.event.Event(pygame.KEYDOWN, key=k, unicode=unicode, mod=0)
+
+
+def test_keys_pause_step_speed_restart_toggle_and_quit(cliff_replay):
+    v = Viewer(cliff_replay)
+    assert not v.paused and v.t == 0
+    v.handle(key(pygame.K_SPACE))
+    assert v.paused
+    v.handle(key(pygame.K_RIGHT))
+    v.handle(key(pygame.K_RIGHT))
+    assert v.t == 2
+    v.handle(key(pygame.K_LEFT))
+    assert v.t == 1
+    v.handle(key(pygame.K_LEFT))
+    v.handle(key(pygame.K_LEFT))
+    assert v.t == 0  # stops at the start
+    speed = v.speed
+    v.handle(key(pygame.K_EQUALS, "+"))
+    assert v.speed > speed
+    v.handle(key(pygame.K_MINUS, "-"))
+    v.handle(key(pygame.K_MINUS, "-"))
+    assert v.speed < speed
+    v.handle(key(pygame.K_v))
+    v.handle(key(pygame.K_p))
+    assert not v.show_values and not v.show_policy
+    v.t = 7
+    v.handle(key(pygame.K_r))
+    assert v.t == 0 and not v.paused
+    v.handle(key(pygame.K_q))
+    assert not v.running
+
+
+def test_play_advances_and_pauses_at_the_end(cliff_replay):
+    v = Viewer(cliff_replay)
+    for _ in range(100):
+        v.advance()
+    assert v.t == cliff_replay.steps and v.paused
+
+
+def test_hud_shows_step_action_reward_and_return(cliff_replay):
+    v = Viewer(cliff_replay)
+    assert hud_text(v.timeline, 1) == "step 1/13  action up  reward -1  return -1"
+    assert hud_text(v.timeline, 13).endswith("return -13  (end)")
+
+
+def test_window_runs_pumps_events_and_closes_on_quit(cliff_replay):
+    v = Viewer(cliff_replay, speed=SPEEDS[-1])
+    seen = []
+
+    def on_frame(viewer, window):
+        seen.append(viewer.t)
+        if len(seen) == 3:
+            pygame.event.post(pygame.event.Event(pygame.QUIT))
+
+    v.run(max_seconds=10, on_frame=on_frame)
+    assert not v.running and len(seen) >= 3
+    assert not pygame.display.get_init()
+
+
+def test_overlays_change_what_is_drawn(cliff_replay):
+    with_overlay = render_frames(cliff_replay)[0]
+    plain = render_frames(cliff_replay, show_values=False, show_policy=False)[0]
+    assert with_overlay.shape == plain.shape
+    assert (with_overlay != plain).any(axis=2).mean() > 0.3  # most of the free cells are tinted
+
+
+def test_frames_are_deterministic(cliff_replay):
+    a, b = render_frames(cliff_replay), render_frames(cliff_replay)
+    assert len(a) == cliff_replay.steps + 1 and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_unknown_video_format_is_refused(cliff_replay, tmp_path):
+    with pytest.raises(ViewerError, match="use a path ending in .mp4 or .gif"):
+        export_video(cliff_replay, tmp_path / "clip.avi")
