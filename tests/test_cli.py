@@ -169,3 +169,12 @@ def test_corrupt_database_fails_before_any_work_and_is_untouched(workdir):
     one_line_error(result, "corrupt or not a database")
     assert open("bad.sqlite", "rb").read() == b"garbage" * 300
     assert not glob.glob("replays/*/episode-*.npz")
+
+
+def test_wrong_version_replay_is_one_line_and_exit_code_2(workdir):
+    from tests.test_replay import _rewrite_header
+
+    arena("run", "value-iteration", "grid:cliff", "--episodes", "1")
+    good = Leaderboard().results()[0].replay_paths[0]
+    _rewrite_header(good, "future.npz", lambda h: h.update(version=2))
+    one_line_error(arena("replay", "future.npz", "--verify"), "format version 2; this Arena reads version(s) 1")
