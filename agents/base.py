@@ -147,101 +147,104 @@ def obs_checksum(obs: Any) -> int:
     return zlib.crc32(a.dtype.str.encode() + a.tobytes())
 
 
-
-# --------------------------------------------------------------------------- tabular agents
-
 CHECKPOINT_KIND = "arena-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-class TabularAgent:
-    """An agent whose knowledge is tables over states: V (S,), Q (S, A) and policy (S, A).
+# --------------------------------------------------------------------------- training logs
 
-    Plays environments with a Discrete observation space (a state index). The greedy
-    action is argmax_a policy(a|s); a non-greedy action is sampled from policy(.|s).
-    Subclasses fill the tables in `fit`.
+
+class TrainingInterrupted(Exception):
+    """Training was stopped (Ctrl-C); a checkpoint to resume from was saved."""
+
+    def __init__(self, episode: int, checkpoint: Path | None) -> None:
+        self.episode, self.checkpoint = episode, checkpoint
+        where = f"; checkpoint saved to {checkpoint}" if checkpoint else " (no run folder, nothing saved)"
+        super().__init__(f"training interrupted at episode {episode}{where}")
+
+
+class TrainingLog:
+    """Per-episode returns and periodic exact evaluations, to TensorBoard and a PNG curve.
+
+    `returns[i]` is the return of training episode i as experienced (exploration
+    included); `evals` holds (episode, J of the current greedy policy), and `optimum` the
+    best achievable J, drawn as a line.
     """
 
-    name = "tabular"
-    table_names: tuple[str, ...] = ("V", "Q", "policy")
+    def __init__(self, run_dir: str | Path | None = None, optimum: float | None = None) -> None:
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.returns: list[float] = []
+        self.evals: list[tuple[int, float]] = []
+        self.optimum = optimum
+        self._writer = None
 
-    def __init__(self, gamma: float = 0.99) -> None:
-        if not 0.0 <= gamma <= 1.0:
-            raise AgentError(f"gamma={gamma} is out of range; use a discount in [0, 1]")
-        self.gamma = float(gamma)
-        self.tables: dict[str, np.ndarray] = {}
-        self.rng = np.random.default_rng(0)
+    def _tb(self) -> Any:
+        if self._writer is None and self.run_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
 
-    def config(self) -> dict[str, Any]:
-        return {"gamma": self.gamma}
+            self._writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+        return self._writer
 
-    def check_env(self, env: Any) -> int:
-        """The number of states, after checking the env is one a table can play."""
-        from gymnasium import spaces
+    def episode(self, G: float, **scalars: float) -> None:
+        self.returns.append(float(G))
+        writer = self._tb()
+        if writer is not None:
+            step = len(self.returns)
+            writer.add_scalar("train/return", G, step)
+            for name, value in scalars.items():
+                writer.add_scalar(f"train/{name}", value, step)
 
-        obs_space, act_space = env.observation_space, env.action_space
-        if not isinstance(obs_space, spaces.Discrete) or not isinstance(act_space, spaces.Discrete):
-            raise AgentError(
-                f"{self.name} is tabular: it needs Discrete observations and actions, got "
-                f"{type(obs_space).__name__} observations; for a grid use obs=index"
-            )
-        return int(obs_space.n)
+    def evaluation(self, episode: int, J: float) -> None:
+        self.evals.append((episode, float(J)))
+        writer = self._tb()
+        if writer is not None:
+            writer.add_scalar("eval/greedy_J", J, episode)
+            if self.optimum is not None:
+                writer.add_scalar("eval/optimal_J", self.optimum, episode)
 
-    def check_fits(self, env: Any) -> None:
-        """Fail if loaded tables were learned on an env of another size."""
-        n_states, policy = self.check_env(env), self._fitted("policy")
-        if policy.shape != (n_states, env.action_space.n):
-            raise AgentError(
-                f"the checkpoint's tables cover {policy.shape[0]} states x {policy.shape[1]} actions; this env has "
-                f"{n_states} x {env.action_space.n}: use a checkpoint trained on this env"
-            )
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The log as arrays, to travel inside a checkpoint (so --resume continues the curve)."""
+        ev = np.array(self.evals, dtype=float).reshape(-1, 2)
+        return {"log_returns": np.array(self.returns, dtype=float), "log_evals": ev}
 
-    def reset(self, seed: int | None = None) -> None:
-        self.rng = np.random.default_rng(seed)
-        return None
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        self.returns = arrays["log_returns"].tolist() if "log_returns" in arrays else []
+        self.evals = [(int(e), float(j)) for e, j in arrays.get("log_evals", np.zeros((0, 2)))]
 
-    def act(self, obs: Any, state: Any = None, greedy: bool = True) -> tuple[int, Any]:
-        policy = self._fitted("policy")
-        if np.ndim(obs) != 0 or not 0 <= int(obs) < len(policy):
-            raise AgentError(
-                f"{self.name} got observation {obs!r}; it plays state indices 0..{len(policy) - 1} (obs=index)"
-            )
-        row = policy[int(obs)]
-        if greedy:
-            return int(np.argmax(row)), None
-        return int(self.rng.choice(len(row), p=row)), None
+    def plot(self, path: str | Path, title: str) -> Path:
+        """Learning curve PNG: experienced returns (smoothed) and the greedy policy's exact J."""
+        import matplotlib
 
-    def policy_table(self) -> np.ndarray:
-        """(S, A) action probabilities of the policy `act` follows when greedy."""
-        policy = self._fitted("policy")
-        return np.eye(policy.shape[1])[policy.argmax(axis=1)]
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
-    def overlay(self) -> dict[str, np.ndarray]:
-        """What the viewer can draw: value heatmap, greedy arrows, Q."""
-        return {k: v for k, v in self.tables.items() if k in ("V", "Q", "policy")}
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+        G = np.array(self.returns)
+        episodes = np.arange(1, len(G) + 1)
+        top.plot(episodes, G, color="0.8", lw=0.6, label="return per episode")
+        if len(G) >= 10:
+            w = max(1, len(G) // 50)
+            smooth = np.convolve(G, np.ones(w) / w, mode="valid")
+            top.plot(episodes[w - 1:], smooth, color="C0", label=f"moving mean ({w})")
+        top.set_ylabel("return (while exploring)")
+        top.legend(loc="lower right")
+        if self.evals:
+            ev = np.array(self.evals)
+            bottom.plot(ev[:, 0], ev[:, 1], "o-", color="C1", ms=3, label="greedy policy, exact J")
+        if self.optimum is not None:
+            bottom.axhline(self.optimum, color="C2", ls="--", label="optimum J* (DP)")
+        bottom.set_xlabel("training episode")
+        bottom.set_ylabel("J = E[discounted return]")
+        bottom.legend(loc="lower right")
+        fig.suptitle(title)
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        return path
 
-    def save(self, path: str | Path) -> Path:
-        self._fitted("policy")
-        write_arrays(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, self.tables, {"agent": self.name, "config": self.config()})
-        return Path(path)
-
-    def load(self, path: str | Path) -> "TabularAgent":
-        arrays, meta = read_arrays(path, CHECKPOINT_KIND, (CHECKPOINT_VERSION,))
-        if meta.get("agent") != self.name:
-            raise AgentError(f"{path} is a checkpoint of {meta.get('agent')!r}, not {self.name!r}; load it with that agent")
-        missing = set(self.table_names) - set(arrays)
-        if missing:
-            raise AgentError(f"{path} lacks table(s) {sorted(missing)}; it was not written by {self.name}")
-        self.tables = dict(arrays)
-        for key, value in meta.get("config", {}).items():
-            setattr(self, key, value)
-        return self
-
-    def digest(self) -> str:
-        """Names what the agent has learned (SHA-256 of its tables)."""
-        return arrays_digest(self.tables) if self.tables else ""
-
-    def _fitted(self, table: str) -> np.ndarray:
-        if table not in self.tables:
-            raise AgentError(f"{self.name} has not been fitted; call fit(env) or load(path) first")
-        return self.tables[table]
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

@@ -22,7 +22,8 @@ import scipy.sparse as sparse
 import scipy.sparse.linalg as splinalg
 from scipy.sparse import csgraph
 
-from agents.base import AgentError, TabularAgent
+from agents.base import AgentError
+from agents.tabular import TabularAgent
 
 
 class DPError(ValueError):
@@ -181,6 +182,21 @@ def policy_evaluation(
         f"policy evaluation did not converge in {max_sweeps} sweeps (last change {delta:.3g}); "
         "use method='solve' or a larger tol"
     )
+
+
+def finite_horizon_evaluation(mdp: TabularMDP, policy: np.ndarray, horizon: int, gamma: float = 1.0) -> np.ndarray:
+    """Expected return over at most `horizon` steps from each state: (S,), finite for any policy.
+
+    V_0 = 0, V_k = R_pi + gamma P_pi V_{k-1} (k steps of backward induction): what an
+    episode cut off at the step limit actually returns on average.
+    """
+    gamma = check_gamma(gamma)
+    S, A, _ = mdp.next_state.shape
+    R_pi, P_pi = policy_model(mdp, as_policy_matrix(policy, S, A))
+    V = np.zeros(S)
+    for _ in range(int(horizon)):
+        V = R_pi + gamma * (P_pi @ V)
+    return V
 
 
 # --------------------------------------------------------------------------- value iteration

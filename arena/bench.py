@@ -109,10 +109,67 @@ def bench_solve_256(with_baseline: bool = True) -> BenchRow:
     )
 
 
+class _CountSteps(gym.Wrapper):
+    """Counts env steps; wraps both sides of a comparison, so its cost cancels out."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.steps = 0
+
+    def step(self, action):  # type: ignore[no-untyped-def]
+        self.steps += 1
+        return self.env.step(action)
+
+
+def minimal_q_learning(env: gym.Env, episodes: int, seed: int = 0) -> None:
+    """The shortest honest Q-learning loop (alpha 0.1, gamma 0.99, epsilon 0.1): the baseline."""
+    Q = np.zeros((env.observation_space.n, env.action_space.n))
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    for _ in range(episodes):
+        s, _ = env.reset()
+        done = False
+        while not done:
+            a = int(rng.integers(4)) if rng.random() < 0.1 else int(np.argmax(Q[s]))
+            s2, r, term, trunc, _ = env.step(a)
+            Q[s, a] += 0.1 * (r + 0.99 * np.max(Q[s2]) * (not term) - Q[s, a])
+            s, done = s2, term or trunc
+
+
+def bench_q_learning(episodes: int = 3000, repeats: int = 3) -> BenchRow:
+    """Q-learning training env-steps/s: our agent on GridWorld vs a minimal loop on FrozenLake8x8-v1."""
+    from agents.td import QLearningAgent
+
+    def theirs() -> float:
+        env = _CountSteps(gym.make("FrozenLake8x8-v1", is_slippery=True))
+        t0 = time.perf_counter()
+        minimal_q_learning(env, episodes)
+        return env.steps / (time.perf_counter() - t0)
+
+    def ours() -> float:
+        env = _CountSteps(gym.make("arena/GridWorld-v0", layout="frozenlake-8x8"))
+        agent = QLearningAgent(alpha=0.1, alpha_end=None, epsilon=0.1, epsilon_end=None, episodes=episodes)
+        t0 = time.perf_counter()
+        agent.fit(env, seed=0, progress=False)
+        return env.steps / (time.perf_counter() - t0)
+
+    base = max(theirs() for _ in range(repeats))
+    mine = max(ours() for _ in range(repeats))
+    return BenchRow(
+        "Q-learning training (frozenlake-8x8)", "minimal loop on FrozenLake8x8-v1", base, mine, "steps/s",
+        mine / base, ">= 1.0x", mine / base >= 1.0, f"{episodes} episodes, epsilon 0.1",
+    )
+
+
+# each takes `quick`: fewer steps, and no slow NumPy baseline for the 256x256 solve
+BENCHMARKS: list[Callable[[bool], BenchRow]] = [
+    lambda quick: bench_grid_step(n_steps=20_000 if quick else 100_000),
+    lambda quick: bench_value_iteration_64(),
+    lambda quick: bench_solve_256(with_baseline=not quick),
+    lambda quick: bench_q_learning(episodes=1000 if quick else 3000),
+]
+
+
 def run_all(quick: bool = False) -> list[BenchRow]:
-    """Every benchmark; quick uses fewer steps and skips the slow NumPy baseline."""
-    return [
-        bench_grid_step(n_steps=20_000 if quick else 100_000),
-        bench_value_iteration_64(),
-        bench_solve_256(with_baseline=not quick),
-    ]
+    """Every benchmark, in order."""
+    return [bench(quick) for bench in BENCHMARKS]

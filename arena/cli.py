@@ -13,13 +13,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agents.base import AgentError, FileFormatError
+from agents.base import AgentError, FileFormatError, TrainingInterrupted
 from agents.dp import DPError
 from arena import registry
 from arena.leaderboard import Leaderboard, LeaderboardError, Result, env_label, fmt, html_report, markdown_report
 from arena.replay import ReplayError, load_replay, verify
 from arena.viewer import ViewerError
-from envs.grid import LAYOUTS, GridError, layout_names
+from envs.errors import EnvError
+from envs.grid import LAYOUTS, layout_names
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
@@ -33,7 +34,7 @@ console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 USER_ERRORS = (
-    registry.RegistryError, AgentError, FileFormatError, DPError, GridError,
+    registry.RegistryError, AgentError, FileFormatError, DPError, EnvError,
     ReplayError, LeaderboardError, ViewerError,
 )
 DB_HELP = "leaderboard database (default: $ARENA_DB or replays/leaderboard.sqlite)"
@@ -117,11 +118,12 @@ def _run_and_record(job: Any, db: Optional[Path], replays: Path) -> Result:
 
 
 def _print_training_log(agent: str, log: dict[str, Any]) -> None:
-    shown = {k: v for k, v in log.items() if k != "checkpoint"}
+    shown = {k: v for k, v in log.items() if k not in ("checkpoint", "curve")}
     if shown:
         console.print(f"[dim]{agent}: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()) + "[/]")
-    if "checkpoint" in log:
-        console.print(f"[dim]checkpoint: {log['checkpoint']}[/]")
+    for key in ("checkpoint", "curve"):
+        if key in log:
+            console.print(f"[dim]{key}: {log[key]}[/]", soft_wrap=True)
 
 
 def _results_table(results: list[Result], title: str) -> Table:
@@ -135,7 +137,7 @@ def _results_table(results: list[Result], title: str) -> Table:
     return table
 
 
-def _job(agent: str, env: str, kwargs: list[str] | None, seed: int, episodes: int, config: list[str] | None, checkpoint: Optional[Path] = None) -> Any:
+def _job(agent: str, env: str, kwargs: list[str] | None, seed: int, episodes: int, config: list[str] | None, checkpoint: Optional[Path] = None, **training: Any) -> Any:
     from arena.tournament import Job
 
     env_id, env_kwargs = registry.parse_env(env, kwargs)
@@ -147,7 +149,7 @@ def _job(agent: str, env: str, kwargs: list[str] | None, seed: int, episodes: in
         agent_config[key] = registry.parse_value(value)
     registry.make_agent(agent, **agent_config)  # fail fast on a bad name or setting
     registry.check_pairing(agent, env_id)
-    return Job(agent, env_id, env_kwargs, agent_config, seed, episodes, str(checkpoint) if checkpoint else None)
+    return Job(agent, env_id, env_kwargs, agent_config, seed, episodes, str(checkpoint) if checkpoint else None, **training)
 
 
 @app.command()
@@ -159,12 +161,32 @@ def run(
     seed: int = typer.Option(0, help="training seed"),
     episodes: int = typer.Option(10, help="evaluation episodes (seeds 1000, 1001, ...)"),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="agent setting key=value, e.g. --set gamma=0.9"),
+    train_episodes: Optional[int] = typer.Option(None, help="training budget in episodes (default: the agent's)"),
+    record_training: int = typer.Option(0, help="also record every K-th training episode as a replay"),
+    resume: Optional[Path] = typer.Option(None, help="continue training from a checkpoint (after Ctrl-C)"),
     db: Optional[Path] = typer.Option(None, help=DB_HELP),
     replays: Path = typer.Option(Path("replays"), help="folder for recorded episodes"),
 ) -> None:
-    """Train AGENT on ENV, evaluate on fixed seeds with recording, and add the result to the leaderboard."""
-    job = _job(agent, env, kwargs, seed, episodes, set_)
-    result = _run_and_record(job, db, replays)
+    """Train AGENT on ENV, evaluate on fixed seeds with recording, and add the result to the leaderboard.
+
+    Training writes runs/<run>/: checkpoint.npz, learning_curve.png and tensorboard/
+    (view with `tensorboard --logdir runs`). Ctrl-C saves a checkpoint; --resume continues.
+    """
+    if record_training < 0:
+        raise registry.RegistryError(f"--record-training {record_training}: use 0 (off) or a positive K")
+    if train_episodes is not None and train_episodes < 1:
+        raise registry.RegistryError(f"--train-episodes {train_episodes}: train for at least 1 episode")
+    job = _job(agent, env, kwargs, seed, episodes, set_, train_episodes=train_episodes,
+               record_training=record_training, resume=str(resume) if resume else None)
+    try:
+        result = _run_and_record(job, db, replays)
+    except TrainingInterrupted as stop:
+        err.print(f"[yellow]{stop}[/]", highlight=False, soft_wrap=True)
+        if stop.checkpoint:
+            extra = " ".join(kwargs or [])
+            err.print(f"continue with: arena run {agent} {env} {extra} --resume {stop.checkpoint}".replace("  ", " "),
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
     console.print(_results_table([result], "Result"))
     if result.replay_paths:
         console.print(f"watch it: [bold]arena replay {result.replay_paths[0]}[/]", soft_wrap=True)
@@ -200,6 +222,7 @@ def replay(
     values: bool = typer.Option(True, help="draw the value heatmap (when the replay has values)"),
     policy: bool = typer.Option(True, help="draw greedy-policy arrows (when the replay has a policy)"),
     seconds: Optional[float] = typer.Option(None, help="close the window after this many seconds"),
+    step: Optional[int] = typer.Option(None, help="open paused at this step"),
 ) -> None:
     """Watch a replay in a window, verify it, or export it as video."""
     rep = load_replay(file)
@@ -220,7 +243,7 @@ def replay(
     from arena.viewer import watch
 
     console.print("space pause, left/right step, +/- speed, r restart, v values, p policy, q quit")
-    watch(rep, speed=fps, max_seconds=seconds)
+    watch(rep, speed=fps, max_seconds=seconds, start=step)
 
 
 # --------------------------------------------------------------------------- leaderboard
@@ -260,13 +283,9 @@ def bench(quick: bool = typer.Option(False, help="fewer steps; skip the slow Num
 
     rows = []
     with _progress() as progress:
-        task = progress.add_task("benchmarks", total=3)
-        for fn in (
-            lambda: benchmarks.bench_grid_step(n_steps=20_000 if quick else 100_000),
-            benchmarks.bench_value_iteration_64,
-            lambda: benchmarks.bench_solve_256(with_baseline=not quick),
-        ):
-            rows.append(fn())
+        task = progress.add_task("benchmarks", total=len(benchmarks.BENCHMARKS))
+        for fn in benchmarks.BENCHMARKS:
+            rows.append(fn(quick))
             progress.advance(task)
     table = Table(title="arena bench (best of repeats; ratios from this run)")
     for col in ("benchmark", "baseline", "baseline", "ours", "unit", "ratio", "target", "met", "detail"):
@@ -281,6 +300,8 @@ def bench(quick: bool = typer.Option(False, help="fewer steps; skip the slow Num
 
 DEMO_LAYOUTS = ("cliff", "frozenlake-4x4", "four-rooms", "maze-15x15")
 DEMO_AGENTS = ("value-iteration", "policy-iteration", "random")
+# model-free learners, with their training budgets (episodes) and how often to record training
+DEMO_LEARNERS = (("q-learning", "cliff", 3000, 300), ("sarsa", "cliff", 3000, 0), ("mc-control", "frozenlake-4x4", 30000, 0))
 
 
 @app.command()
@@ -290,28 +311,38 @@ def demo(
     replays: Path = typer.Option(Path("replays"), help="folder for recorded episodes"),
     episodes: int = typer.Option(10, help="evaluation episodes per agent"),
 ) -> None:
-    """The main job on its defaults: DP agents and the random baseline on four layouts, recorded and ranked."""
+    """The main job on its defaults: DP, TD and MC agents and the random baseline on grid worlds, recorded and ranked."""
     from arena.tournament import Job, run_job
 
     board = Leaderboard(db)
     jobs = [
         Job(agent, "arena/GridWorld-v0", {"layout": layout}, {}, 0, episodes)
         for layout in DEMO_LAYOUTS for agent in DEMO_AGENTS
+    ] + [
+        Job(agent, "arena/GridWorld-v0", {"layout": layout}, {}, 0, episodes, train_episodes=budget, record_training=every)
+        for agent, layout, budget, every in DEMO_LEARNERS
     ]
-    results = []
+    results, logs = [], []
     with _progress() as progress:
         task = progress.add_task("demo matches", total=len(jobs))
         for job in jobs:
             progress.update(task, description=f"{job.agent} on {job.env_kwargs['layout']}")
-            result, _ = run_job(job, replays)
+            result, log = run_job(job, replays)
             board.add(result)
             results.append(result)
+            logs.append(log)
             progress.advance(task)
     console.print(_results_table(results, f"Demo leaderboard ({board.path})"))
     best = next(r for r in results if r.agent == "value-iteration" and r.env_kwargs["layout"] == "cliff")
+    learner = next(r for r in results if r.agent == "q-learning")
+    curve = next(log["curve"] for r, log in zip(results, logs) if r.agent == "q-learning")
+    training = sorted(Path(learner.replay_paths[0]).parent.glob("train-episode*.npz"))
     console.print(f"{board.count()} results in {board.path}; all of them: [bold]arena leaderboard[/]")
     console.print(f"watch a replay: [bold]arena replay {best.replay_paths[0]}[/]", soft_wrap=True)
-    console.print(f"or export it:   [bold]arena replay {best.replay_paths[0]} --video cliff.mp4[/]", soft_wrap=True)
+    if training:
+        console.print(f"watch Q-learning explore early in training: [bold]arena replay {training[0]}[/]", soft_wrap=True)
+    console.print(f"its learning curve: {curve}", soft_wrap=True)
+    console.print(f"export a replay: [bold]arena replay {best.replay_paths[0]} --video cliff.mp4[/]", soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover

@@ -88,14 +88,7 @@ def exact_score(agent: Any, env: Any) -> ExactScore | None:
 
 
 def expected_return(mdp: Any, pi: np.ndarray, horizon: int) -> float | None:
-    """E[sum of rewards over at most `horizon` steps] from the start distribution (gamma = 1).
-
-    V_0 = 0, V_k = R_pi + P_pi V_{k-1}: k steps of backward induction, V_horizon at the start.
-    """
+    """E[sum of rewards over at most `horizon` steps] from the start distribution (gamma = 1)."""
     if mdp.n_states * horizon > HORIZON_WORK_LIMIT:
         return None
-    R_pi, P_pi = dp.policy_model(mdp, pi)
-    V = np.zeros(mdp.n_states)
-    for _ in range(horizon):
-        V = R_pi + P_pi @ V
-    return float(mdp.start @ V)
+    return float(mdp.start @ dp.finite_horizon_evaluation(mdp, pi, horizon))

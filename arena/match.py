@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import gymnasium as gym
 import numpy as np
 
 from agents.base import obs_checksum
@@ -76,3 +77,66 @@ def play(
     finally:
         env.close()
     return episodes
+
+
+class RecordTraining(gym.Wrapper):
+    """Records every `every`-th training episode as a replay, while the agent learns.
+
+    The episode number comes from `agent.episodes_done` at reset, so a resumed run
+    keeps the same numbering. Each step also stores the action the agent's greedy policy
+    would have taken then, so the viewer can mark exploratory moves. The overlay (V, Q,
+    greedy policy) is the agent's as the episode starts.
+    """
+
+    def __init__(self, env: gym.Env, agent: Any, every: int, out_dir: str | Path, agent_name: str) -> None:
+        super().__init__(env)
+        self.agent, self.every, self.out_dir, self.agent_name = agent, int(every), Path(out_dir), agent_name
+        self.saved: list[str] = []
+        self._active = False
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        episode = int(getattr(self.agent, "episodes_done", 0))
+        self._active = seed is not None and episode % self.every == 0
+        if self._active:
+            self._episode, self._seed, self._options = episode, int(seed), dict(options or {})
+            self._actions, self._rewards, self._greedy = [], [], []
+            self._crcs = [obs_checksum(obs)]
+            self._overlay = {k: np.asarray(v).copy() for k, v in self.agent.overlay().items()}
+            self._obs = obs
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        if self._active:
+            self._greedy.append(int(self.agent.act(self._obs, None, greedy=True)[0]))
+        obs, r, terminated, truncated, info = self.env.step(action)
+        if self._active:
+            self._actions.append(int(action))
+            self._rewards.append(float(r))
+            self._crcs.append(obs_checksum(obs))
+            self._obs = obs
+            if terminated or truncated:
+                self._save(bool(terminated), bool(truncated))
+        return obs, r, terminated, truncated, info
+
+    def _save(self, terminated: bool, truncated: bool) -> None:
+        spec = self.env.spec
+        replay = Replay(
+            env_id=spec.id if spec else type(self.env.unwrapped).__name__,
+            env_kwargs={k: v for k, v in (spec.kwargs if spec else {}).items() if k != "render_mode"},
+            agent=self.agent_name,
+            seed=self._seed,
+            actions=np.array(self._actions, dtype=np.int64),
+            rewards=np.array(self._rewards, dtype=np.float64),
+            obs_crc=np.array(self._crcs, dtype=np.uint32),
+            terminated=terminated,
+            truncated=truncated,
+            agent_config=self.agent.config(),
+            overlay={**self._overlay, "greedy_actions": np.array(self._greedy, dtype=np.int64)},
+            label=f"training episode {self._episode}",
+            reset_options=self._options,
+        )
+        path = self.out_dir / f"train-episode{self._episode:06d}.npz"
+        if not path.exists():
+            self.saved.append(str(save_replay(path, replay)))
+        self._active = False

@@ -16,6 +16,7 @@ import gymnasium as gym
 import envs  # noqa: F401  (registers arena/* ids)
 from agents.base import AgentError
 from envs.grid import GridWorldEnv
+from envs.textbook import MaximizationBiasEnv
 
 
 class RegistryError(ValueError):
@@ -49,11 +50,22 @@ def _dp(cls_name: str) -> Callable[..., Any]:
     return factory
 
 
+def _from(module: str, cls_name: str) -> Callable[..., Any]:
+    def factory(**kwargs: Any) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module), cls_name)(**kwargs)
+
+    return factory
+
+
 def _random(**kwargs: Any) -> Any:
     from agents.baselines import RandomAgent
 
     return RandomAgent(**kwargs)
 
+
+TABULAR = frozenset({"grid", "bias"})  # and any env with Discrete observations and actions
 
 AGENTS: dict[str, AgentSpec] = {
     spec.name: spec
@@ -63,6 +75,19 @@ AGENTS: dict[str, AgentSpec] = {
         AgentSpec("policy-iteration", _dp("PolicyIterationAgent"), frozenset({"grid"}),
                   "plans on the exact model: exact evaluation + greedy improvement (S&B 4.3)"),
         AgentSpec("random", _random, frozenset({"*"}), "uniformly random actions: the baseline"),
+        AgentSpec("sarsa", _from("agents.td", "SarsaAgent"), TABULAR, "on-policy TD control (S&B 6.4)"),
+        AgentSpec("q-learning", _from("agents.td", "QLearningAgent"), TABULAR, "off-policy TD control (S&B 6.5)"),
+        AgentSpec("expected-sarsa", _from("agents.td", "ExpectedSarsaAgent"), TABULAR,
+                  "TD control on the expected next value (S&B 6.6)"),
+        AgentSpec("n-step-sarsa", _from("agents.td", "NStepSarsaAgent"), TABULAR, "n-step SARSA, n=4 (S&B 7.2)"),
+        AgentSpec("double-q-learning", _from("agents.td", "DoubleQLearningAgent"), TABULAR,
+                  "two Q tables against maximisation bias (S&B 6.7)"),
+        AgentSpec("mc-control", _from("agents.monte_carlo", "MCControlAgent"), TABULAR,
+                  "on-policy first-visit MC control, epsilon-soft (S&B 5.4)"),
+        AgentSpec("mc-exploring-starts", _from("agents.monte_carlo", "MCExploringStartsAgent"), frozenset({"grid"}),
+                  "MC control with exploring starts (S&B 5.3)"),
+        AgentSpec("mc-off-policy", _from("agents.monte_carlo", "OffPolicyMCControlAgent"), TABULAR,
+                  "off-policy MC control, weighted importance sampling (S&B 5.7)"),
     ]
 }
 
@@ -71,6 +96,10 @@ FAMILIES: dict[str, EnvFamily] = {
         "grid", "arena/GridWorld-v0", GridWorldEnv, "layout",
         "grid-world MDPs with an exact model",
         ("grid:cliff", "grid:frozenlake-8x8 slip=0", "grid:maze-31x31 maze_seed=3"),
+    ),
+    "bias": EnvFamily(
+        "bias", "arena/MaximizationBias-v0", MaximizationBiasEnv, "n_actions",
+        "Sutton & Barto's maximisation-bias MDP (Example 6.7)", ("bias", "bias:4"),
     ),
 }
 FAMILY_OF_ID = {f.env_id: f for f in FAMILIES.values()}
@@ -112,7 +141,7 @@ def parse_env(spec: str, extra: list[str] | None = None) -> tuple[str, dict[str,
     if family in FAMILIES:
         env_id = FAMILIES[family].env_id
         if sep:
-            kwargs.setdefault(FAMILIES[family].default_kwarg, value)
+            kwargs.setdefault(FAMILIES[family].default_kwarg, parse_value(value))
     elif spec in gym.registry:
         env_id = spec
     else:
@@ -153,8 +182,15 @@ def check_pairing(agent_name: str, env_id: str) -> None:
     """Fail early when an agent cannot play an env family (before any training)."""
     families = AGENTS[agent_name].families
     if "*" not in families and family_of(env_id) not in families:
+        why = ""
+        if families <= TABULAR:
+            try:
+                space = gym.make(env_id).observation_space
+                why = f" (it is tabular and needs Discrete observations; {env_id} has {type(space).__name__} observations)"
+            except Exception:  # noqa: BLE001 - the hint is optional
+                pass
         raise RegistryError(
-            f"{agent_name} cannot play {env_id}: it plays {', '.join(sorted(families))} envs"
+            f"{agent_name} cannot play {env_id}{why}; it plays {', '.join(sorted(families))} envs"
         )
 
 

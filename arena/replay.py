@@ -42,6 +42,7 @@ class Replay:
     checkpoint: str = ""
     overlay: dict[str, np.ndarray] = field(default_factory=dict)
     label: str = ""  # e.g. "eval" or "training episode 40"
+    reset_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"state": 7} for exploring starts
 
     @property
     def steps(self) -> int:
@@ -75,6 +76,7 @@ def save_replay(path: str | Path, replay: Replay) -> Path:
         "terminated": bool(replay.terminated),
         "truncated": bool(replay.truncated),
         "label": replay.label,
+        "reset_options": replay.reset_options,
     }
     write_arrays(path, KIND, VERSION, arrays, meta)
     return path
@@ -101,6 +103,7 @@ def load_replay(path: str | Path) -> Replay:
             checkpoint=str(meta.get("checkpoint", "")),
             overlay={k[len("overlay_"):]: v for k, v in arrays.items() if k.startswith("overlay_")},
             label=str(meta.get("label", "")),
+            reset_options=dict(meta.get("reset_options", {})),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ReplayError(f"{path} is missing replay field {exc}; re-record it") from None
@@ -124,7 +127,7 @@ class Frame:
 def resimulate(replay: Replay, render_mode: str | None = None, env: Any = None) -> Iterator[tuple[Any, Frame]]:
     """Re-play the recorded actions from the seed; yields (env, frame) for step 0..T."""
     env = env if env is not None else make_env(replay.env_id, replay.env_kwargs, render_mode=render_mode)
-    obs, _ = env.reset(seed=replay.seed)
+    obs, _ = env.reset(seed=replay.seed, options=replay.reset_options or None)
     G = 0.0
     yield env, Frame(0, None, 0.0, 0.0, obs, replay.steps == 0)
     for t, action in enumerate(replay.actions.tolist(), start=1):

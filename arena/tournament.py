@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from arena import evaluate
 from arena.leaderboard import Result, code_version
-from arena.match import Episode, play
+from arena.match import Episode, RecordTraining, play
 from arena.registry import check_pairing, make_agent, make_env
 
 DEFAULT_EPISODES = 10
@@ -34,6 +34,9 @@ class Job:
     episodes: int = DEFAULT_EPISODES
     checkpoint: str | None = None  # evaluate this checkpoint instead of training
     run_key: str = ""
+    train_episodes: int | None = None  # None: the agent's own budget
+    record_training: int = 0  # record every k-th training episode (0: none)
+    resume: str | None = None  # continue training from this checkpoint
 
     def __post_init__(self) -> None:
         if not self.run_key:
@@ -72,8 +75,18 @@ def run_job(
             agent.check_fits(env)
             log: dict[str, Any] = {"checkpoint": job.checkpoint}
         else:
-            log = agent.fit(env, seed=job.train_seed)
             run_dir = Path(runs_dir) / job.run_key
+            train_env = env
+            if job.record_training > 0:
+                train_env = RecordTraining(env, agent, job.record_training, Path(replays_dir) / job.run_key, job.agent)
+            budget: dict[str, Any] = {"run_dir": run_dir}
+            if job.train_episodes:
+                budget["episodes"] = job.train_episodes
+            if job.resume:
+                budget["resume"] = job.resume
+            log = agent.fit(train_env, seed=job.train_seed, **budget)
+            if job.record_training > 0:
+                log["training_replays"] = len(train_env.saved)
             log["checkpoint"] = str(agent.save(run_dir / "checkpoint.npz"))
         train_seconds = time.perf_counter() - t0
 

@@ -33,6 +33,8 @@ class Timeline:
     env: Any
     snapshots: list[Any]
     frames: list[Frame]
+    label: str = ""
+    greedy_actions: np.ndarray | None = None  # training replays: what the greedy policy would have done
 
     @classmethod
     def build(cls, replay: Replay) -> "Timeline":
@@ -43,7 +45,14 @@ class Timeline:
         overlay = replay.overlay
         if hasattr(env.unwrapped, "set_overlay") and overlay:
             env.unwrapped.set_overlay(V=overlay.get("V"), policy=overlay.get("policy"))
-        return cls(env, snapshots, frames)
+        greedy = overlay.get("greedy_actions")
+        return cls(env, snapshots, frames, replay.label, None if greedy is None else np.asarray(greedy))
+
+    def explored(self, t: int) -> bool | None:
+        """Whether action t (0-based) differed from the greedy choice; None if unknown."""
+        if self.greedy_actions is None or t >= len(self.greedy_actions):
+            return None
+        return int(self.frames[t + 1].action) != int(self.greedy_actions[t])
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -59,8 +68,11 @@ def _action_name(env: Any, action: int | None) -> str:
 def hud_text(timeline: Timeline, t: int, extra: str = "") -> str:
     f = timeline.frames[t]
     end = "  (end)" if t == len(timeline) - 1 else ""
+    explored = timeline.explored(t - 1) if t > 0 else None
+    how = "" if explored is None else (" (explore)" if explored else " (greedy)")
+    label = f"{timeline.label}: " if timeline.label else ""
     return (
-        f"step {f.step}/{len(timeline) - 1}  action {_action_name(timeline.env, f.action)}  "
+        f"{label}step {f.step}/{len(timeline) - 1}  action {_action_name(timeline.env, f.action)}{how}  "
         f"reward {f.reward:g}  return {f.episode_return:g}{end}{extra}"
     )
 
@@ -74,6 +86,10 @@ def draw_frame(surface: Any, timeline: Timeline, t: int, show_values: bool, show
     w, h = env.frame_size()
     board = surface.subsurface((0, 0, w, h))
     env.draw(board, show_values=show_values, show_policy=show_policy)
+    if t < len(timeline) - 1 and hasattr(env, "draw_action"):
+        # the move about to be made: red when it is exploration, blue when greedy
+        explored = timeline.explored(t)
+        env.draw_action(board, timeline.frames[t + 1].action, (210, 40, 40) if explored else (40, 90, 210))
     pygame.draw.rect(surface, (30, 30, 36), (0, h, surface.get_width(), HUD_HEIGHT))
     text = font.render(hud_text(timeline, t, extra), True, (235, 235, 235))
     surface.blit(text, (8, h + (HUD_HEIGHT - text.get_height()) // 2))
@@ -89,12 +105,12 @@ def _font(size: int = 18) -> Any:
 class Viewer:
     """The interactive player's state; `handle` takes one pygame event, `advance` one tick."""
 
-    def __init__(self, replay: Replay, speed: float | None = None) -> None:
+    def __init__(self, replay: Replay, speed: float | None = None, start: int | None = None) -> None:
         self.timeline = Timeline.build(replay)
         fps = self.timeline.env.unwrapped.metadata.get("render_fps", 8)
         self.speed_index = int(np.argmin([abs(s - (speed or fps)) for s in SPEEDS]))
-        self.t = 0
-        self.paused = False
+        self.t = 0 if start is None else int(np.clip(start, 0, len(self.timeline) - 1))
+        self.paused = start is not None
         self.show_values = True
         self.show_policy = True
         self.running = True
@@ -180,9 +196,9 @@ class Viewer:
             self.timeline.env.close()
 
 
-def watch(replay: Replay, speed: float | None = None, max_seconds: float | None = None) -> None:
-    """Play a replay in a window (see the module docstring for the keys)."""
-    Viewer(replay, speed).run(max_seconds=max_seconds)
+def watch(replay: Replay, speed: float | None = None, max_seconds: float | None = None, start: int | None = None) -> None:
+    """Play a replay in a window (see the module docstring for the keys); `start` opens paused at that step."""
+    Viewer(replay, speed, start).run(max_seconds=max_seconds)
 
 
 def render_frames(replay: Replay, show_values: bool = True, show_policy: bool = True) -> list[np.ndarray]:

@@ -3,8 +3,11 @@
 from gymnasium.envs.registration import register, registry
 
 from envs.grid import GridError, GridWorldEnv
+from envs.textbook import MaximizationBiasEnv
 
-__all__ = ["GridError", "GridWorldEnv"]
+__all__ = ["GridError", "GridWorldEnv", "MaximizationBiasEnv"]
 
 if "arena/GridWorld-v0" not in registry:
     register(id="arena/GridWorld-v0", entry_point="envs.grid:GridWorldEnv")
+if "arena/MaximizationBias-v0" not in registry:
+    register(id="arena/MaximizationBias-v0", entry_point="envs.textbook:MaximizationBiasEnv")

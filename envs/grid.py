@@ -20,6 +20,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs.errors import EnvError
+
 UP, RIGHT, DOWN, LEFT = 0, 1, 2, 3
 ACTION_NAMES = ("up", "right", "down", "left")
 MOVES = np.array([(-1, 0), (0, 1), (1, 0), (0, -1)])  # (drow, dcol) per action
@@ -30,7 +32,7 @@ OBS_MODES = ("index", "coords", "image")
 IMAGE_PLANES = ("agent", "wall", "goal", "hole", "cliff")
 
 
-class GridError(ValueError):
+class GridError(EnvError):
     """A grid the user asked for cannot be built (bad map, layout or kwarg)."""
 
 
@@ -429,7 +431,13 @@ class GridWorldEnv(gym.Env):
             # one seed drives every stream: the env's and the action space's
             self.action_space.seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
         starts = self._start_states
-        self.s = int(starts[0] if len(starts) == 1 else starts[self.np_random.integers(len(starts))])
+        if options and "state" in options:  # exploring starts: begin anywhere that is not terminal
+            s = options["state"]
+            if not (isinstance(s, (int, np.integer)) and 0 <= s < self.mdp.n_states and not self.mdp.terminal[s]):
+                raise GridError(f"reset option state={s!r} must be a non-terminal state index in 0..{self.mdp.n_states - 1}")
+            self.s = int(s)
+        else:
+            self.s = int(starts[0] if len(starts) == 1 else starts[self.np_random.integers(len(starts))])
         self.t = 0
         self.last_action = None
         if self.render_mode == "human":
@@ -537,6 +545,17 @@ class GridWorldEnv(gym.Env):
                 )
         r, c = self.mdp.cell[self.s]
         pygame.draw.circle(surface, (240, 170, 30), (c * px + px // 2, r * px + px // 2), max(1, px * 3 // 8))
+
+    def draw_action(self, surface: Any, action: int, colour: tuple[int, int, int]) -> None:
+        """A thick arrow from the agent towards `action`: the move about to be made."""
+        import pygame
+
+        px = self.cell_size()
+        r, c = self.mdp.cell[self.s]
+        cx, cy = c * px + px / 2, r * px + px / 2
+        dy, dx = MOVES[int(action)] * (px * 0.55)
+        pygame.draw.line(surface, colour, (cx, cy), (cx + dx, cy + dy), max(2, px // 8))
+        pygame.draw.circle(surface, colour, (int(cx + dx), int(cy + dy)), max(2, px // 9))
 
     def frame_size(self) -> tuple[int, int]:
         rows, cols = self.grid.shape

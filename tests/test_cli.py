@@ -98,13 +98,18 @@ def test_demo_prints_a_leaderboard_and_the_command_to_watch_a_replay(workdir):
     result = arena("demo", "--episodes", "3")
     assert result.exit_code == 0, result.output
     assert "Demo leaderboard" in result.output and "watch a replay: arena replay replays/" in result.output
+    assert "watch Q-learning explore early in training: arena replay replays/" in result.output
     rows = Leaderboard().results()
-    assert len(rows) == 12 and {r.env_kwargs["layout"] for r in rows} >= {"cliff", "frozenlake-4x4", "four-rooms"}
+    assert len(rows) == 15 and {r.env_kwargs["layout"] for r in rows} >= {"cliff", "frozenlake-4x4", "four-rooms"}
+    assert {(r.agent, r.env_kwargs["layout"]) for r in rows} >= {
+        ("q-learning", "cliff"), ("sarsa", "cliff"), ("mc-control", "frozenlake-4x4")}
     for r in rows:
         if r.agent != "random":
-            assert r.score == pytest.approx(1.0)
-        for path in r.replay_paths:
+            assert r.score >= 0.95
+        for path in r.replay_paths + glob.glob(f"replays/{r.run_key}/train-episode*.npz"):
             assert arena("replay", path, "--verify").exit_code == 0
+    assert len(glob.glob("replays/*q-learning*/train-episode*.npz")) == 10
+    assert glob.glob("runs/*q-learning*/learning_curve.png")
 
 
 # --------------------------------------------------------------------------- bad input
@@ -178,3 +183,80 @@ def test_wrong_version_replay_is_one_line_and_exit_code_2(workdir):
     good = Leaderboard().results()[0].replay_paths[0]
     _rewrite_header(good, "future.npz", lambda h: h.update(version=2))
     one_line_error(arena("replay", "future.npz", "--verify"), "format version 2; this Arena reads version(s) 1")
+
+
+# --------------------------------------------------------------------------- model-free learners
+
+
+def test_q_learning_run_writes_curve_tensorboard_training_replays_and_a_row(workdir):
+    result = arena("run", "q-learning", "grid:cliff", "--train-episodes", "2000", "--record-training", "500", "--episodes", "2")
+    assert result.exit_code == 0, result.output
+    (row,) = Leaderboard().results()
+    assert row.agent == "q-learning" and row.score == pytest.approx(1.0)
+    run_dir = glob.glob("runs/*q-learning*")[0]
+    assert glob.glob(f"{run_dir}/learning_curve.png") and glob.glob(f"{run_dir}/tensorboard/events.out.tfevents.*")
+    training = sorted(glob.glob("replays/*q-learning*/train-episode*.npz"))
+    assert [p[-10:-4] for p in training] == ["000000", "000500", "001000", "001500"]
+    for path in training:
+        rep = load_replay(path)
+        assert rep.label.startswith("training episode") and "greedy_actions" in rep.overlay
+        assert arena("replay", path, "--verify").exit_code == 0
+    first = load_replay(training[0])
+    assert (first.overlay["greedy_actions"] != first.actions).any()  # it explored
+
+
+def test_exploring_starts_training_replays_resimulate_from_their_start_state(workdir):
+    result = arena("run", "mc-exploring-starts", "grid:four-rooms", "--train-episodes", "50", "--record-training", "10", "--episodes", "1")
+    assert result.exit_code == 0, result.output
+    for path in glob.glob("replays/*/train-episode*.npz"):
+        assert "state" in load_replay(path).reset_options
+        assert arena("replay", path, "--verify").exit_code == 0
+
+
+def test_resume_continues_training_from_a_checkpoint(workdir):
+    arena("run", "sarsa", "grid:frozenlake-4x4", "--train-episodes", "200", "--episodes", "1")
+    ckpt = glob.glob("runs/*/checkpoint.npz")[0]
+    result = arena("run", "sarsa", "grid:frozenlake-4x4", "--train-episodes", "500", "--resume", ckpt, "--episodes", "1")
+    assert result.exit_code == 0, result.output
+    assert "episodes 500" in result.output
+
+
+def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(workdir):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arena", "run", "q-learning", "grid:frozenlake-8x8", "--train-episodes", "100000000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 60
+    while not glob.glob("runs/*/tensorboard/events.*") and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "training interrupted at episode" in err and "--resume runs/" in err
+    ckpt = glob.glob("runs/*/checkpoint.npz")[0]
+    from agents.td import QLearningAgent
+
+    stopped_at = QLearningAgent().load(ckpt).episodes_done
+    assert stopped_at > 0 and f"interrupted at episode {stopped_at};" in err
+    assert not glob.glob("replays/*/episode-*.npz")  # interrupted before evaluation: no result, no row
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["run", "q-learning", "grid:cliff", "--set", "alpha=0"], "alpha=0 is out of range; use a value in (0, 1]"),
+        (["run", "sarsa", "grid:cliff", "--set", "epsilon=1.5"], "epsilon=1.5 is out of range; use a value in [0, 1]"),
+        (["run", "mc-control", "grid:cliff", "--set", "gamma=-1"], "gamma=-1 is out of range"),
+        (["run", "q-learning", "CartPole-v1"], "needs Discrete observations; CartPole-v1 has Box observations"),
+        (["run", "q-learning", "grid:cliff", "--record-training", "-1"], "--record-training -1"),
+        (["run", "q-learning", "grid:cliff", "--resume", "nowhere.npz"], "does not exist"),
+    ],
+)
+def test_bad_learner_input_is_one_line_and_exit_code_2(workdir, args, fragment):
+    one_line_error(arena(*args), fragment)

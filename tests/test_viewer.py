@@ -94,3 +94,20 @@ def test_frames_are_deterministic(cliff_replay):
 def test_unknown_video_format_is_refused(cliff_replay, tmp_path):
     with pytest.raises(ViewerError, match="use a path ending in .mp4 or .gif"):
         export_video(cliff_replay, tmp_path / "clip.avi")
+
+
+def test_training_replays_mark_exploratory_moves(tmp_path):
+    from arena.match import RecordTraining
+    from arena.registry import make_agent
+    from arena.replay import load_replay
+
+    env = gym.make("arena/GridWorld-v0", layout="cliff")
+    agent = make_agent("q-learning", episodes=3)
+    agent.fit(RecordTraining(env, agent, 1, tmp_path, "q-learning"), seed=0)
+    rep = load_replay(tmp_path / "train-episode000000.npz")
+    v = Viewer(rep)
+    marks = [hud_text(v.timeline, t) for t in range(1, len(v.timeline))]
+    assert all(m.startswith("training episode 0: step") for m in marks)
+    assert any("(explore)" in m for m in marks) and any("(greedy)" in m for m in marks)
+    explored = [v.timeline.explored(t) for t in range(rep.steps)]
+    assert explored == [int(a) != int(g) for a, g in zip(rep.actions, rep.overlay["greedy_actions"])]

@@ -1,0 +1,264 @@
+"""Monte Carlo methods (Sutton & Barto, chapter 5): learn from whole episodes' returns.
+
+Prediction: first-visit and every-visit `mc_prediction`, and `off_policy_mc_prediction`
+with ordinary or weighted importance sampling. Control: on-policy first-visit control
+with epsilon-soft policies, exploring starts, and off-policy control with weighted
+importance sampling. Each works backwards through an episode, G <- gamma G + R.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from agents.base import AgentError
+from agents.tabular import TabularLearner, check_range, episode_seed
+
+Episode = list[tuple[int, int, float]]  # (S_t, A_t, R_{t+1}) for t = 0..T-1
+
+
+class Played(list):
+    """An episode's [(S_t, A_t, R_{t+1})], plus S_T when the step limit cut it short."""
+
+    truncated_at: int | None = None
+
+
+def check_policy(env: Any, policy: np.ndarray) -> np.ndarray:
+    """An (S, A) policy for `env` whose rows are probabilities, or an AgentError saying what is wrong."""
+    from gymnasium import spaces
+
+    if not isinstance(env.observation_space, spaces.Discrete) or not isinstance(env.action_space, spaces.Discrete):
+        raise AgentError("tabular prediction needs Discrete observations and actions; for a grid use obs=index")
+    S, A = int(env.observation_space.n), int(env.action_space.n)
+    pi = np.asarray(policy, dtype=float)
+    if pi.ndim == 1 and len(pi) == S:
+        pi = np.eye(A)[pi.astype(int)]
+    if pi.shape != (S, A):
+        raise AgentError(f"policy has shape {pi.shape}; this env needs ({S}, {A}) action probabilities")
+    sums = pi.sum(axis=1)
+    bad = np.flatnonzero((np.abs(sums - 1.0) > 1e-8) | (pi < 0).any(axis=1))
+    if len(bad):
+        raise AgentError(f"policy row {bad[0]} sums to {sums[bad[0]]:.6g}; each row must be probabilities summing to 1")
+    return pi
+
+
+def generate_episode(env: Any, seed: int, choose: Callable[[int], int], options: dict | None = None) -> Played:
+    """Play one episode with `choose(state) -> action`; returns [(S_t, A_t, R_{t+1})].
+
+    If the step limit ends it in a non-terminal state, `truncated_at` holds that state.
+    """
+    s, _ = env.reset(seed=seed, options=options)
+    episode = Played()
+    done = False
+    while not done:
+        a = choose(s)
+        s2, r, term, trunc, _ = env.step(a)
+        episode.append((s, a, float(r)))
+        s, done = s2, term or trunc
+        if trunc and not term:
+            episode.truncated_at = s2
+    return episode
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+def mc_prediction(
+    env: Any, policy: np.ndarray, episodes: int, gamma: float = 1.0, first_visit: bool = True, seed: int = 0
+) -> np.ndarray:
+    """V_pi as the average return after visits to each state (S&B 5.1). Returns (S,).
+
+    first_visit=True averages only the first visit per episode; False, every visit.
+    """
+    pi = check_policy(env, policy)
+    gamma = check_range("gamma", gamma, 0.0, 1.0)
+    rng = np.random.default_rng(seed)
+    V, N = np.zeros(pi.shape[0]), np.zeros(pi.shape[0])
+    for episode in range(episodes):
+        ep = generate_episode(env, episode_seed(seed, episode), lambda s: int(rng.choice(pi.shape[1], p=pi[s])))
+        first = {}
+        for t, (s, _, _) in enumerate(ep):
+            first.setdefault(s, t)
+        G = 0.0
+        for t in range(len(ep) - 1, -1, -1):
+            s, _, r = ep[t]
+            G = gamma * G + r
+            if not first_visit or first[s] == t:
+                N[s] += 1
+                V[s] += (G - V[s]) / N[s]  # incremental mean of the returns seen from s
+    return V
+
+
+def off_policy_mc_prediction(
+    env: Any,
+    target: np.ndarray,
+    behaviour: np.ndarray,
+    episodes: int,
+    gamma: float = 1.0,
+    weighted: bool = True,
+    seed: int = 0,
+) -> np.ndarray:
+    """V_pi of `target` from episodes of `behaviour`, by importance sampling (S&B 5.5-5.6).
+
+    Every visit to S_t is weighted by rho = prod_{k>=t} pi(A_k|S_k) / b(A_k|S_k).
+    Ordinary IS averages rho * G over visits (unbiased, high variance); weighted IS
+    divides by the sum of the rhos instead (biased, far lower variance).
+    """
+    pi, b = check_policy(env, target), check_policy(env, behaviour)
+    if ((pi > 0) & (b == 0)).any():
+        s = int(np.flatnonzero(((pi > 0) & (b == 0)).any(axis=1))[0])
+        raise AgentError(f"behaviour policy never takes an action the target takes in state {s}: coverage fails")
+    gamma = check_range("gamma", gamma, 0.0, 1.0)
+    rng = np.random.default_rng(seed)
+    S = pi.shape[0]
+    V, C, N = np.zeros(S), np.zeros(S), np.zeros(S)
+    for episode in range(episodes):
+        ep = generate_episode(env, episode_seed(seed, episode), lambda s: int(rng.choice(b.shape[1], p=b[s])))
+        G, W = 0.0, 1.0
+        for s, a, r in reversed(ep):
+            G = gamma * G + r
+            W *= pi[s, a] / b[s, a]
+            if weighted:
+                if W == 0.0:
+                    break  # every earlier visit has weight 0 too
+                C[s] += W
+                V[s] += W / C[s] * (G - V[s])  # V <- V + W/C (G - V)
+            else:
+                N[s] += 1
+                V[s] += (W * G - V[s]) / N[s]  # V <- mean of rho * G
+    return V
+
+
+# --------------------------------------------------------------------------- control
+
+
+class MCLearner(TabularLearner):
+    """What MC control agents share: step sizes, and the value of a step-limited episode's end.
+
+    averaging=True moves Q(s, a) to the mean of all returns seen after (s, a) (step 1/N);
+    False uses the step size alpha (constant-alpha MC), which forgets the returns of
+    earlier, more exploratory policies: the policy changes, so old returns go stale.
+
+    MC targets are whole returns, but an episode cut off by the step limit has not ended:
+    its return would count the rest as 0 and make looping look good. So a truncated
+    episode's return starts from max_a Q(S_T, a), the current estimate of what follows.
+    """
+
+    def __init__(self, averaging: bool = False, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.averaging = bool(averaging)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "averaging": self.averaging}
+
+    def tail_value(self, ep: Played) -> float:
+        if ep.truncated_at is None:
+            return 0.0
+        v = float(self.tables["Q"][ep.truncated_at].max())
+        return v if np.isfinite(v) else 0.0
+
+
+class MCControlAgent(MCLearner):
+    """On-policy first-visit MC control with an epsilon-soft policy (S&B 5.4).
+
+    Q(s, a) is the average of the first-visit returns after (s, a); the policy is
+    epsilon-greedy in Q, so it keeps exploring while it improves.
+    """
+
+    name = "mc-control"
+    table_names = ("Q", "N")
+    default_episodes = 5000
+
+    def init_tables(self, n_states: int, n_actions: int) -> None:
+        self.tables = {"Q": np.zeros((n_states, n_actions)), "N": np.zeros((n_states, n_actions))}
+
+    def learn_episode(self, env: Any, seed: int) -> float:
+        return self.learn_from(generate_episode(env, seed, self.explore))
+
+    def learn_from(self, ep: Played) -> float:
+        """First-visit averaging of the returns in one episode; returns the episode's return."""
+        Q, N, gamma = self.tables["Q"], self.tables["N"], self.gamma
+        first = {}
+        for t, (s, a, _) in enumerate(ep):
+            first.setdefault((s, a), t)
+        G = self.tail_value(ep)
+        for t in range(len(ep) - 1, -1, -1):
+            s, a, r = ep[t]
+            G = gamma * G + r
+            if first[(s, a)] == t:
+                N[s, a] += 1
+                step = 1.0 / N[s, a] if self.averaging else self.alpha_now
+                Q[s, a] += step * (G - Q[s, a])  # Q(s,a) <- average(Returns(s,a)), or constant-alpha
+        return sum(r for _, _, r in ep)
+
+
+class MCExploringStartsAgent(MCControlAgent):
+    """MC control with exploring starts (S&B 5.3): every episode starts from a random state
+    and a random first action, then follows the greedy policy, so no epsilon is needed.
+
+    Needs an env that can start anywhere (GridWorld's reset option `state`).
+    """
+
+    name = "mc-exploring-starts"
+
+    def fit(self, env: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        mdp = getattr(env.unwrapped, "mdp", None)
+        if mdp is None:
+            raise AgentError(f"{self.name} needs an env that can start in any state (a GridWorld)")
+        self._starts = np.flatnonzero(~mdp.terminal)
+        return super().fit(env, *args, **kwargs)
+
+    def learn_episode(self, env: Any, seed: int) -> float:
+        Q = self.tables["Q"]
+        s0 = int(self.rng.choice(self._starts))
+        a0 = int(self.rng.integers(Q.shape[1]))
+        first_action = [a0]
+        choose = lambda s: first_action.pop() if first_action else self.greedy(s)  # noqa: E731
+        return self.learn_from(generate_episode(env, seed, choose, options={"state": s0}))
+
+
+class OffPolicyMCControlAgent(MCLearner):
+    """Off-policy MC control with weighted importance sampling (S&B 5.7).
+
+    Behaviour: epsilon-greedy in Q (soft, so it covers the target). Target: greedy in Q
+    as it stood when the episode was played (the policy the episode's weights refer to;
+    improved between episodes, as in generalised policy iteration). Learns from the tail
+    of each episode back to the last action the target would not have taken. Untried
+    actions start at Q = -inf, so the target policy only picks actions it has evidence
+    for; with Q = 0 and negative rewards, every update would make the action just
+    learned non-greedy and cut the tail after a single step.
+    """
+
+    name = "mc-off-policy"
+    table_names = ("Q", "C")
+    default_episodes = 5000
+
+    def init_tables(self, n_states: int, n_actions: int) -> None:
+        self.tables = {"Q": np.full((n_states, n_actions), -np.inf), "C": np.zeros((n_states, n_actions))}
+
+    def learn_episode(self, env: Any, seed: int) -> float:
+        Q, C, gamma = self.tables["Q"], self.tables["C"], self.gamma
+        b_probs: list[float] = []  # b(A_t|S_t)
+        target: list[int] = []  # pi(S_t): greedy in Q as the episode was played
+
+        def behave(s: int) -> int:
+            a = self.explore(s)
+            b_probs.append(float(self.epsilon_greedy_probs(s)[a]))
+            target.append(int(np.argmax(Q[s])))
+            return a
+
+        ep = generate_episode(env, seed, behave)
+        G, W = self.tail_value(ep), 1.0
+        for t in range(len(ep) - 1, -1, -1):
+            s, a, r = ep[t]
+            G = gamma * G + r
+            # C <- C + W; without averaging, old weight fades by (1 - alpha) per update,
+            # as old returns were earned under an older target policy
+            C[s, a] = (C[s, a] if self.averaging else (1.0 - self.alpha_now) * C[s, a]) + W
+            # Q <- Q + W/C (G - Q); the first return seen replaces the -inf outright
+            Q[s, a] = G if np.isinf(Q[s, a]) else Q[s, a] + W / C[s, a] * (G - Q[s, a])
+            if a != target[t]:
+                break  # pi(A_t|S_t) = 0: earlier steps get no weight
+            W /= b_probs[t]  # W <- W * pi(A_t|S_t) / b(A_t|S_t), with pi(A_t|S_t) = 1
+        return sum(r for _, _, r in ep)

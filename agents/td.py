@@ -1,0 +1,188 @@
+"""Temporal-difference learning (Sutton & Barto, chapters 6 and 7).
+
+Prediction: `td0_prediction` estimates V_pi from experience. Control: SARSA, Q-learning,
+Expected SARSA, n-step SARSA and Double Q-learning, each an agent whose `learn_episode`
+is one episode of the textbook algorithm. They differ only in the target they move
+Q(S, A) towards; the loop around them (budgets, schedules, logging) is in tabular.py.
+
+On truncation (the step limit) the last state is not terminal, so targets still
+bootstrap from it; only a terminal S' has value 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from agents.tabular import TabularLearner, check_range, episode_seed
+from agents.monte_carlo import check_policy
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+def td0_prediction(
+    env: Any, policy: np.ndarray, episodes: int, alpha: float | None = 0.05, gamma: float = 1.0, seed: int = 0
+) -> np.ndarray:
+    """V_pi by TD(0) (S&B 6.1): V(S) <- V(S) + alpha [R + gamma V(S') - V(S)]. Returns (S,).
+
+    alpha=None steps by 1/N(S), the number of visits to S so far: every state's estimate
+    converges, however rarely the policy visits it. A constant alpha tracks a changing
+    target but keeps a noise floor of order alpha.
+    """
+    pi = check_policy(env, policy)
+    if alpha is not None:
+        alpha = check_range("alpha", alpha, 0.0, 1.0, low_open=True)
+    gamma = check_range("gamma", gamma, 0.0, 1.0)
+    rng = np.random.default_rng(seed)
+    V, N = np.zeros(pi.shape[0]), np.zeros(pi.shape[0])
+    for episode in range(episodes):
+        s, _ = env.reset(seed=episode_seed(seed, episode))
+        done = False
+        while not done:
+            a = rng.choice(pi.shape[1], p=pi[s])
+            s2, r, term, trunc, _ = env.step(a)
+            target = r if term else r + gamma * V[s2]
+            N[s] += 1
+            V[s] += (alpha or 1.0 / N[s]) * (target - V[s])
+            s, done = s2, term or trunc
+    return V
+
+
+# --------------------------------------------------------------------------- one-step control
+
+
+class SarsaAgent(TabularLearner):
+    """On-policy TD control (S&B 6.4): learns the value of the epsilon-greedy policy it follows."""
+
+    name = "sarsa"
+
+    def learn_episode(self, env: Any, seed: int) -> float:
+        Q, alpha, gamma = self.tables["Q"], self.alpha_now, self.gamma
+        s, _ = env.reset(seed=seed)
+        a = self.explore(s)
+        G, done = 0.0, False
+        while not done:
+            s2, r, term, trunc, _ = env.step(a)
+            a2 = self.explore(s2)
+            # Q(S,A) <- Q(S,A) + alpha [R + gamma Q(S',A') - Q(S,A)]
+            target = r if term else r + gamma * Q[s2, a2]
+            Q[s, a] += alpha * (target - Q[s, a])
+            s, a, G, done = s2, a2, G + r, term or trunc
+        return G
+
+
+class QLearningAgent(TabularLearner):
+    """Off-policy TD control (S&B 6.5): learns the greedy policy's values while exploring."""
+
+    name = "q-learning"
+
+    def next_value(self, s2: int) -> float:
+        """What S' is worth in the target: max_a Q(S', a), the greedy policy's value."""
+        return self.tables["Q"][s2].max()
+
+    def learn_episode(self, env: Any, seed: int) -> float:
+        Q, alpha, gamma = self.tables["Q"], self.alpha_now, self.gamma
+        s, _ = env.reset(seed=seed)
+        G, done = 0.0, False
+        while not done:
+            a = self.explore(s)
+            s2, r, term, trunc, _ = env.step(a)
+            # Q(S,A) <- Q(S,A) + alpha [R + gamma max_a Q(S',a) - Q(S,A)]
+            target = r if term else r + gamma * self.next_value(s2)
+            Q[s, a] += alpha * (target - Q[s, a])
+            s, G, done = s2, G + r, term or trunc
+        return G
+
+
+class ExpectedSarsaAgent(QLearningAgent):
+    """Expected SARSA (S&B 6.6): Q-learning with the max over S' replaced by the expectation
+    under the epsilon-greedy policy, so it learns that policy's values with less variance
+    than SARSA's single sampled A'.
+
+    Q(S,A) <- Q(S,A) + alpha [R + gamma sum_a pi(a|S') Q(S',a) - Q(S,A)]
+    """
+
+    name = "expected-sarsa"
+
+    def next_value(self, s2: int) -> float:
+        return float(self.epsilon_greedy_probs(s2) @ self.tables["Q"][s2])
+
+
+class DoubleQLearningAgent(TabularLearner):
+    """Double Q-learning (S&B 6.7): two tables, one picks the argmax, the other values it.
+
+    Removes Q-learning's maximisation bias. Acts epsilon-greedily on Q1 + Q2; the greedy
+    policy (and the `Q` table shown to the viewer) is their mean.
+    """
+
+    name = "double-q-learning"
+    table_names = ("Q", "Q1", "Q2")
+
+    def init_tables(self, n_states: int, n_actions: int) -> None:
+        self.tables = {k: np.zeros((n_states, n_actions)) for k in ("Q", "Q1", "Q2")}
+
+    def learn_episode(self, env: Any, seed: int) -> float:
+        Q, Q1, Q2, alpha, gamma = self.tables["Q"], self.tables["Q1"], self.tables["Q2"], self.alpha_now, self.gamma
+        s, _ = env.reset(seed=seed)
+        G, done = 0.0, False
+        while not done:
+            a = self.explore(s)  # on Q = (Q1 + Q2) / 2, kept up to date below
+            s2, r, term, trunc, _ = env.step(a)
+            A, B = (Q1, Q2) if self.rng.random() < 0.5 else (Q2, Q1)
+            # A(S,A) <- A(S,A) + alpha [R + gamma B(S', argmax_a A(S',a)) - A(S,A)]
+            target = r if term else r + gamma * B[s2, int(np.argmax(A[s2]))]
+            A[s, a] += alpha * (target - A[s, a])
+            Q[s, a] = 0.5 * (Q1[s, a] + Q2[s, a])
+            s, G, done = s2, G + r, term or trunc
+        return G
+
+
+# --------------------------------------------------------------------------- n-step
+
+
+class NStepSarsaAgent(TabularLearner):
+    """n-step SARSA (S&B 7.2): the target is n rewards, then gamma^n Q(S_{t+n}, A_{t+n})."""
+
+    name = "n-step-sarsa"
+
+    def __init__(self, n: int = 4, **settings: Any) -> None:
+        super().__init__(**settings)
+        if int(n) < 1:
+            from agents.base import AgentError
+
+            raise AgentError(f"n={n} is out of range; use n >= 1 steps")
+        self.n = int(n)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "n": self.n}
+
+    def learn_episode(self, env: Any, seed: int) -> float:
+        Q, alpha, gamma, n = self.tables["Q"], self.alpha_now, self.gamma, self.n
+        s, _ = env.reset(seed=seed)
+        S, A, R = [s], [self.explore(s)], [0.0]  # R[t] is the reward that followed step t-1
+        T, t = float("inf"), 0
+        bootstrap = True  # False once the episode ended in a terminal state
+        while True:
+            if t < T:
+                s2, r, term, trunc, _ = env.step(A[t])
+                S.append(s2)
+                R.append(r)
+                if term or trunc:
+                    T, bootstrap = t + 1, not term
+                else:
+                    A.append(self.explore(s2))
+            tau = t - n + 1  # the step whose estimate is updated now
+            if tau >= 0:
+                end = int(min(tau + n, T))
+                # G = sum_{i=tau+1}^{end} gamma^(i-tau-1) R_i  (+ gamma^n Q(S_{tau+n}, A_{tau+n}) if not over)
+                G = sum(gamma ** (i - tau - 1) * R[i] for i in range(tau + 1, end + 1))
+                if tau + n < T:
+                    G += gamma**n * Q[S[tau + n], A[tau + n]]
+                elif bootstrap:  # truncated, not terminal: value S_T under the epsilon-greedy policy
+                    G += gamma ** (T - tau) * (self.epsilon_greedy_probs(S[T]) @ Q[S[T]])
+                Q[S[tau], A[tau]] += alpha * (G - Q[S[tau], A[tau]])
+            if tau == T - 1:
+                return float(sum(R))
+            t += 1

@@ -1,0 +1,222 @@
+"""Model-free tabular agents (MC and TD) against the exact answers DP gives.
+
+Every test states its seeds and budget. Prediction targets: within 0.05 RMS, scaled by
+the value range, of DP policy evaluation. Control targets: exact normalised score >= 0.95.
+"""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import envs  # noqa: F401
+from agents import dp, monte_carlo as mc, td
+from agents.base import AgentError, TrainingInterrupted
+from arena.evaluate import exact_score
+from arena.registry import make_agent
+
+CONTROL = ["sarsa", "q-learning", "expected-sarsa", "n-step-sarsa", "double-q-learning",
+           "mc-control", "mc-exploring-starts", "mc-off-policy"]
+
+
+def grid(layout, **kwargs):
+    return gym.make("arena/GridWorld-v0", layout=layout, **kwargs)
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+def soft_optimal_policy(mdp, gamma):
+    """Half greedy-optimal, half uniform: a policy that visits most states."""
+    return 0.5 * dp.value_iteration(mdp, gamma).policy + 0.5 / mdp.n_actions
+
+
+@pytest.mark.parametrize("layout", ["cliff", "frozenlake-4x4"])  # frozenlake-4x4 is slippery
+@pytest.mark.parametrize(
+    "method",
+    [
+        pytest.param(lambda env, pi, g: mc.mc_prediction(env, pi, 3000, g, first_visit=True), id="first-visit-mc"),
+        pytest.param(lambda env, pi, g: mc.mc_prediction(env, pi, 3000, g, first_visit=False), id="every-visit-mc"),
+        pytest.param(lambda env, pi, g: td.td0_prediction(env, pi, 10000, alpha=0.02, gamma=g), id="td0"),
+    ],
+)
+def test_prediction_is_within_5_percent_rms_of_dp(layout, method):
+    """Budget: 3000 episodes (MC) or 10000 (TD(0), alpha 0.02), seed 0, gamma 0.9."""
+    env = grid(layout)
+    mdp = env.unwrapped.mdp
+    pi = soft_optimal_policy(mdp, 0.9)
+    V_true = dp.policy_evaluation(mdp, pi, 0.9)
+    V = method(env, pi, 0.9)
+    live = ~mdp.terminal
+    rms = np.sqrt(np.mean((V[live] - V_true[live]) ** 2))
+    assert rms / np.ptp(V_true[live]) < 0.05
+
+
+# --------------------------------------------------------------------------- control
+
+# (layout, training episodes): deterministic rooms learn fast; the slippery lake needs many
+BUDGETS = {"open-5x5": 2000, "cliff": 3000, "four-rooms": 3000, "frozenlake-4x4": 30000}
+
+
+@pytest.mark.parametrize("layout", ["open-5x5", "cliff", "four-rooms"])
+@pytest.mark.parametrize("agent_name", CONTROL)
+def test_control_reaches_095_exact_score(agent_name, layout):
+    env = grid(layout)
+    agent = make_agent(agent_name, episodes=BUDGETS[layout])
+    agent.fit(env, seed=0)
+    assert exact_score(agent, env).score >= 0.95
+
+
+OFF_POLICY_MC_ON_THE_LAKE = pytest.mark.xfail(
+    reason="known shortfall: off-policy MC control learns only from episode tails and reaches 0.95 on the "
+    "slippery lake for some seeds only (0.16-1.0 at 30k-100k episodes); see the issue notes",
+    strict=False,
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "agent_name", [pytest.param(n, marks=OFF_POLICY_MC_ON_THE_LAKE) if n == "mc-off-policy" else n for n in CONTROL]
+)
+def test_control_reaches_095_exact_score_on_the_slippery_lake(agent_name):
+    env = grid("frozenlake-4x4")
+    agent = make_agent(agent_name, episodes=BUDGETS["frozenlake-4x4"])
+    agent.fit(env, seed=0)
+    assert exact_score(agent, env).score >= 0.95
+
+
+# --------------------------------------------------------------------------- textbook behaviours
+
+
+@pytest.mark.slow
+def test_cliff_sarsa_walks_safer_online_while_q_learning_learns_the_edge():
+    """S&B Example 6.6: epsilon 0.1, alpha 0.5, 500 episodes, seeds 0..4. Online returns:
+    SARSA about -25, Q-learning about -50; Q-learning's greedy path is the optimal one."""
+    online = {}
+    for name in ("sarsa", "q-learning"):
+        runs = []
+        for seed in range(5):
+            env = grid("cliff")
+            agent = make_agent(name, epsilon=0.1, epsilon_end=None, alpha=0.5, alpha_end=None, gamma=1.0, episodes=500)
+            agent.fit(env, seed=seed)
+            runs.append(np.mean(agent.log.returns[100:]))
+            if name == "q-learning":
+                assert exact_score(agent, env).score == pytest.approx(1.0)
+                assert agent.act(36)[0] == 0  # up, then right along the edge
+        online[name] = np.mean(runs)
+    assert online["sarsa"] > online["q-learning"] + 10
+
+
+def test_weighted_importance_sampling_beats_ordinary_at_equal_episodes():
+    """Target: half optimal, half uniform on the slippery 4x4 lake; behaviour: uniform.
+    300 episodes, seeds 0..19, gamma 0.9; mean squared error of V over the non-terminal
+    states against DP (here about 0.013 weighted vs 0.019 ordinary)."""
+    env = grid("frozenlake-4x4")
+    mdp = env.unwrapped.mdp
+    target = soft_optimal_policy(mdp, 0.9)
+    behaviour = np.full_like(target, 0.25)
+    V_true = dp.policy_evaluation(mdp, target, 0.9)
+    live = ~mdp.terminal
+    errors = {True: [], False: []}
+    for weighted in (True, False):
+        for seed in range(20):
+            V = mc.off_policy_mc_prediction(env, target, behaviour, 300, gamma=0.9, weighted=weighted, seed=seed)
+            errors[weighted].append(np.mean((V[live] - V_true[live]) ** 2))
+    assert np.mean(errors[True]) < 0.8 * np.mean(errors[False])
+
+
+def test_double_q_learning_falls_for_maximisation_bias_less_than_q_learning():
+    """S&B Example 6.7 (10 actions in B): percentage of 'left' from A over episodes 1..100,
+    averaged over 100 runs, epsilon 0.1, alpha 0.1, gamma 1."""
+    left = {}
+    for name in ("q-learning", "double-q-learning"):
+        chosen = []
+        for seed in range(100):
+            env = gym.wrappers.RecordEpisodeStatistics(gym.make("arena/MaximizationBias-v0"), buffer_length=100)
+            agent = make_agent(name, epsilon=0.1, epsilon_end=None, alpha=0.1, alpha_end=None, gamma=1.0, episodes=100)
+            agent.fit(env, seed=seed)
+            chosen.append(np.mean([n == 2 for n in env.length_queue]))  # left: A -> B -> end, two steps
+        left[name] = np.mean(chosen)
+    assert left["double-q-learning"] < left["q-learning"] - 0.1
+
+
+# --------------------------------------------------------------------------- checkpoints, resume
+
+
+def test_learner_checkpoint_round_trips_and_refuses_another_env(tmp_path):
+    env = grid("cliff")
+    agent = make_agent("q-learning", episodes=200)
+    agent.fit(env, seed=1)
+    path = agent.save(tmp_path / "q.npz")
+    loaded = make_agent("q-learning").load(path)
+    assert np.array_equal(loaded.Q, agent.Q) and loaded.digest() == agent.digest()
+    with pytest.raises(AgentError, match="use a checkpoint trained on this env"):
+        loaded.check_fits(grid("four-rooms"))
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_is_bit_identical(tmp_path, monkeypatch):
+    straight = make_agent("sarsa", episodes=300)
+    straight.fit(grid("frozenlake-4x4"), seed=3)
+
+    interrupted = make_agent("sarsa", episodes=300)
+    original = interrupted.learn_episode
+
+    def learn_then_interrupt(env, seed):
+        if interrupted.episodes_done == 120:
+            raise KeyboardInterrupt
+        return original(env, seed)
+
+    monkeypatch.setattr(interrupted, "learn_episode", learn_then_interrupt)
+    with pytest.raises(TrainingInterrupted) as stop:
+        interrupted.fit(grid("frozenlake-4x4"), seed=3, run_dir=tmp_path)
+    assert stop.value.episode == 120 and stop.value.checkpoint.exists()
+
+    resumed = make_agent("sarsa", episodes=300)
+    resumed.fit(grid("frozenlake-4x4"), seed=3, resume=stop.value.checkpoint, run_dir=tmp_path)
+    assert resumed.episodes_done == 300
+    assert np.array_equal(resumed.Q, straight.Q)
+    assert resumed.log.returns == straight.log.returns
+
+
+def test_same_seed_same_learning_curve():
+    a, b = make_agent("q-learning", episodes=200), make_agent("q-learning", episodes=200)
+    a.fit(grid("frozenlake-4x4"), seed=9)
+    b.fit(grid("frozenlake-4x4"), seed=9)
+    assert a.log.returns == b.log.returns and np.array_equal(a.Q, b.Q)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        ({"alpha": 0.0}, r"alpha=0.0 is out of range; use a value in \(0, 1\]"),
+        ({"alpha": 1.5}, r"alpha=1.5 is out of range"),
+        ({"epsilon": -0.1}, r"epsilon=-0.1 is out of range; use a value in \[0, 1\]"),
+        ({"epsilon_end": 2}, r"epsilon_end=2 is out of range"),
+        ({"gamma": 1.01}, r"gamma=1.01 is out of range; use a value in \[0, 1\]"),
+        ({"episodes": 0}, r"episodes=0 is out of range"),
+    ],
+)
+def test_bad_settings_name_the_parameter_and_range(settings, message):
+    with pytest.raises(AgentError, match=message):
+        make_agent("q-learning", **settings)
+
+
+def test_n_step_needs_at_least_one_step():
+    with pytest.raises(AgentError, match="n=0 is out of range"):
+        make_agent("n-step-sarsa", n=0)
+
+
+def test_prediction_refuses_a_policy_whose_rows_do_not_sum_to_one():
+    env = grid("cliff")
+    bad = np.full((38, 4), 0.2)
+    with pytest.raises(AgentError, match="policy row 0 sums to 0.8"):
+        mc.mc_prediction(env, bad, 10)
+    with pytest.raises(AgentError, match="policy row 0 sums to 0.8"):
+        td.td0_prediction(env, bad, 10)
+
+
+def test_tabular_agent_refuses_continuous_observations():
+    with pytest.raises(AgentError, match="needs Discrete observations and actions, got Box"):
+        make_agent("q-learning").fit(gym.make("CartPole-v1"))
