@@ -221,13 +221,19 @@ class MCExploringStartsAgent(MCControlAgent):
 class OffPolicyMCControlAgent(MCLearner):
     """Off-policy MC control with weighted importance sampling (S&B 5.7).
 
-    Behaviour: epsilon-greedy in Q (soft, so it covers the target). Target: greedy in Q
-    as it stood when the episode was played (the policy the episode's weights refer to;
-    improved between episodes, as in generalised policy iteration). Learns from the tail
-    of each episode back to the last action the target would not have taken. Untried
-    actions start at Q = -inf, so the target policy only picks actions it has evidence
-    for; with Q = 0 and negative rewards, every update would make the action just
-    learned non-greedy and cut the tail after a single step.
+    Behaviour: epsilon-greedy in Q (soft, so it covers the target). Target: greedy in Q.
+    Working back from the end of each episode, G <- gamma G + R, C <- C + W,
+    Q <- Q + W/C (G - Q), W <- W / b(A|S), until the behaviour took an action the target
+    would not have. Four choices make this learn at a useful speed, each a known remedy:
+    - the target is the greedy policy as it stood when the episode was played (the policy
+      the weights refer to), improved between episodes, as in generalised policy iteration;
+    - untried actions have Q = -inf, so the target only picks actions it has evidence for
+      (with Q = 0 and negative rewards, every update would make the action just learned
+      non-greedy and cut the tail after one step);
+    - the step W/C is capped at alpha, and a new action starts from the state's value,
+      so one lucky return cannot make an action greedy;
+    - unless averaging=True, old weight fades by (1 - alpha) per update, because old
+      returns were earned under older target policies.
     """
 
     name = "mc-off-policy"
@@ -236,6 +242,12 @@ class OffPolicyMCControlAgent(MCLearner):
 
     def init_tables(self, n_states: int, n_actions: int) -> None:
         self.tables = {"Q": np.full((n_states, n_actions), -np.inf), "C": np.zeros((n_states, n_actions))}
+
+    def state_value(self, s: int) -> float:
+        """max_a Q(s, a) over the actions tried so far (0 if none): where a new action starts."""
+        row = self.tables["Q"][s]
+        tried = row[np.isfinite(row)]
+        return float(tried.max()) if len(tried) else 0.0
 
     def learn_episode(self, env: Any, seed: int) -> float:
         Q, C, gamma = self.tables["Q"], self.tables["C"], self.gamma
@@ -253,11 +265,12 @@ class OffPolicyMCControlAgent(MCLearner):
         for t in range(len(ep) - 1, -1, -1):
             s, a, r = ep[t]
             G = gamma * G + r
-            # C <- C + W; without averaging, old weight fades by (1 - alpha) per update,
-            # as old returns were earned under an older target policy
+            # C <- C + W, with old weight fading unless averaging
             C[s, a] = (C[s, a] if self.averaging else (1.0 - self.alpha_now) * C[s, a]) + W
-            # Q <- Q + W/C (G - Q); the first return seen replaces the -inf outright
-            Q[s, a] = G if np.isinf(Q[s, a]) else Q[s, a] + W / C[s, a] * (G - Q[s, a])
+            # Q <- Q + W/C (G - Q), with the step capped at alpha so that one lucky return
+            # cannot make an action greedy; an untried action starts from the state's value
+            q = Q[s, a] if np.isfinite(Q[s, a]) else self.state_value(s)
+            Q[s, a] = q + min(W / C[s, a], self.alpha_now) * (G - q)
             if a != target[t]:
                 break  # pi(A_t|S_t) = 0: earlier steps get no weight
             W /= b_probs[t]  # W <- W * pi(A_t|S_t) / b(A_t|S_t), with pi(A_t|S_t) = 1
