@@ -3,11 +3,14 @@
 from gymnasium.envs.registration import register, registry
 
 from envs.grid import GridError, GridWorldEnv
+from envs.sequence import SequenceError, SequencePredictionEnv
 from envs.textbook import MaximizationBiasEnv
 
-__all__ = ["GridError", "GridWorldEnv", "MaximizationBiasEnv"]
+__all__ = ["GridError", "GridWorldEnv", "MaximizationBiasEnv", "SequenceError", "SequencePredictionEnv"]
 
 if "arena/GridWorld-v0" not in registry:
     register(id="arena/GridWorld-v0", entry_point="envs.grid:GridWorldEnv")
 if "arena/MaximizationBias-v0" not in registry:
     register(id="arena/MaximizationBias-v0", entry_point="envs.textbook:MaximizationBiasEnv")
+if "arena/SequencePrediction-v0" not in registry:
+    register(id="arena/SequencePrediction-v0", entry_point="envs.sequence:SequencePredictionEnv")
