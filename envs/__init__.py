@@ -9,8 +9,12 @@ from envs.textbook import MaximizationBiasEnv
 __all__ = ["GridError", "GridWorldEnv", "MaximizationBiasEnv", "SequenceError", "SequencePredictionEnv"]
 
 if "arena/GridWorld-v0" not in registry:
-    register(id="arena/GridWorld-v0", entry_point="envs.grid:GridWorldEnv")
+    register(id="arena/GridWorld-v0", entry_point="envs.grid:GridWorldEnv", vector_entry_point="envs.grid:GridWorldVectorEnv")
 if "arena/MaximizationBias-v0" not in registry:
     register(id="arena/MaximizationBias-v0", entry_point="envs.textbook:MaximizationBiasEnv")
 if "arena/SequencePrediction-v0" not in registry:
-    register(id="arena/SequencePrediction-v0", entry_point="envs.sequence:SequencePredictionEnv")
+    register(
+        id="arena/SequencePrediction-v0",
+        entry_point="envs.sequence:SequencePredictionEnv",
+        vector_entry_point="envs.sequence:SequenceVectorEnv",
+    )

@@ -19,8 +19,19 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector.utils import batch_space
 
 from envs.errors import EnvError
+from envs.vector import (
+    NativeVectorEnv,
+    counter_uniform,
+    counter_uniforms,
+    episode_key,
+    next_key,
+    next_keys,
+    start_uniform,
+    start_uniforms,
+)
 
 UP, RIGHT, DOWN, LEFT = 0, 1, 2, 3
 ACTION_NAMES = ("up", "right", "down", "left")
@@ -415,6 +426,7 @@ class GridWorldEnv(gym.Env):
         self._start_states = np.flatnonzero(self.mdp.start > 0)
         self.s = int(self._start_states[0])
         self.t = 0
+        self.key: int | None = None
         self.last_action: int | None = None
         self.overlay: dict[str, Any] = {}
         self._window = None
@@ -430,6 +442,9 @@ class GridWorldEnv(gym.Env):
         if seed is not None:
             # one seed drives every stream: the env's and the action space's
             self.action_space.seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
+        # this episode's stream of draws (see envs/vector.py): from np_random after a seeded
+        # (or first) reset, else chained from the last episode's key
+        self.key = episode_key(self.np_random) if seed is not None or self.key is None else next_key(self.key)
         starts = self._start_states
         if options and "state" in options:  # exploring starts: begin anywhere that is not terminal
             s = options["state"]
@@ -437,7 +452,7 @@ class GridWorldEnv(gym.Env):
                 raise GridError(f"reset option state={s!r} must be a non-terminal state index in 0..{self.mdp.n_states - 1}")
             self.s = int(s)
         else:
-            self.s = int(starts[0] if len(starts) == 1 else starts[self.np_random.integers(len(starts))])
+            self.s = int(starts[int(start_uniform(self.key) * len(starts))])
         self.t = 0
         self.last_action = None
         if self.render_mode == "human":
@@ -452,7 +467,7 @@ class GridWorldEnv(gym.Env):
         if len(outcomes) == 1:
             _, ns, r, term = outcomes[0]
         else:
-            u = self.np_random.random()
+            u = counter_uniform(self.key, self.t)  # the t-th draw of this episode (see envs/vector.py)
             for cp, ns, r, term in outcomes:
                 if u < cp:
                     break
@@ -462,12 +477,12 @@ class GridWorldEnv(gym.Env):
             self.render()
         return self._observe(), r, term, truncated, {"state": ns}
 
-    def snapshot(self) -> tuple[int, int, int | None]:
+    def snapshot(self) -> tuple[int, int, int | None, int]:
         """The env's position in an episode, for the viewer to step back and forth."""
-        return (self.s, self.t, self.last_action)
+        return (self.s, self.t, self.last_action, self.key)
 
-    def restore(self, snapshot: tuple[int, int, int | None]) -> None:
-        self.s, self.t, self.last_action = snapshot
+    def restore(self, snapshot: tuple[int, int, int | None, int]) -> None:
+        self.s, self.t, self.last_action, self.key = snapshot
 
     def _observe(self) -> Any:
         return self.observation_of(self.s)
@@ -602,3 +617,70 @@ class GridWorldEnv(gym.Env):
 
             pygame.display.quit()
             self._window = None
+
+
+# --------------------------------------------------------------------------- batched
+
+
+class GridWorldVectorEnv(NativeVectorEnv):
+    """N copies of a GridWorld stepped together: `gymnasium.make_vec("arena/GridWorld-v0",
+    num_envs=N, vectorization_mode="vector_entry_point", layout=...)`.
+
+    Copy i reset with seed s + i behaves bit for bit like GridWorldEnv reset with that seed.
+    """
+
+    def __init__(self, num_envs: int = 1, render_mode: str | None = None, **kwargs: Any) -> None:
+        super().__init__(num_envs)
+        self.single = GridWorldEnv(**kwargs)
+        self.single_observation_space = self.single.observation_space
+        self.single_action_space = self.single.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        mdp = self.single.mdp
+        self.K = mdp.next_state.shape[-1]  # 1 without slip, else 3
+        self.ns_flat, self.r_flat = mdp.next_state.reshape(-1), mdp.reward.reshape(-1)
+        cumprob = np.cumsum(mdp.prob, axis=-1).reshape(-1, self.K)
+        self.cum0, self.cum1 = (cumprob[:, 0], cumprob[:, 1]) if self.K == 3 else (None, None)
+        self.terminal = mdp.terminal
+        self.max_steps = self.single.max_steps
+        self.s = np.zeros(self.num_envs, dtype=np.int64)
+        self.t = np.zeros(self.num_envs, dtype=np.int64)
+        self.keys = np.zeros(self.num_envs, dtype=np.uint64)
+        self._reset_copies(np.arange(self.num_envs), seeded=True)
+        self._copy_index = np.arange(self.num_envs)
+
+    def _reset_copies(self, idx: np.ndarray, seeded: bool) -> None:
+        if seeded:  # first keys from each copy's np_random, as the single env draws them
+            self.keys[idx] = [episode_key(self.rngs[i]) for i in idx.tolist()]
+        else:
+            self.keys[idx] = next_keys(self.keys[idx])
+        starts = self.single._start_states
+        self.s[idx] = starts[(start_uniforms(self.keys[idx]) * len(starts)).astype(np.int64)]
+        self.t[idx] = 0
+
+    def _step_all(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        sa = self.s * 4 + actions.astype(np.int64)  # row of (s, a) in the flattened tables
+        if self.K == 1:
+            row = sa
+        else:  # successor k: how many cumulative probabilities the uniform draw has passed
+            u = counter_uniforms(self.keys, self.t)
+            row = sa * self.K + (u >= self.cum0[sa]) + (u >= self.cum1[sa])
+        ns = self.ns_flat[row]
+        rewards = self.r_flat[row]
+        self.s = ns
+        self.t += 1
+        terminated = self.terminal[ns]
+        truncated = (self.t >= self.max_steps) & ~terminated
+        return rewards, terminated, truncated, {}
+
+    def _observe(self) -> Any:
+        mode = self.single.obs_mode
+        if mode == "index":
+            return self.s.copy()
+        cells = self.single.mdp.cell[self.s]
+        if mode == "coords":
+            return cells.astype(np.int64)
+        planes = np.broadcast_to(self.single._static_planes, (self.num_envs, *self.single._static_planes.shape)).copy()
+        planes[self._copy_index, 0, cells[:, 0], cells[:, 1]] = 255
+        return planes
+

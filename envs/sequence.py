@@ -29,6 +29,8 @@ from gymnasium import spaces
 
 from envs.data import text_corpus, text_vocab
 from envs.errors import EnvError
+from envs.vector import NativeVectorEnv
+from gymnasium.vector.utils import batch_space
 
 TASKS = ("copy", "reverse", "parity", "addition", "sine", "text")
 MEMORY_TASKS = ("copy", "reverse", "parity", "addition")
@@ -318,3 +320,62 @@ class SequencePredictionEnv(gym.Env):
 
             pygame.display.quit()
             self._window = None
+
+
+# --------------------------------------------------------------------------- batched
+
+
+class SequenceVectorEnv(NativeVectorEnv):
+    """N copies of a sequence task stepped together: `gymnasium.make_vec(
+    "arena/SequencePrediction-v0", num_envs=N, vectorization_mode="vector_entry_point", task=...)`.
+
+    Copy i reset with seed s + i matches SequencePredictionEnv reset with that seed, bit
+    for bit (with the curriculum off; with it on, one curriculum serves all copies).
+    info["accuracy"] (masked by info["_accuracy"]) reports each finished episode.
+    """
+
+    def __init__(self, num_envs: int = 1, render_mode: str | None = None, **kwargs: Any) -> None:
+        super().__init__(num_envs)
+        self.single = SequencePredictionEnv(**kwargs)
+        self.spec_ = self.single.spec_
+        self.curriculum = self.single.curriculum
+        self.single_observation_space = self.single.observation_space
+        self.single_action_space = self.single.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        T = self.spec_.max_steps
+        self.shown = np.zeros((self.num_envs, T), dtype=np.int64)
+        self.targets = np.full((self.num_envs, T), -1, dtype=np.int64)
+        self.steps = np.ones(self.num_envs, dtype=np.int64)  # episode length per copy
+        self.n_out = np.ones(self.num_envs, dtype=np.int64)
+        self.t = np.zeros(self.num_envs, dtype=np.int64)
+        self.correct = np.zeros(self.num_envs, dtype=np.int64)
+        self._rows = np.arange(self.num_envs)
+
+    def _reset_copies(self, idx: np.ndarray, seeded: bool) -> None:
+        length = self.curriculum.length
+        for i in idx.tolist():  # each copy draws its episode from its own np_random
+            shown, targets = make_episode(self.spec_, length, self.rngs[i])
+            n = len(targets)
+            self.shown[i, :n], self.targets[i, :n], self.targets[i, n:] = shown, targets, -1
+            self.steps[i], self.n_out[i] = n, int((targets >= 0).sum())
+        self.t[idx] = 0
+        self.correct[idx] = 0
+
+    def _step_all(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        t = np.minimum(self.t, self.shown.shape[1] - 1)
+        target = self.targets[self._rows, t]
+        hit = (target >= 0) & (actions.astype(np.int64) == target)
+        self.correct += hit
+        rewards = hit / self.n_out
+        self.t += 1
+        terminated = self.t >= self.steps
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        accuracy = self.correct / self.n_out
+        for acc in accuracy[terminated].tolist():
+            self.curriculum.record(acc)
+        return rewards, terminated, truncated, {"accuracy": np.where(terminated, accuracy, 0.0), "_accuracy": terminated.copy()}
+
+    def _observe(self) -> np.ndarray:
+        t = np.minimum(self.t, self.steps - 1)
+        return np.stack([self.shown[self._rows, t], (self.targets[self._rows, t] >= 0).astype(np.int64)], axis=1)

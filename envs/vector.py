@@ -1,0 +1,146 @@
+"""What Arena's native batched envs share: counter-based randomness and autoreset.
+
+A native batched env steps N copies of an env with a handful of NumPy calls, and copy i
+reproduces, bit for bit, the single env reset with the same seed. Two things make that
+possible:
+
+- Randomness comes from a counter-based generator: the t-th uniform of an episode is a
+  hash of (episode key, t) (SplitMix64), which NumPy computes for all copies at once
+  and the single env computes the same way. A seeded reset draws the first key from
+  `np_random` (seeded as Gymnasium seeds it); each later episode's key is a hash of the
+  one before, so autoresets need no per-copy Python work.
+- Autoreset follows Gymnasium's vector API (`AutoresetMode.NEXT_STEP`): the step after a
+  copy's episode ends resets that copy, ignoring its action, and reports reward 0 and
+  terminated = truncated = False. A learner must not treat that step as a transition.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+MASK64 = (1 << 64) - 1
+GOLDEN, MIX1, MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def counter_uniform(key: int, t: int) -> float:
+    """The t-th uniform in [0, 1) of the stream `key` (SplitMix64 of key + t)."""
+    return (counter_uniform_bits((key + t) & MASK64) >> 11) * 2.0**-53
+
+
+def counter_uniforms(keys: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """counter_uniform for arrays of keys and counters (uint64 arithmetic wraps like the mask)."""
+    return (_mix_array(keys + t.astype(np.uint64)) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def episode_key(rng: np.random.Generator) -> int:
+    """The stream key of the first episode after a seeded reset, drawn from np_random."""
+    return int(rng.integers(0, 2**63))
+
+
+NEXT_KEY_SALT = 0x5DEECE66DD15EA5E
+START_SALT = 0x2545F4914F6CDD1D
+
+
+def next_key(key: int) -> int:
+    """The key of the episode after the one with `key`: episodes chain without np_random."""
+    return int(counter_uniform_bits(key ^ NEXT_KEY_SALT))
+
+
+def next_keys(keys: np.ndarray) -> np.ndarray:
+    return _mix_array(keys ^ np.uint64(NEXT_KEY_SALT))
+
+
+def start_uniform(key: int) -> float:
+    """The uniform an episode with `key` uses to pick its start state."""
+    return counter_uniform(key ^ START_SALT, 0)
+
+
+def start_uniforms(keys: np.ndarray) -> np.ndarray:
+    return counter_uniforms(keys ^ np.uint64(START_SALT), np.zeros(len(keys), dtype=np.uint64))
+
+
+def counter_uniform_bits(z: int) -> int:
+    """SplitMix64's output for state z (64 bits)."""
+    z = (z + GOLDEN) & MASK64
+    z = ((z ^ (z >> 30)) * MIX1) & MASK64
+    z = ((z ^ (z >> 27)) * MIX2) & MASK64
+    return z ^ (z >> 31)
+
+
+def _mix_array(z: np.ndarray) -> np.ndarray:
+    z = z + np.uint64(GOLDEN)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(MIX1)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
+    return z ^ (z >> np.uint64(31))
+
+
+def copy_seeds(seed: int | list[int | None] | None, n: int) -> list[int | None]:
+    """Per-copy seeds as Gymnasium's vector envs derive them: seed, seed + 1, ..."""
+    if seed is None:
+        return [None] * n
+    if isinstance(seed, (int, np.integer)):
+        return [int(seed) + i for i in range(n)]
+    if len(seed) != n:
+        raise ValueError(f"got {len(seed)} seeds for {n} copies; give one per copy or a single int")
+    return list(seed)
+
+
+class NativeVectorEnv(VectorEnv):
+    """Bookkeeping for N copies: per-copy np_random, and which copies reset on this step.
+
+    Subclasses implement `_reset_copies(idx)` (start new episodes for those copies) and
+    `_step_all(actions)` (advance every copy; returns rewards, terminated, truncated).
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+
+    def __init__(self, num_envs: int) -> None:
+        if int(num_envs) < 1:
+            raise ValueError(f"num_envs={num_envs}; use at least 1 copy")
+        self.num_envs = int(num_envs)
+        self.rngs: list[np.random.Generator] = [seeding.np_random(None)[0] for _ in range(self.num_envs)]
+        self._needs_reset = np.zeros(self.num_envs, dtype=bool)
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        seeds = copy_seeds(seed, self.num_envs)
+        for i, s in enumerate(seeds):
+            if s is not None:
+                self.rngs[i] = seeding.np_random(s)[0]
+        everyone = np.arange(self.num_envs)
+        self._reset_copies(everyone, seeded=seed is not None)
+        self._needs_reset[:] = False
+        return self._observe(), {}
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,):
+            raise ValueError(f"actions has shape {actions.shape}; give one action per copy: ({self.num_envs},)")
+        resetting = np.flatnonzero(self._needs_reset)
+        rewards, terminated, truncated, infos = self._step_all(actions)
+        if len(resetting):  # NEXT_STEP autoreset: these copies start over, their actions ignored
+            self._reset_copies(resetting, seeded=False)
+            rewards[resetting] = 0.0
+            terminated[resetting] = False
+            truncated[resetting] = False
+            for key in [k for k in infos if not k.startswith("_")]:
+                infos["_" + key][resetting] = False
+        self._needs_reset = terminated | truncated
+        return self._observe(), rewards, terminated, truncated, infos
+
+    # subclasses ---------------------------------------------------------------
+
+    def _reset_copies(self, idx: np.ndarray, seeded: bool) -> None:
+        """Start new episodes for copies idx: from their np_random if just seeded, else chained."""
+        raise NotImplementedError
+
+    def _step_all(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        raise NotImplementedError
+
+    def _observe(self) -> Any:
+        raise NotImplementedError
