@@ -50,7 +50,9 @@ class Agent(Protocol):
 
     def save(self, path: str | Path) -> Path: ...
 
-    def load(self, path: str | Path) -> "Agent": ...
+    def load(self, path: str | Path, env: Any = None) -> "Agent":
+        """Restore from a checkpoint; `env` lets a network rebuild itself for the env's spaces."""
+        ...
 
     def config(self) -> dict[str, Any]:
         """Hyperparameters, JSON-serialisable: they go on the leaderboard."""
@@ -235,7 +237,10 @@ class TrainingLog:
             bottom.axhline(self.optimum, color="C2", ls="--", label="optimum J* (DP)")
         bottom.set_xlabel("training episode")
         bottom.set_ylabel("J = E[discounted return]")
-        bottom.legend(loc="lower right")
+        if self.evals or self.optimum is not None:
+            bottom.legend(loc="lower right")
+        else:
+            bottom.set_visible(False)
         fig.suptitle(title)
         fig.tight_layout()
         path = Path(path)
@@ -248,3 +253,45 @@ class TrainingLog:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+# --------------------------------------------------------------------------- network weights
+
+
+def write_safetensors(path: str | Path, tensors: dict[str, Any], meta: dict[str, str]) -> Path:
+    """Atomically write torch tensors and string metadata as a .safetensors file."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+    return path
+
+
+def read_safetensors(path: str | Path, fmt: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """(tensors, metadata) of a .safetensors file whose metadata says format `fmt`; never unpickles."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise AgentError(f"{path} does not exist; check the path")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise AgentError(f"{path} is not a readable checkpoint ({exc}); it is truncated or corrupt") from None
+    if meta.get("format") != fmt:
+        raise AgentError(f"{path} is not a {fmt} checkpoint (its format is {meta.get('format')!r})")
+    return tensors, meta
+
+
+def module_digest(module: Any) -> str:
+    """SHA-256 over a torch module's weights: names what a network has learned."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().numpy().tobytes())
+    return h.hexdigest()

@@ -57,7 +57,7 @@ class RandomAgent:
         write_arrays(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, {"n_actions": np.array(self.n_actions)}, {"agent": self.name, "config": {}})
         return Path(path)
 
-    def load(self, path: str | Path) -> "RandomAgent":
+    def load(self, path: str | Path, env: Any = None) -> "RandomAgent":
         arrays, meta = read_arrays(path, CHECKPOINT_KIND, (CHECKPOINT_VERSION,))
         if meta.get("agent") != self.name:
             raise AgentError(f"{path} is a checkpoint of {meta.get('agent')!r}, not 'random'")

@@ -105,7 +105,7 @@ class TabularAgent:
         write_arrays(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, self.tables, {"agent": self.name, "config": self.config()})
         return Path(path)
 
-    def load(self, path: str | Path) -> "TabularAgent":
+    def load(self, path: str | Path, env: Any = None) -> "TabularAgent":
         arrays, meta = read_arrays(path, CHECKPOINT_KIND, (CHECKPOINT_VERSION,))
         if meta.get("agent") != self.name:
             raise AgentError(f"{path} is a checkpoint of {meta.get('agent')!r}, not {self.name!r}; load it with that agent")
@@ -338,8 +338,8 @@ class TabularLearner(TabularAgent):
         write_arrays(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, {**self.tables, **self.log.arrays()}, meta)
         return Path(path)
 
-    def load(self, path: str | Path) -> "TabularLearner":
-        super().load(path)
+    def load(self, path: str | Path, env: Any = None) -> "TabularLearner":
+        super().load(path, env)
         arrays, meta = read_arrays(path, CHECKPOINT_KIND, (CHECKPOINT_VERSION,))
         self.episodes_done = int(meta.get("episodes_done", 0))
         self.seed = int(meta.get("seed", 0))

@@ -161,12 +161,68 @@ def bench_q_learning(episodes: int = 3000, repeats: int = 3) -> BenchRow:
     )
 
 
+def bench_batched_grid(steps: int = 2000, repeats: int = 3) -> BenchRow:
+    """Env-steps/s: native batched GridWorld, 1024 copies, vs SyncVectorEnv over 64 FrozenLake8x8-v1."""
+
+    def rate(venv: gym.vector.VectorEnv, n_steps: int) -> float:
+        actions = np.random.default_rng(0).integers(4, size=(n_steps, venv.num_envs))
+        venv.reset(seed=0)
+        t0 = time.perf_counter()
+        for a in actions:
+            venv.step(a)
+        return n_steps * venv.num_envs / (time.perf_counter() - t0)
+
+    sync = gym.vector.SyncVectorEnv([lambda: gym.make("FrozenLake8x8-v1", is_slippery=True) for _ in range(64)])
+    ours = gym.make_vec("arena/GridWorld-v0", num_envs=1024, vectorization_mode="vector_entry_point", layout="frozenlake-8x8")
+    base = max(rate(sync, max(100, steps // 4)) for _ in range(repeats))
+    mine = max(rate(ours, steps) for _ in range(repeats))
+    return BenchRow(
+        "batched GridWorld, 1024 copies", "SyncVectorEnv, 64 FrozenLake8x8-v1", base, mine, "steps/s",
+        mine / base, ">= 100x", mine / base >= 100,
+    )
+
+
+def bench_rollout(batches: int = 5) -> BenchRow:
+    """REINFORCE rollout env-steps/s: 64 batched copies vs the same agent stepping one env at a time."""
+    import torch
+
+    from agents.reinforce import ReinforceAgent
+
+    env = gym.make("arena/SequencePrediction-v0", task="copy", length=8)
+    agent = ReinforceAgent(network="lstm", num_envs=64, device="cpu")
+    agent.build(env)
+    agent.max_steps = env.unwrapped.max_steps
+    venv = agent.batched(env)
+    agent.rollout(venv, 0)  # warm up
+    t0 = time.perf_counter()
+    steps = sum(int(agent.rollout(venv, i).mask.sum()) for i in range(batches))
+    batched = steps / (time.perf_counter() - t0)
+
+    one_steps, t0 = 0, time.perf_counter()
+    for episode in range(batches * 2):
+        obs, _ = env.reset(seed=episode)
+        state, done = agent.reset(seed=episode), False
+        while not done:
+            with torch.no_grad():
+                action, state = agent.act(obs, state, greedy=False)
+            obs, _, term, trunc, _ = env.step(action)
+            one_steps += 1
+            done = term or trunc
+    single = one_steps / (time.perf_counter() - t0)
+    return BenchRow(
+        "REINFORCE rollout, LSTM on seq:copy", "one env at a time", single, batched, "steps/s",
+        batched / single, ">= 10x", batched / single >= 10, "64 batched copies",
+    )
+
+
 # each takes `quick`: fewer steps, and no slow NumPy baseline for the 256x256 solve
 BENCHMARKS: list[Callable[[bool], BenchRow]] = [
     lambda quick: bench_grid_step(n_steps=20_000 if quick else 100_000),
     lambda quick: bench_value_iteration_64(),
     lambda quick: bench_solve_256(with_baseline=not quick),
     lambda quick: bench_q_learning(episodes=1000 if quick else 3000),
+    lambda quick: bench_batched_grid(steps=500 if quick else 2000),
+    lambda quick: bench_rollout(batches=2 if quick else 5),
 ]
 
 

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from agents.base import AgentError, FileFormatError, TrainingInterrupted
 from agents.dp import DPError
+from agents.reinforce import TrainingError
 from arena import registry
 from arena.leaderboard import Leaderboard, LeaderboardError, Result, env_label, fmt, html_report, markdown_report
 from arena.replay import ReplayError, load_replay, verify
@@ -35,7 +36,7 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 USER_ERRORS = (
     registry.RegistryError, AgentError, FileFormatError, DPError, EnvError,
-    ReplayError, LeaderboardError, ViewerError,
+    ReplayError, LeaderboardError, ViewerError, TrainingError,
 )
 DB_HELP = "leaderboard database (default: $ARENA_DB or replays/leaderboard.sqlite)"
 
@@ -137,7 +138,7 @@ def _results_table(results: list[Result], title: str) -> Table:
     return table
 
 
-def _job(agent: str, env: str, kwargs: list[str] | None, seed: int, episodes: int, config: list[str] | None, checkpoint: Optional[Path] = None, **training: Any) -> Any:
+def _job(agent: str, env: str, kwargs: list[str] | None, seed: int, episodes: int, config: list[str] | None, checkpoint: Optional[Path] = None, device: Optional[str] = None, **training: Any) -> Any:
     from arena.tournament import Job
 
     env_id, env_kwargs = registry.parse_env(env, kwargs)
@@ -147,6 +148,10 @@ def _job(agent: str, env: str, kwargs: list[str] | None, seed: int, episodes: in
         if not sep:
             raise registry.RegistryError(f"--set {item!r} is not key=value; write e.g. --set gamma=0.9")
         agent_config[key] = registry.parse_value(value)
+    if device is not None:
+        if agent in registry.AGENTS and not registry.AGENTS[agent].neural:
+            raise registry.RegistryError(f"--device applies to neural agents; {agent} is tabular and runs on the CPU")
+        agent_config["device"] = device
     registry.make_agent(agent, **agent_config)  # fail fast on a bad name or setting
     registry.check_pairing(agent, env_id)
     return Job(agent, env_id, env_kwargs, agent_config, seed, episodes, str(checkpoint) if checkpoint else None, **training)
@@ -164,6 +169,7 @@ def run(
     train_episodes: Optional[int] = typer.Option(None, help="training budget in episodes (default: the agent's)"),
     record_training: int = typer.Option(0, help="also record every K-th training episode as a replay"),
     resume: Optional[Path] = typer.Option(None, help="continue training from a checkpoint (after Ctrl-C)"),
+    device: Optional[str] = typer.Option(None, help="neural agents: auto (CUDA when present), cpu or cuda"),
     db: Optional[Path] = typer.Option(None, help=DB_HELP),
     replays: Path = typer.Option(Path("replays"), help="folder for recorded episodes"),
 ) -> None:
@@ -176,7 +182,7 @@ def run(
         raise registry.RegistryError(f"--record-training {record_training}: use 0 (off) or a positive K")
     if train_episodes is not None and train_episodes < 1:
         raise registry.RegistryError(f"--train-episodes {train_episodes}: train for at least 1 episode")
-    job = _job(agent, env, kwargs, seed, episodes, set_, train_episodes=train_episodes,
+    job = _job(agent, env, kwargs, seed, episodes, set_, device=device, train_episodes=train_episodes,
                record_training=record_training, resume=str(resume) if resume else None)
     try:
         result = _run_and_record(job, db, replays)
@@ -198,13 +204,14 @@ def eval_(
     agent: str = typer.Argument(..., help="agent name"),
     env: str = typer.Argument(..., help="env id or alias"),
     kwargs: Optional[list[str]] = typer.Argument(None, help="env kwargs as key=value"),
-    checkpoint: Path = typer.Option(..., help="checkpoint written by `arena run` (runs/<key>/checkpoint.npz)"),
+    checkpoint: Path = typer.Option(..., help="checkpoint written by `arena run` (runs/<key>/checkpoint.*)"),
     episodes: int = typer.Option(10, help="evaluation episodes"),
+    device: Optional[str] = typer.Option(None, help="neural agents: auto, cpu or cuda"),
     db: Optional[Path] = typer.Option(None, help=DB_HELP),
     replays: Path = typer.Option(Path("replays"), help="folder for recorded episodes"),
 ) -> None:
     """Evaluate a saved agent on ENV without training, and add the result to the leaderboard."""
-    job = _job(agent, env, kwargs, 0, episodes, None, checkpoint)
+    job = _job(agent, env, kwargs, 0, episodes, None, checkpoint, device=device)
     result = _run_and_record(job, db, replays)
     console.print(_results_table([result], "Evaluation"))
 
@@ -311,7 +318,7 @@ def demo(
     replays: Path = typer.Option(Path("replays"), help="folder for recorded episodes"),
     episodes: int = typer.Option(10, help="evaluation episodes per agent"),
 ) -> None:
-    """The main job on its defaults: DP, TD and MC agents and the random baseline on grid worlds, recorded and ranked."""
+    """The main job on its defaults: DP, TD, MC and a neural agent, plus the random baseline, recorded and ranked."""
     from arena.tournament import Job, run_job
 
     board = Leaderboard(db)
@@ -321,12 +328,15 @@ def demo(
     ] + [
         Job(agent, "arena/GridWorld-v0", {"layout": layout}, {}, 0, episodes, train_episodes=budget, record_training=every)
         for agent, layout, budget, every in DEMO_LEARNERS
+    ] + [
+        Job("reinforce-transformer", "arena/SequencePrediction-v0", {"task": "copy", "length": 8},
+            {"target": 0.98, "device": "cpu"}, 0, episodes, train_episodes=64 * 500),
     ]
     results, logs = [], []
     with _progress() as progress:
         task = progress.add_task("demo matches", total=len(jobs))
         for job in jobs:
-            progress.update(task, description=f"{job.agent} on {job.env_kwargs['layout']}")
+            progress.update(task, description=f"{job.agent} on {job.env_kwargs.get('layout') or job.env_kwargs.get('task')}")
             result, log = run_job(job, replays)
             board.add(result)
             results.append(result)
@@ -343,6 +353,8 @@ def demo(
         console.print(f"watch Q-learning explore early in training: [bold]arena replay {training[0]}[/]", soft_wrap=True)
     console.print(f"its learning curve: {curve}", soft_wrap=True)
     console.print(f"export a replay: [bold]arena replay {best.replay_paths[0]} --video cliff.mp4[/]", soft_wrap=True)
+    copier = next(r for r in results if r.agent == "reinforce-transformer")
+    console.print(f"a Transformer copying 8 tokens: [bold]arena replay {copier.replay_paths[0]}[/]", soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover

@@ -74,8 +74,8 @@ def policy_of(agent: Any, env: Any) -> np.ndarray:
 def exact_score(agent: Any, env: Any) -> ExactScore | None:
     """The exact normalised score on an env with a model (env.unwrapped.mdp); None otherwise."""
     mdp = getattr(env.unwrapped, "mdp", None)
-    if mdp is None:
-        return None
+    if mdp is None or getattr(agent, "recurrent", False):
+        return None  # no model, or a policy that depends on history, not on the state alone
     pi = policy_of(agent, env)
     uniform = np.full_like(pi, 1.0 / pi.shape[1])
     J = float(mdp.start @ dp.policy_evaluation(mdp, pi, EVAL_GAMMA))

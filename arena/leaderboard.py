@@ -219,7 +219,7 @@ class Leaderboard:
             return int(conn.execute("SELECT count(*) FROM results").fetchone()[0])
 
 
-ALIASES = {"arena/GridWorld-v0": ("grid", "layout")}
+ALIASES = {"arena/GridWorld-v0": ("grid", "layout"), "arena/SequencePrediction-v0": ("seq", "task")}
 
 
 def env_label(result: Result) -> str:

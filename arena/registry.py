@@ -16,6 +16,7 @@ import gymnasium as gym
 import envs  # noqa: F401  (registers arena/* ids)
 from agents.base import AgentError
 from envs.grid import GridWorldEnv
+from envs.sequence import SequencePredictionEnv
 from envs.textbook import MaximizationBiasEnv
 
 
@@ -29,6 +30,7 @@ class AgentSpec:
     factory: Callable[..., Any]
     families: frozenset[str]
     summary: str
+    neural: bool = False  # takes --device
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,24 @@ def _from(module: str, cls_name: str) -> Callable[..., Any]:
     return factory
 
 
+def _reinforce(network: str) -> Callable[..., Any]:
+    def factory(**kwargs: Any) -> Any:
+        from agents.reinforce import ReinforceAgent
+
+        return ReinforceAgent(network=network, **kwargs)
+
+    return factory
+
+
+def _sb3(algo: str) -> Callable[..., Any]:
+    def factory(**kwargs: Any) -> Any:
+        from agents.sb3 import SB3Agent
+
+        return SB3Agent(algo=algo, **kwargs)
+
+    return factory
+
+
 def _random(**kwargs: Any) -> Any:
     from agents.baselines import RandomAgent
 
@@ -66,6 +86,7 @@ def _random(**kwargs: Any) -> Any:
 
 
 TABULAR = frozenset({"grid", "bias"})  # and any env with Discrete observations and actions
+NEURAL = frozenset({"grid", "seq", "bias"})
 
 AGENTS: dict[str, AgentSpec] = {
     spec.name: spec
@@ -88,6 +109,17 @@ AGENTS: dict[str, AgentSpec] = {
                   "MC control with exploring starts (S&B 5.3)"),
         AgentSpec("mc-off-policy", _from("agents.monte_carlo", "OffPolicyMCControlAgent"), TABULAR,
                   "off-policy MC control, weighted importance sampling (S&B 5.7)"),
+        AgentSpec("reinforce-mlp", _reinforce("mlp"), NEURAL,
+                  "REINFORCE with baseline, MLP policy: memoryless", neural=True),
+        AgentSpec("reinforce-cnn", _reinforce("cnn"), frozenset({"grid"}),
+                  "REINFORCE with baseline, CNN policy reading image observations (obs=image)", neural=True),
+        AgentSpec("reinforce-lstm", _reinforce("lstm"), NEURAL,
+                  "REINFORCE with baseline, LSTM policy: remembers the episode", neural=True),
+        AgentSpec("reinforce-transformer", _reinforce("transformer"), NEURAL,
+                  "REINFORCE with baseline, causal Transformer policy with a key/value cache", neural=True),
+        AgentSpec("sb3-ppo", _sb3("ppo"), NEURAL, "Stable-Baselines3 PPO (reference implementation)", neural=True),
+        AgentSpec("sb3-a2c", _sb3("a2c"), NEURAL, "Stable-Baselines3 A2C (reference implementation)", neural=True),
+        AgentSpec("sb3-dqn", _sb3("dqn"), NEURAL, "Stable-Baselines3 DQN (reference implementation)", neural=True),
     ]
 }
 
@@ -96,6 +128,11 @@ FAMILIES: dict[str, EnvFamily] = {
         "grid", "arena/GridWorld-v0", GridWorldEnv, "layout",
         "grid-world MDPs with an exact model",
         ("grid:cliff", "grid:frozenlake-8x8 slip=0", "grid:maze-31x31 maze_seed=3"),
+    ),
+    "seq": EnvFamily(
+        "seq", "arena/SequencePrediction-v0", SequencePredictionEnv, "task",
+        "sequence tasks: copy, reverse, parity, addition, sine, text",
+        ("seq:copy length=8", "seq:addition length=3", "seq:text"),
     ),
     "bias": EnvFamily(
         "bias", "arena/MaximizationBias-v0", MaximizationBiasEnv, "n_actions",

@@ -40,7 +40,8 @@ class Job:
 
     def __post_init__(self) -> None:
         if not self.run_key:
-            self.run_key = new_run_key(self.agent, self.env_kwargs.get("layout", self.env_id))
+            kw = self.env_kwargs
+            self.run_key = new_run_key(self.agent, str(kw.get("layout") or kw.get("task") or self.env_id.split("/")[-1]))
 
     @property
     def eval_seeds(self) -> list[int]:
@@ -71,7 +72,7 @@ def run_job(
     t0 = time.perf_counter()
     try:
         if job.checkpoint:
-            agent.load(job.checkpoint)
+            agent.load(job.checkpoint, env=env)
             agent.check_fits(env)
             log: dict[str, Any] = {"checkpoint": job.checkpoint}
         else:
@@ -87,7 +88,7 @@ def run_job(
             log = agent.fit(train_env, seed=job.train_seed, **budget)
             if job.record_training > 0:
                 log["training_replays"] = len(train_env.saved)
-            log["checkpoint"] = str(agent.save(run_dir / "checkpoint.npz"))
+            log["checkpoint"] = str(agent.save(run_dir / f"checkpoint{getattr(agent, 'checkpoint_suffix', '.npz')}"))
         train_seconds = time.perf_counter() - t0
 
         t1 = time.perf_counter()

@@ -99,12 +99,15 @@ def test_demo_prints_a_leaderboard_and_the_command_to_watch_a_replay(workdir):
     assert result.exit_code == 0, result.output
     assert "Demo leaderboard" in result.output and "watch a replay: arena replay replays/" in result.output
     assert "watch Q-learning explore early in training: arena replay replays/" in result.output
+    assert "a Transformer copying 8 tokens: arena replay replays/" in result.output
     rows = Leaderboard().results()
-    assert len(rows) == 15 and {r.env_kwargs["layout"] for r in rows} >= {"cliff", "frozenlake-4x4", "four-rooms"}
-    assert {(r.agent, r.env_kwargs["layout"]) for r in rows} >= {
+    assert len(rows) == 16 and {r.env_kwargs.get("layout") for r in rows} >= {"cliff", "frozenlake-4x4", "four-rooms"}
+    assert {(r.agent, r.env_kwargs.get("layout")) for r in rows} >= {
         ("q-learning", "cliff"), ("sarsa", "cliff"), ("mc-control", "frozenlake-4x4")}
     for r in rows:
-        if r.agent != "random":
+        if r.agent == "reinforce-transformer":
+            assert r.mean_return >= 0.95  # token accuracy on copy, length 8
+        elif r.agent != "random":
             assert r.score >= 0.95
         for path in r.replay_paths + glob.glob(f"replays/{r.run_key}/train-episode*.npz"):
             assert arena("replay", path, "--verify").exit_code == 0
@@ -260,3 +263,55 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(workdir):
 )
 def test_bad_learner_input_is_one_line_and_exit_code_2(workdir, args, fragment):
     one_line_error(arena(*args), fragment)
+
+
+# --------------------------------------------------------------------------- neural agents
+
+
+def test_reinforce_on_a_sequence_task_lands_on_the_leaderboard_and_replays_the_tape(workdir):
+    result = arena("run", "reinforce-mlp", "seq:parity", "length=3", "--train-episodes", "640", "--episodes", "2", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    (row,) = Leaderboard().results()
+    assert row.agent == "reinforce-mlp" and row.env_kwargs == {"task": "parity", "length": 3} and row.score is None
+    assert glob.glob("runs/*/checkpoint.safetensors") and glob.glob("runs/*/learning_curve.png")
+    path = row.replay_paths[0]
+    assert arena("replay", path, "--verify").exit_code == 0
+    assert arena("replay", path, "--video", "tape.mp4").exit_code == 0
+    ckpt = glob.glob("runs/*/checkpoint.safetensors")[0]
+    again = arena("eval", "reinforce-mlp", "seq:parity", "length=3", "--checkpoint", ckpt, "--episodes", "2")
+    assert again.exit_code == 0, again.output
+    wrong = arena("eval", "reinforce-lstm", "seq:parity", "length=3", "--checkpoint", ckpt)
+    one_line_error(wrong, "holds a mlp network")
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["run", "reinforce-lstm", "seq:copy", "length=0"], "length=0 is out of range; use 1..256"),
+        (["run", "reinforce-lstm", "seq:juggle"], "unknown task 'juggle'"),
+        (["run", "reinforce-cnn", "grid:cliff"], "the cnn reads image observations"),
+        (["run", "q-learning", "grid:cliff", "--device", "cpu"], "--device applies to neural agents"),
+        (["run", "reinforce-mlp", "seq:copy", "--set", "lr=0"], "lr=0 is out of range"),
+        (["run", "reinforce-mlp", "seq:copy", "--device", "tpu"], "unknown device 'tpu'"),
+    ]
+    + ([] if __import__("torch").cuda.is_available() else
+       [(["run", "reinforce-mlp", "seq:copy", "--device", "cuda"], "no CUDA GPU is available here")]),
+)
+def test_bad_neural_input_is_one_line_and_exit_code_2(workdir, args, fragment):
+    one_line_error(arena(*args), fragment)
+
+
+def test_sb3_ppo_trains_on_a_grid_and_a_sequence_task_beside_ours(workdir):
+    """Budget: 5000 PPO steps on the open room, 3000 on parity of 2 bits; seed 0."""
+    assert arena("run", "sb3-ppo", "grid:open-5x5", "--set", "steps=5000", "--episodes", "3").exit_code == 0
+    assert arena("run", "sb3-ppo", "seq:parity", "length=2", "--set", "steps=3000", "--episodes", "3").exit_code == 0
+    assert arena("run", "value-iteration", "grid:open-5x5", "--episodes", "3").exit_code == 0
+    rows = {(r.agent, r.env_id): r for r in Leaderboard().results()}
+    assert rows[("sb3-ppo", "arena/GridWorld-v0")].score >= 0.95
+    assert rows[("sb3-ppo", "arena/SequencePrediction-v0")].episodes == 3
+    board = arena("leaderboard", "--env", "grid:open-5x5").output
+    assert "sb3-ppo" in board and "value-iteration" in board
+    ckpt = glob.glob("runs/*sb3-ppo-open*/checkpoint.safetensors")[0]
+    again = arena("eval", "sb3-ppo", "grid:open-5x5", "--checkpoint", ckpt, "--episodes", "2")
+    assert again.exit_code == 0, again.output
+    one_line_error(arena("run", "sb3-sac", "grid:cliff"), "unknown agent 'sb3-sac'")

@@ -1,0 +1,305 @@
+"""Policy networks: MLP, CNN, LSTM and Transformer bodies behind one interface.
+
+Every network maps observations (and a recurrent state) to an action distribution, a
+value estimate and the next state:
+
+    dist, value, state = net.step(obs, state)          # acting: one step, batch B
+    logits, values = net.sequence(obs_seq)             # learning: a whole episode, (T, B, ...)
+
+`step` with the state carried between calls and `sequence` on the same observations give
+the same outputs: the Transformer's step keeps a cache of past keys and values, so acting
+costs one step of attention, not a re-read of the episode. Shapes are noted as
+B (batch), T (time), F (features), H (hidden), A (actions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+from torch.distributions import Categorical, Distribution, Independent, Normal
+
+from agents.base import AgentError
+
+BODIES = ("mlp", "cnn", "lstm", "transformer")
+
+
+@dataclass
+class NetConfig:
+    """Everything needed to rebuild a network: stored beside its weights as JSON."""
+
+    body: str = "mlp"
+    hidden: int = 64
+    layers: int = 2  # MLP layers, LSTM layers or Transformer blocks
+    heads: int = 2  # Transformer attention heads
+    max_len: int = 512  # Transformer positions
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- observations
+
+
+class ObsEncoder(nn.Module):
+    """Observations as float features: one-hot for Discrete and MultiDiscrete, scaled Box.
+
+    Output (B, F) for flat spaces; images (Box with 3 dims, channels first) stay (B, C, H, W).
+    """
+
+    def __init__(self, space: spaces.Space) -> None:
+        super().__init__()
+        self.space = space
+        if isinstance(space, spaces.Discrete):
+            self.sizes = [int(space.n)]
+        elif isinstance(space, spaces.MultiDiscrete):
+            self.sizes = [int(n) for n in np.asarray(space.nvec).ravel()]
+        elif isinstance(space, spaces.Box):
+            self.sizes = []
+        else:
+            raise AgentError(f"networks read Discrete, MultiDiscrete or Box observations, not {type(space).__name__}")
+        self.is_image = isinstance(space, spaces.Box) and len(space.shape) == 3
+        if isinstance(space, spaces.Box):
+            high = np.asarray(space.high, dtype=np.float64)
+            self.scale = 255.0 if space.dtype == np.uint8 else float(np.abs(high[np.isfinite(high)]).max(initial=1.0))
+        self.out_dim = sum(self.sizes) if self.sizes else int(np.prod(space.shape))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.sizes:
+            obs = obs.long().reshape(obs.shape[0], -1)  # (B, n_parts)
+            parts = [nn.functional.one_hot(obs[:, i], n).float() for i, n in enumerate(self.sizes)]
+            return torch.cat(parts, dim=-1)  # (B, sum of sizes)
+        x = obs.float() / self.scale
+        return x if self.is_image else x.reshape(x.shape[0], -1)
+
+
+# --------------------------------------------------------------------------- bodies
+
+
+class MLPBody(nn.Module):
+    """Memoryless: features of the current observation only."""
+
+    recurrent = False
+
+    def __init__(self, in_dim: int, cfg: NetConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i in range(cfg.layers):
+            layers += [nn.Linear(in_dim if i == 0 else cfg.hidden, cfg.hidden), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, F) -> (B, H)
+        return self.net(x)
+
+
+class CNNBody(nn.Module):
+    """Convolutions over channels-first planes (small grids: 3x3 kernels, no pooling)."""
+
+    recurrent = False
+
+    def __init__(self, in_shape: tuple[int, ...], cfg: NetConfig) -> None:
+        super().__init__()
+        if len(in_shape) != 3:
+            raise AgentError(f"the cnn reads images (channels, height, width); this env's observations have shape {in_shape}")
+        c, h, w = in_shape
+        self.conv = nn.Sequential(
+            nn.Conv2d(c, 8, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+        )
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(16 * h * w, cfg.hidden), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, H)
+        return self.head(self.conv(x))
+
+
+class LSTMBody(nn.Module):
+    """Recurrent memory: the state (h, c), each (layers, B, H), carries the episode so far."""
+
+    recurrent = True
+
+    def __init__(self, in_dim: int, cfg: NetConfig) -> None:
+        super().__init__()
+        self.embed = nn.Linear(in_dim, cfg.hidden)
+        self.lstm = nn.LSTM(cfg.hidden, cfg.hidden, num_layers=cfg.layers)
+        self.cfg = cfg
+
+    def initial_state(self, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        zeros = torch.zeros(self.cfg.layers, batch, self.cfg.hidden, device=device)
+        return zeros, zeros.clone()
+
+    def forward(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:  # (T, B, F) -> (T, B, H)
+        out, state = self.lstm(torch.tanh(self.embed(x)), state)
+        return out, state
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head attention where step t sees steps <= t; past keys/values can be cached."""
+
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__()
+        if cfg.hidden % cfg.heads:
+            raise AgentError(f"hidden={cfg.hidden} must be divisible by heads={cfg.heads}")
+        self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)
+        self.proj = nn.Linear(cfg.hidden, cfg.hidden)
+        self.heads = cfg.heads
+
+    def forward(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, Any]:
+        B, T, H = x.shape  # batch, new steps, hidden
+        q, k, v = self.qkv(x).split(H, dim=2)
+        q, k, v = (z.view(B, T, self.heads, H // self.heads).transpose(1, 2) for z in (q, k, v))  # (B, nh, T, hd)
+        if cache is not None:  # prepend the keys and values of earlier steps
+            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+        past = k.shape[2] - T
+        # step i of the new ones (absolute position past + i) sees positions <= past + i
+        mask = torch.ones(T, k.shape[2], dtype=torch.bool, device=x.device).tril(diagonal=past)
+        y = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, T, hd)
+        y = y.transpose(1, 2).reshape(B, T, H)
+        return self.proj(y), (k, v)
+
+
+class Block(nn.Module):
+    """Pre-norm Transformer block: x + attention(norm(x)), then x + MLP(norm(x))."""
+
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(cfg.hidden), nn.LayerNorm(cfg.hidden)
+        self.attn = CausalSelfAttention(cfg)
+        self.mlp = nn.Sequential(nn.Linear(cfg.hidden, 4 * cfg.hidden), nn.GELU(), nn.Linear(4 * cfg.hidden, cfg.hidden))
+
+    def forward(self, x: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+        a, cache = self.attn(self.ln1(x), cache)
+        x = x + a
+        return x + self.mlp(self.ln2(x)), cache
+
+
+class TransformerBody(nn.Module):
+    """Causal self-attention over the episode so far, with learned positional embeddings.
+
+    State: (position, [per-block (keys, values)]); keys/values are (B, heads, t, H/heads).
+    """
+
+    recurrent = True
+
+    def __init__(self, in_dim: int, cfg: NetConfig) -> None:
+        super().__init__()
+        self.embed = nn.Linear(in_dim, cfg.hidden)
+        self.pos = nn.Embedding(cfg.max_len, cfg.hidden)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.ln = nn.LayerNorm(cfg.hidden)
+        self.cfg = cfg
+
+    def initial_state(self, batch: int, device: torch.device) -> tuple[int, list[Any]]:
+        return 0, [None] * len(self.blocks)
+
+    def forward(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:  # (T, B, F) -> (T, B, H)
+        start, caches = state
+        T = x.shape[0]
+        if start + T > self.cfg.max_len:
+            raise AgentError(f"the transformer holds {self.cfg.max_len} positions; this episode is longer (set max_len)")
+        positions = torch.arange(start, start + T, device=x.device)
+        h = (self.embed(x) + self.pos(positions)[:, None, :]).transpose(0, 1)  # (B, T, H)
+        new_caches = []
+        for block, cache in zip(self.blocks, caches):
+            h, cache = block(h, cache)
+            new_caches.append(cache)
+        return self.ln(h).transpose(0, 1), (start + T, new_caches)
+
+
+# --------------------------------------------------------------------------- policy
+
+
+class PolicyNet(nn.Module):
+    """A body, a policy head (Categorical or diagonal Gaussian) and a value head."""
+
+    def __init__(self, obs_space: spaces.Space, action_space: spaces.Space, cfg: NetConfig) -> None:
+        super().__init__()
+        if cfg.body not in BODIES:
+            raise AgentError(f"unknown network {cfg.body!r}; use one of {', '.join(BODIES)}")
+        self.cfg = cfg
+        self.encoder = ObsEncoder(obs_space)
+        if cfg.body == "cnn":
+            if not self.encoder.is_image:
+                raise AgentError(
+                    f"the cnn reads image observations (Box of shape channels x height x width); this env gives "
+                    f"{type(obs_space).__name__} {getattr(obs_space, 'shape', '')}: for a grid use obs=image"
+                )
+            self.body: nn.Module = CNNBody(tuple(obs_space.shape), cfg)
+        elif self.encoder.is_image:
+            raise AgentError(f"the {cfg.body} reads flat observations; for image observations use the cnn")
+        else:
+            body_cls = {"mlp": MLPBody, "lstm": LSTMBody, "transformer": TransformerBody}[cfg.body]
+            self.body = body_cls(self.encoder.out_dim, cfg)
+        if isinstance(action_space, spaces.Discrete):
+            self.n_actions, self.gaussian = int(action_space.n), False
+            self.pi = nn.Linear(cfg.hidden, self.n_actions)
+        elif isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
+            self.n_actions, self.gaussian = int(action_space.shape[0]), True
+            self.pi = nn.Linear(cfg.hidden, self.n_actions)
+            self.log_std = nn.Parameter(torch.zeros(self.n_actions))
+        else:
+            raise AgentError(f"networks emit Discrete or 1-D Box actions, not {type(action_space).__name__}")
+        self.v = nn.Linear(cfg.hidden, 1)
+
+    @property
+    def recurrent(self) -> bool:
+        return bool(getattr(self.body, "recurrent", False))
+
+    def initial_state(self, batch: int) -> Any:
+        device = next(self.parameters()).device
+        return self.body.initial_state(batch, device) if self.recurrent else None
+
+    def distribution(self, out: torch.Tensor) -> Distribution:
+        """pi(.|s) from head outputs: Categorical(logits) or Normal(mean, exp(log_std))."""
+        if self.gaussian:
+            return Independent(Normal(out, self.log_std.exp().expand_as(out)), 1)
+        return Categorical(logits=out)
+
+    def sequence(self, obs: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Head outputs (T, B, A) and values (T, B) for whole episodes obs (T, B, ...).
+
+        A memoryless body only computes the steps where `mask` (T, B) is set; the rest
+        are zeros (padding after an episode's end).
+        """
+        T, B = obs.shape[:2]
+        flat = obs.reshape(T * B, *obs.shape[2:])
+        if self.recurrent:
+            x = self.encoder(flat)
+            h, _ = self.body(x.reshape(T, B, -1), self.body.initial_state(B, x.device))  # (T, B, H)
+            return self.pi(h), self.v(h).squeeze(-1)
+        live = torch.ones(T * B, dtype=torch.bool, device=obs.device) if mask is None else mask.reshape(-1) > 0
+        h = self.body(self.encoder(flat[live]))  # (live steps, H)
+        out = torch.zeros(T * B, self.n_actions, device=obs.device, dtype=h.dtype)
+        values = torch.zeros(T * B, device=obs.device, dtype=h.dtype)
+        out[live], values[live] = self.pi(h), self.v(h).squeeze(-1)
+        return out.reshape(T, B, -1), values.reshape(T, B)
+
+    def step(self, obs: torch.Tensor, state: Any) -> tuple[Distribution, torch.Tensor, Any]:
+        """One step for a batch: obs (B, ...) -> (pi(.|obs), value (B,), next state)."""
+        x = self.encoder(obs)
+        if self.recurrent:
+            h, state = self.body(x[None], state)  # a sequence of length 1
+            h = h[0]
+        else:
+            h = self.body(x)
+        return self.distribution(self.pi(h)), self.v(h).squeeze(-1), state
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' (CUDA when present), 'cpu' or 'cuda', with a clear error when CUDA is asked for and absent."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise AgentError("--device cuda, but no CUDA GPU is available here; use --device auto or --device cpu")
+    if device not in ("cpu", "cuda"):
+        raise AgentError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return torch.device(device)
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
