@@ -281,10 +281,11 @@ class ReinforceAgent:
         checkpoint = run_dir / f"checkpoint{self.checkpoint_suffix}" if run_dir else None
         bar = _Progress(progress, total_updates, self.updates_done, self.name)
         t0 = time.perf_counter()
-        stopped_early = False
+        stopped_early, env_steps = False, 0
         try:
             for update in range(self.updates_done, total_updates):
                 batch = self.rollout(venv, episode_seed(self.seed, update))
+                env_steps += int(batch.mask.sum())
                 stats = self.update(batch)
                 self.updates_done = update + 1
                 mean_return = float(batch.returns.mean())
@@ -307,7 +308,7 @@ class ReinforceAgent:
         out: dict[str, Any] = {
             "episodes": self.updates_done * self.num_envs, "updates": self.updates_done,
             "final_return": self.log.returns[-1] if self.log.returns else None,
-            "seconds": time.perf_counter() - t0, "device": str(self.device),
+            "env_steps": env_steps, "seconds": time.perf_counter() - t0, "device": str(self.device),
         }
         if stopped_early:
             out["reached_target"] = self.target

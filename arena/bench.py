@@ -215,6 +215,40 @@ def bench_rollout(batches: int = 5) -> BenchRow:
     )
 
 
+def bench_gpu(updates: int = 20) -> list[BenchRow]:
+    """REINFORCE training throughput (env steps/s, rollouts and updates) on CUDA vs CPU, per network."""
+    import torch
+
+    from agents.base import AgentError
+    from agents.reinforce import ReinforceAgent
+
+    if not torch.cuda.is_available():
+        raise AgentError("arena bench --gpu needs a CUDA GPU and none is available here; run it on a GPU machine")
+    cases = [
+        ("mlp", gym.make("arena/SequencePrediction-v0", task="copy", length=8)),
+        ("lstm", gym.make("arena/SequencePrediction-v0", task="copy", length=8)),
+        ("transformer", gym.make("arena/SequencePrediction-v0", task="copy", length=8)),
+        ("cnn", gym.make("arena/GridWorld-v0", layout="four-rooms", obs="image", max_steps=50)),
+    ]
+    rows = []
+    for network, env in cases:
+        rates = {}
+        for device in ("cpu", "cuda"):
+            agent = ReinforceAgent(network=network, num_envs=256, episodes=256 * updates, device=device)
+            agent.fit(env, seed=0, episodes=256)  # warm up (CUDA context, kernels)
+            t0 = time.perf_counter()
+            log = agent.fit(env, seed=0)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            rates[device] = log["env_steps"] / (time.perf_counter() - t0)
+            assert log["updates"] == updates
+        rows.append(BenchRow(
+            f"REINFORCE training, {network}", "CPU", rates["cpu"], rates["cuda"], "steps/s",
+            rates["cuda"] / rates["cpu"], "report", True, f"256 envs, {updates} updates, {torch.cuda.get_device_name()}",
+        ))
+    return rows
+
+
 # each takes `quick`: fewer steps, and no slow NumPy baseline for the 256x256 solve
 BENCHMARKS: list[Callable[[bool], BenchRow]] = [
     lambda quick: bench_grid_step(n_steps=20_000 if quick else 100_000),

@@ -284,16 +284,22 @@ def leaderboard(
 
 @app.command()
 @user_errors
-def bench(quick: bool = typer.Option(False, help="fewer steps; skip the slow NumPy baseline")) -> None:
+def bench(
+    quick: bool = typer.Option(False, help="fewer steps; skip the slow NumPy baseline"),
+    gpu: bool = typer.Option(False, "--gpu", help="REINFORCE training throughput on CUDA against CPU, per network"),
+) -> None:
     """Speed figures, each a ratio against a baseline measured in this same run."""
     from arena import bench as benchmarks
 
     rows = []
-    with _progress() as progress:
-        task = progress.add_task("benchmarks", total=len(benchmarks.BENCHMARKS))
-        for fn in benchmarks.BENCHMARKS:
-            rows.append(fn(quick))
-            progress.advance(task)
+    if gpu:
+        rows = benchmarks.bench_gpu(updates=5 if quick else 20)
+    else:
+        with _progress() as progress:
+            task = progress.add_task("benchmarks", total=len(benchmarks.BENCHMARKS))
+            for fn in benchmarks.BENCHMARKS:
+                rows.append(fn(quick))
+                progress.advance(task)
     table = Table(title="arena bench (best of repeats; ratios from this run)")
     for col in ("benchmark", "baseline", "baseline", "ours", "unit", "ratio", "target", "met", "detail"):
         table.add_column(col)

@@ -315,3 +315,8 @@ def test_sb3_ppo_trains_on_a_grid_and_a_sequence_task_beside_ours(workdir):
     again = arena("eval", "sb3-ppo", "grid:open-5x5", "--checkpoint", ckpt, "--episodes", "2")
     assert again.exit_code == 0, again.output
     one_line_error(arena("run", "sb3-sac", "grid:cliff"), "unknown agent 'sb3-sac'")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message given without a GPU")
+def test_bench_gpu_without_a_gpu_says_so_in_one_line():
+    one_line_error(arena("bench", "--gpu"), "needs a CUDA GPU and none is available here")

@@ -164,3 +164,15 @@ def test_batched_env_declares_next_step_autoreset_and_reports_accuracy():
     assert term.all() and info["_accuracy"].all() and ((0 <= info["accuracy"]) & (info["accuracy"] <= 1)).all()
     _, r, term, trunc, info = venv.step(np.zeros(3, dtype=int))  # the reset step
     assert (r == 0).all() and not term.any() and not trunc.any() and not info["_accuracy"].any()
+
+
+def test_tape_in_a_human_window_drains_events_and_closes():
+    import pygame
+
+    env = gym.make(SEQ, task="reverse", length=3, render_mode="human")
+    env.reset(seed=0)
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_a))
+    env.step(1)
+    assert pygame.event.peek(pygame.KEYDOWN) is False
+    env.close()
+    assert env.unwrapped._window is None
