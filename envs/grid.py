@@ -22,6 +22,7 @@ from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
 from envs.errors import EnvError
+from envs.rendering import PygameRendering
 from envs.vector import (
     NativeVectorEnv,
     counter_uniform,
@@ -345,7 +346,7 @@ def _check_goal_reachable(mdp: GridMDP, grid: np.ndarray) -> None:
 # --------------------------------------------------------------------------- environment
 
 
-class GridWorldEnv(gym.Env):
+class GridWorldEnv(PygameRendering, gym.Env):
     """A grid MDP as a Gymnasium env: `gymnasium.make("arena/GridWorld-v0", layout="cliff")`.
 
     kwargs: layout (named or a text map), slip (probability of moving to one of the two
@@ -429,8 +430,6 @@ class GridWorldEnv(gym.Env):
         self.key: int | None = None
         self.last_action: int | None = None
         self.overlay: dict[str, Any] = {}
-        self._window = None
-        self._clock = None
         self._font = None
 
     # ---------------------------------------------------------------- dynamics
@@ -576,33 +575,10 @@ class GridWorldEnv(gym.Env):
         rows, cols = self.grid.shape
         return cols * self.cell_size(), rows * self.cell_size()
 
-    def render(self) -> Any:
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode= to make()")
-            return None
-        if self.render_mode == "ansi":
-            return self._render_text()
-        import pygame
+    def window_title(self) -> str:
+        return f"Arena GridWorld: {self.layout.splitlines()[0]}"
 
-        if self.render_mode == "rgb_array":
-            surface = pygame.Surface(self.frame_size())
-            self.draw(surface)
-            return np.transpose(pygame.surfarray.array3d(surface), (1, 0, 2)).copy()
-        if self._window is None:
-            pygame.display.init()  # only the display: no audio probing
-            pygame.display.set_caption(f"Arena GridWorld: {self.layout.splitlines()[0]}")
-            self._window = pygame.display.set_mode(self.frame_size())
-            self._clock = pygame.time.Clock()
-        for event in pygame.event.get():  # keep the window responsive
-            if event.type == pygame.QUIT:
-                self.close()
-                return None
-        self.draw(self._window)
-        pygame.display.flip()
-        self._clock.tick(self.metadata["render_fps"])
-        return None
-
-    def _render_text(self) -> str:
+    def render_text(self) -> str:
         chars = self.grid.copy()
         r, c = self.mdp.cell[self.s]
         chars[r, c] = "A"
@@ -610,13 +586,6 @@ class GridWorldEnv(gym.Env):
         if self.last_action is not None:
             text += f"\n({ACTION_NAMES[self.last_action]})"
         return text + "\n"
-
-    def close(self) -> None:
-        if self._window is not None:
-            import pygame
-
-            pygame.display.quit()
-            self._window = None
 
 
 # --------------------------------------------------------------------------- batched

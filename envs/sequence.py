@@ -29,6 +29,7 @@ from gymnasium import spaces
 
 from envs.data import text_corpus, text_vocab
 from envs.errors import EnvError
+from envs.rendering import PygameRendering
 from envs.vector import NativeVectorEnv
 from gymnasium.vector.utils import batch_space
 
@@ -151,7 +152,7 @@ class Curriculum:
             self.recent = []
 
 
-class SequencePredictionEnv(gym.Env):
+class SequencePredictionEnv(PygameRendering, gym.Env):
     """`gymnasium.make("arena/SequencePrediction-v0", task="copy", length=8)`.
 
     Observation: MultiDiscrete([vocab + 1, 2]) = (token, phase); the last token is the
@@ -182,7 +183,7 @@ class SequencePredictionEnv(gym.Env):
         self.targets = np.zeros(0, dtype=np.int64)
         self.outputs: list[int] = []
         self.t = self.n_out = self.correct = 0
-        self._window = self._clock = self._font = None
+        self._font = None
 
     @property
     def action_names(self) -> list[str]:
@@ -243,7 +244,7 @@ class SequencePredictionEnv(gym.Env):
 
     # ---------------------------------------------------------------- drawing
 
-    def _render_text(self) -> str:
+    def render_text(self) -> str:
         n_in = int((self.targets < 0).sum())
         inp = " ".join(self.token_text(int(x)) for x in self.shown[:n_in]) if n_in else "(none)"
         want = " ".join(self.token_text(int(x)) for x in self.targets[self.targets >= 0])
@@ -288,38 +289,8 @@ class SequencePredictionEnv(gym.Env):
         acc = f"correct {self.correct}/{self.n_out}" if self.n_out else ""
         surface.blit(font.render(acc, True, (60, 60, 60)), (4, 4 + 3 * (px + 6)))
 
-    def render(self) -> Any:
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode= to make()")
-            return None
-        if self.render_mode == "ansi":
-            return self._render_text()
-        import pygame
-
-        if self.render_mode == "rgb_array":
-            surface = pygame.Surface(self.frame_size())
-            self.draw(surface)
-            return np.transpose(pygame.surfarray.array3d(surface), (1, 0, 2)).copy()
-        if self._window is None:
-            pygame.display.init()
-            pygame.display.set_caption(f"Arena SequencePrediction: {self.task}")
-            self._window = pygame.display.set_mode(self.frame_size())
-            self._clock = pygame.time.Clock()
-        for event in pygame.event.get():
-            if event.type == pygame.QUIT:
-                self.close()
-                return None
-        self.draw(self._window)
-        pygame.display.flip()
-        self._clock.tick(self.metadata["render_fps"])
-        return None
-
-    def close(self) -> None:
-        if self._window is not None:
-            import pygame
-
-            pygame.display.quit()
-            self._window = None
+    def window_title(self) -> str:
+        return f"Arena SequencePrediction: {self.task}"
 
 
 # --------------------------------------------------------------------------- batched

@@ -18,7 +18,7 @@ def arena(*args):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
-def one_line_error(result, fragment):
+def assert_one_line_error(result, fragment):
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
@@ -63,7 +63,7 @@ def test_eval_scores_a_saved_checkpoint_without_training(workdir):
     assert result.exit_code == 0, result.output
     assert Leaderboard().count() == 2
     wrong = arena("eval", "value-iteration", "grid:cliff", "--checkpoint", ckpt)
-    one_line_error(wrong, "use a checkpoint trained on this env")
+    assert_one_line_error(wrong, "use a checkpoint trained on this env")
 
 
 def test_replay_exports_mp4_with_one_frame_per_step_plus_the_start(workdir):
@@ -75,7 +75,7 @@ def test_replay_exports_mp4_with_one_frame_per_step_plus_the_start(workdir):
     frames, _ = imageio_ffmpeg.count_frames_and_secs("out.mp4")
     assert frames == steps + 1 == 14
     again = arena("replay", path, "--video", "out.mp4")
-    one_line_error(again, "already exists")
+    assert_one_line_error(again, "already exists")
 
 
 def test_replay_exports_gif(workdir):
@@ -138,7 +138,7 @@ def test_demo_prints_a_leaderboard_and_the_command_to_watch_a_replay(workdir):
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(workdir, args, fragment):
-    one_line_error(arena(*args), fragment)
+    assert_one_line_error(arena(*args), fragment)
 
 
 def test_bad_replays_are_refused_and_nothing_is_lost(workdir):
@@ -146,10 +146,10 @@ def test_bad_replays_are_refused_and_nothing_is_lost(workdir):
     good = Leaderboard().results()[0].replay_paths[0]
     data = open(good, "rb").read()
     open("cut.npz", "wb").write(data[:200])
-    one_line_error(arena("replay", "cut.npz"), "truncated or corrupt")
-    one_line_error(arena("replay", "cut.npz", "--verify"), "truncated or corrupt")
+    assert_one_line_error(arena("replay", "cut.npz"), "truncated or corrupt")
+    assert_one_line_error(arena("replay", "cut.npz", "--verify"), "truncated or corrupt")
     open("noise.npz", "wb").write(b"\x00" * 500)
-    one_line_error(arena("replay", "noise.npz"), "truncated or corrupt")
+    assert_one_line_error(arena("replay", "noise.npz"), "truncated or corrupt")
     assert open(good, "rb").read() == data and arena("replay", good, "--verify").exit_code == 0
 
 
@@ -165,7 +165,7 @@ def test_locked_database_fails_cleanly_and_keeps_rows_and_replays(workdir, monke
     finally:
         other.execute("ROLLBACK")
         other.close()
-    one_line_error(result, "is locked by another process")
+    assert_one_line_error(result, "is locked by another process")
     assert "the replays are kept in replays/" in result.stderr
     assert [r.agent for r in Leaderboard().results()] == ["random"]
     assert len(glob.glob("replays/*value-iteration*/episode-seed1000.npz")) == 1
@@ -174,7 +174,7 @@ def test_locked_database_fails_cleanly_and_keeps_rows_and_replays(workdir, monke
 def test_corrupt_database_fails_before_any_work_and_is_untouched(workdir):
     open("bad.sqlite", "wb").write(b"garbage" * 300)
     result = arena("run", "value-iteration", "grid:cliff", "--db", "bad.sqlite")
-    one_line_error(result, "corrupt or not a database")
+    assert_one_line_error(result, "corrupt or not a database")
     assert open("bad.sqlite", "rb").read() == b"garbage" * 300
     assert not glob.glob("replays/*/episode-*.npz")
 
@@ -185,7 +185,7 @@ def test_wrong_version_replay_is_one_line_and_exit_code_2(workdir):
     arena("run", "value-iteration", "grid:cliff", "--episodes", "1")
     good = Leaderboard().results()[0].replay_paths[0]
     _rewrite_header(good, "future.npz", lambda h: h.update(version=2))
-    one_line_error(arena("replay", "future.npz", "--verify"), "format version 2; this Arena reads version(s) 1")
+    assert_one_line_error(arena("replay", "future.npz", "--verify"), "format version 2; this Arena reads version(s) 1")
 
 
 # --------------------------------------------------------------------------- model-free learners
@@ -262,7 +262,7 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(workdir):
     ],
 )
 def test_bad_learner_input_is_one_line_and_exit_code_2(workdir, args, fragment):
-    one_line_error(arena(*args), fragment)
+    assert_one_line_error(arena(*args), fragment)
 
 
 # --------------------------------------------------------------------------- neural agents
@@ -281,7 +281,7 @@ def test_reinforce_on_a_sequence_task_lands_on_the_leaderboard_and_replays_the_t
     again = arena("eval", "reinforce-mlp", "seq:parity", "length=3", "--checkpoint", ckpt, "--episodes", "2")
     assert again.exit_code == 0, again.output
     wrong = arena("eval", "reinforce-lstm", "seq:parity", "length=3", "--checkpoint", ckpt)
-    one_line_error(wrong, "holds a mlp network")
+    assert_one_line_error(wrong, "holds a mlp network")
 
 
 @pytest.mark.parametrize(
@@ -298,7 +298,7 @@ def test_reinforce_on_a_sequence_task_lands_on_the_leaderboard_and_replays_the_t
        [(["run", "reinforce-mlp", "seq:copy", "--device", "cuda"], "no CUDA GPU is available here")]),
 )
 def test_bad_neural_input_is_one_line_and_exit_code_2(workdir, args, fragment):
-    one_line_error(arena(*args), fragment)
+    assert_one_line_error(arena(*args), fragment)
 
 
 def test_sb3_ppo_trains_on_a_grid_and_a_sequence_task_beside_ours(workdir):
@@ -314,9 +314,9 @@ def test_sb3_ppo_trains_on_a_grid_and_a_sequence_task_beside_ours(workdir):
     ckpt = glob.glob("runs/*sb3-ppo-open*/checkpoint.safetensors")[0]
     again = arena("eval", "sb3-ppo", "grid:open-5x5", "--checkpoint", ckpt, "--episodes", "2")
     assert again.exit_code == 0, again.output
-    one_line_error(arena("run", "sb3-sac", "grid:cliff"), "unknown agent 'sb3-sac'")
+    assert_one_line_error(arena("run", "sb3-sac", "grid:cliff"), "unknown agent 'sb3-sac'")
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message given without a GPU")
 def test_bench_gpu_without_a_gpu_says_so_in_one_line():
-    one_line_error(arena("bench", "--gpu"), "needs a CUDA GPU and none is available here")
+    assert_one_line_error(arena("bench", "--gpu"), "needs a CUDA GPU and none is available here")

@@ -113,7 +113,7 @@ def test_bad_task_parameters_are_one_clear_error(kwargs, message):
 # --------------------------------------------------------------------------- batched envs
 
 
-def check_bit_identical(env_id, n, steps, **kwargs):
+def assert_bit_identical(env_id, n, steps, **kwargs):
     """Copy i of the batched env against the single env reset with seed 10 + i, with
     Gymnasium's next-step autoreset: after an episode ends, the next step resets."""
     venv = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", **kwargs)
@@ -145,12 +145,12 @@ def check_bit_identical(env_id, n, steps, **kwargs):
     ],
 )
 def test_batched_gridworld_is_bit_identical_per_copy(kwargs):
-    check_bit_identical("arena/GridWorld-v0", 6, 300, **kwargs)
+    assert_bit_identical("arena/GridWorld-v0", 6, 300, **kwargs)
 
 
 @pytest.mark.parametrize("task", TASKS)
 def test_batched_sequences_are_bit_identical_per_copy(task):
-    check_bit_identical(SEQ, 5, 80, task=task, length=4)
+    assert_bit_identical(SEQ, 5, 80, task=task, length=4)
 
 
 def test_batched_env_declares_next_step_autoreset_and_reports_accuracy():
