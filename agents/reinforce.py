@@ -388,8 +388,11 @@ class _Progress:
         if sys.stderr.isatty() if show is None else show:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+            from rich.console import Console
+
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=True)
+                                TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=True,
+                                console=Console(stderr=True))
             self.task = self.bar.add_task(f"training {label} (updates)", total=total, completed=done, info="")
             self.bar.start()
 

@@ -382,9 +382,11 @@ class _Bar:
     def __init__(self, total: int, done: int, label: str) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        from rich.console import Console
+
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeRemainingColumn(), transient=True,
+            TimeRemainingColumn(), transient=True, console=Console(stderr=True),
         )
         self.task = self.progress.add_task(f"training {label}", total=total, completed=done, info="")
         self.recent: list[float] = []

@@ -107,9 +107,19 @@ def _run_and_record(job: Any, db: Optional[Path], replays: Path) -> Result:
     from arena.tournament import run_job
 
     board = Leaderboard(db)  # open first: a bad database fails before any work
-    with _progress() as progress:
-        task = progress.add_task(f"{job.agent} on {job.env_kwargs.get('layout', job.env_id)}", total=job.episodes)
-        result, log = run_job(job, replays, on_episode=lambda ep: progress.advance(task))
+    progress = _progress()  # evaluation bar, started once training (with its own bar) is done
+    label = job.env_kwargs.get("layout") or job.env_kwargs.get("task") or job.env_id
+
+    def evaluated(episode: Any) -> None:
+        if not progress.task_ids:
+            progress.start()
+            progress.add_task(f"evaluating {job.agent} on {label}", total=job.episodes)
+        progress.advance(progress.task_ids[0])
+
+    try:
+        result, log = run_job(job, replays, on_episode=evaluated)
+    finally:
+        progress.stop()
     try:
         board.add(result)
     except LeaderboardError as exc:
