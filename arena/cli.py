@@ -85,7 +85,8 @@ def envs() -> None:
         about = LAYOUTS[name].about if name in LAYOUTS else "a perfect maze generated from maze_seed (default 0)"
         layouts.add_row(name, about)
     console.print(layouts)
-    console.print("kwargs: layout slip wind rewards obs max_steps maze_seed, e.g. [bold]arena run value-iteration grid:cliff slip=0.1[/]")
+    console.print("grid kwargs: layout slip wind rewards obs max_steps maze_seed, e.g. [bold]arena run value-iteration grid:cliff slip=0.1[/]")
+    console.print("seq kwargs: task length vocab curriculum, e.g. [bold]arena run reinforce-lstm seq:reverse length=5[/]")
 
 
 @app.command()
