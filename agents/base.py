@@ -74,7 +74,7 @@ def write_arrays(path: str | Path, kind: str, version: int, arrays: dict[str, np
     for k, v in arrays.items():
         if v.dtype == object:
             raise FileFormatError(f"array {k!r} holds Python objects; only numeric arrays are saved")
-    header = {"kind": kind, "version": version, "sha256": _digest(arrays), "meta": meta}
+    header = {"kind": kind, "version": version, "sha256": _digest(arrays, meta), "meta": meta}
     blob = np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -115,13 +115,16 @@ def read_arrays(path: str | Path, kind: str, versions: tuple[int, ...]) -> tuple
             f"{path} is {what} format version {header.get('version')}; this Arena reads version(s) "
             f"{', '.join(map(str, versions))}: upgrade Arena or re-record the file"
         )
-    if header.get("sha256") != _digest(arrays):
+    if header.get("sha256") != _digest(arrays, header.get("meta")):
         raise FileFormatError(f"{path} failed its checksum: the file was altered or damaged; re-record it")
     return arrays, header["meta"]
 
 
-def _digest(arrays: dict[str, np.ndarray]) -> str:
+def _digest(arrays: dict[str, np.ndarray], meta: Any = None) -> str:
+    """SHA-256 over the arrays (names, dtypes, shapes, bytes) and, when given, the JSON metadata."""
     h = hashlib.sha256()
+    if meta is not None:
+        h.update(json.dumps(meta, sort_keys=True).encode())
     for k in sorted(arrays):
         v = np.ascontiguousarray(arrays[k])
         h.update(f"{k}:{v.dtype.str}:{v.shape}".encode())

@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -49,7 +50,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted; everything already written is kept")
@@ -198,7 +199,7 @@ def run(
     try:
         result = _run_and_record(job, db, replays)
     except TrainingInterrupted as stop:
-        err.print(f"[yellow]{stop}[/]", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]{escape(str(stop))}[/]", highlight=False, soft_wrap=True)
         if stop.checkpoint:
             extra = " ".join(kwargs or [])
             err.print(f"continue with: arena run {agent} {env} {extra} --resume {stop.checkpoint}".replace("  ", " "),
@@ -247,7 +248,7 @@ def replay(
     if verify_:
         check = verify(rep)
         if not check.ok:
-            err.print(f"[bold red]verify failed:[/] {file}: {check.message}", highlight=False)
+            err.print(f"[bold red]verify failed:[/] {escape(str(file))}: {escape(check.message)}", highlight=False)
             raise typer.Exit(1)
         console.print(f"[green]verified:[/] {file}: {check.message}", highlight=False)
         if video is None:

@@ -320,3 +320,16 @@ def test_sb3_ppo_trains_on_a_grid_and_a_sequence_task_beside_ours(workdir):
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message given without a GPU")
 def test_bench_gpu_without_a_gpu_says_so_in_one_line():
     assert_one_line_error(arena("bench", "--gpu"), "needs a CUDA GPU and none is available here")
+
+
+def test_verify_failure_exits_1_and_names_the_step(workdir):
+    from arena.replay import save_replay
+
+    arena("run", "value-iteration", "grid:cliff", "--episodes", "1")
+    rep = load_replay(Leaderboard().results()[0].replay_paths[0])
+    rep.rewards = rep.rewards.copy()
+    rep.rewards[6] = -2.0
+    save_replay("edited.npz", rep)  # a well-formed file whose story no longer matches the env
+    result = arena("replay", "edited.npz", "--verify")
+    assert result.exit_code == 1
+    assert "verify failed" in result.stderr and "step 7: reward -1.0 but the replay recorded -2.0" in result.stderr

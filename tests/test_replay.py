@@ -133,3 +133,11 @@ def test_replays_are_never_overwritten(recorded):
     with pytest.raises(ReplayError, match="already exists"):
         save_replay(paths[0], replays[1])
     assert open(paths[0], "rb").read() == before
+
+
+def test_edited_metadata_fails_the_checksum(recorded, tmp_path):
+    _, paths = recorded
+    edited = tmp_path / "edited.npz"
+    _rewrite_header(paths[0], edited, lambda h: h["meta"].update(seed=7))
+    with pytest.raises(ReplayError, match="failed its checksum"):
+        load_replay(edited)
