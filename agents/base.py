@@ -216,34 +216,36 @@ class TrainingLog:
         self.returns = arrays["log_returns"].tolist() if "log_returns" in arrays else []
         self.evals = [(int(e), float(j)) for e, j in arrays.get("log_evals", np.zeros((0, 2)))]
 
-    def plot(self, path: str | Path, title: str) -> Path:
-        """Learning curve PNG: experienced returns (smoothed) and the greedy policy's exact J."""
+    def plot(self, path: str | Path, title: str, unit: str = "episode") -> Path:
+        """Learning curve PNG: experienced returns (smoothed), and below them the greedy
+        policy's exact J against the optimum when the env has a model. `unit` names what
+        one point is (an episode, or a batch of episodes)."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+        exact = bool(self.evals) or self.optimum is not None
+        fig, axes = plt.subplots(2 if exact else 1, 1, figsize=(8, 6 if exact else 3.5), sharex=True, squeeze=False)
+        top = axes[0, 0]
         G = np.array(self.returns)
-        episodes = np.arange(1, len(G) + 1)
-        top.plot(episodes, G, color="0.8", lw=0.6, label="return per episode")
-        if len(G) >= 10:
-            w = max(1, len(G) // 50)
-            smooth = np.convolve(G, np.ones(w) / w, mode="valid")
-            top.plot(episodes[w - 1:], smooth, color="C0", label=f"moving mean ({w})")
+        x = np.arange(1, len(G) + 1)
+        w = max(1, len(G) // 50)
+        top.plot(x, G, color="0.8" if w > 1 else "C0", lw=0.6 if w > 1 else 1.2, label=f"return per {unit}")
+        if w > 1:
+            top.plot(x[w - 1:], np.convolve(G, np.ones(w) / w, mode="valid"), color="C0", label=f"moving mean ({w})")
         top.set_ylabel("return (while exploring)")
         top.legend(loc="lower right")
-        if self.evals:
-            ev = np.array(self.evals)
-            bottom.plot(ev[:, 0], ev[:, 1], "o-", color="C1", ms=3, label="greedy policy, exact J")
-        if self.optimum is not None:
-            bottom.axhline(self.optimum, color="C2", ls="--", label="optimum J* (DP)")
-        bottom.set_xlabel("training episode")
-        bottom.set_ylabel("J = E[discounted return]")
-        if self.evals or self.optimum is not None:
+        if exact:
+            bottom = axes[1, 0]
+            if self.evals:
+                ev = np.array(self.evals)
+                bottom.plot(ev[:, 0], ev[:, 1], "o-", color="C1", ms=3, label="greedy policy, exact J")
+            if self.optimum is not None:
+                bottom.axhline(self.optimum, color="C2", ls="--", label="optimum J* (DP)")
+            bottom.set_ylabel("J = E[discounted return]")
             bottom.legend(loc="lower right")
-        else:
-            bottom.set_visible(False)
+        axes[-1, 0].set_xlabel(f"training {unit}")
         fig.suptitle(title)
         fig.tight_layout()
         path = Path(path)

@@ -313,7 +313,8 @@ class ReinforceAgent:
         if stopped_early:
             out["reached_target"] = self.target
         if run_dir is not None and self.log.returns:
-            out["curve"] = str(self.log.plot(run_dir / "learning_curve.png", f"{self.name}: mean return per batch"))
+            out["curve"] = str(self.log.plot(run_dir / "learning_curve.png", f"{self.name}: learning curve",
+                                             unit=f"batch of {self.num_envs} episodes"))
         return out
 
     # ---------------------------------------------------------------- checkpoints
