@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agents.base import CHECKPOINT_KIND, CHECKPOINT_VERSION, AgentError, read_arrays, write_arrays
+from agents.checkpoint import load_checkpoint, load_settings, require, save_checkpoint
+from agents.training import env_ref
+from arena import settings as typed
+from arena.errors import AgentError
+
+
+@dataclass(frozen=True)
+class RandomSettings:
+    """The random agent takes no settings."""
 
 
 class RandomAgent:
     """Picks each action uniformly at random: the 0 of every normalised score."""
 
     name = "random"
+    Settings = RandomSettings
 
-    def __init__(self) -> None:
+    def __init__(self, **settings: Any) -> None:
+        self.settings = typed.build(RandomSettings, settings, AgentError)
         self.n_actions = 0
         self.rng = np.random.default_rng(0)
+        self.trained_on: dict[str, Any] | None = None
 
     def config(self) -> dict[str, Any]:
         return {}
@@ -28,11 +40,14 @@ class RandomAgent:
         if not isinstance(env.action_space, spaces.Discrete):
             raise AgentError(f"random plays Discrete actions; got {type(env.action_space).__name__}")
         self.n_actions = int(env.action_space.n)
+        self.trained_on = env_ref(env)
+        if budget.get("run_dir"):
+            return {"checkpoint": str(self.save(Path(budget["run_dir"]) / "checkpoint.npz"))}
         return {}
 
     def check_fits(self, env: Any) -> None:
-        if env.action_space.n != self.n_actions:
-            raise AgentError(f"the checkpoint plays {self.n_actions} actions; this env has {env.action_space.n}")
+        if getattr(env.action_space, "n", None) != self.n_actions:
+            raise AgentError(f"the checkpoint plays {self.n_actions} actions; this env has {env.action_space}")
 
     def reset(self, seed: int | None = None) -> None:
         self.rng = np.random.default_rng(seed)
@@ -54,12 +69,17 @@ class RandomAgent:
         return ""
 
     def save(self, path: str | Path) -> Path:
-        write_arrays(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, {"n_actions": np.array(self.n_actions)}, {"agent": self.name, "config": {}})
-        return Path(path)
+        if self.n_actions == 0:
+            raise AgentError("random has not been fitted; nothing to save")
+        arrays = {"n_actions": np.array(self.n_actions, dtype=np.int64)}
+        return save_checkpoint(path, self.name, self.config(), arrays, env=self.trained_on)
 
     def load(self, path: str | Path, env: Any = None) -> "RandomAgent":
-        arrays, meta = read_arrays(path, CHECKPOINT_KIND, (CHECKPOINT_VERSION,))
-        if meta.get("agent") != self.name:
-            raise AgentError(f"{path} is a checkpoint of {meta.get('agent')!r}, not 'random'")
-        self.n_actions = int(arrays["n_actions"])
+        arrays, meta = load_checkpoint(path, self.name)
+        self.settings = load_settings(RandomSettings, meta, path, self.name)
+        require(arrays, path, self.name, n_actions=())
+        n = int(arrays["n_actions"])
+        if not 1 <= n <= 1 << 20:
+            raise AgentError(f"{path}: n_actions={n} is not a number of actions; the checkpoint is damaged")
+        self.n_actions, self.trained_on = n, meta["env"]
         return self

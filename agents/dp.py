@@ -13,6 +13,7 @@ residual.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from collections import deque
 from typing import Any, Literal, Protocol
 
@@ -22,11 +23,12 @@ import scipy.sparse as sparse
 import scipy.sparse.linalg as splinalg
 from scipy.sparse import csgraph
 
-from agents.base import AgentError
 from agents.tabular import TabularAgent
+from agents.training import env_ref
+from arena.errors import AgentError
 
 
-class DPError(ValueError):
+class DPError(AgentError):
     """Dynamic programming was asked something it cannot answer (bad gamma, policy, model)."""
 
 
@@ -350,36 +352,31 @@ class DPAgent(TabularAgent):
     """Plans on the env's exact model (`env.unwrapped.mdp`) instead of learning from samples."""
 
     name = "dp"
-
-    def __init__(self, gamma: float = 0.99, method: Literal["value", "policy"] = "value") -> None:
-        super().__init__(gamma)
-        self.method = method
-
-    def config(self) -> dict[str, Any]:
-        return {"gamma": self.gamma}
+    method: Literal["value", "policy"] = "value"
 
     def fit(self, env: Any, seed: int = 0, **budget: Any) -> dict[str, Any]:
         self.check_env(env)
         mdp = getattr(env.unwrapped, "mdp", None)
         if mdp is None:
             raise AgentError(f"{self.name} plans on an exact model; {env.spec.id if env.spec else env} has no env.unwrapped.mdp")
-        sol = solve(mdp, self.gamma, self.method)
-        self.tables = {"V": sol.V, "Q": q_values(mdp, sol.V, self.gamma), "policy": sol.policy}
-        return {"sweeps": sol.sweeps, "bellman_residual": sol.residual, "seconds": sol.seconds}
+        gamma = self.settings.gamma
+        sol = solve(mdp, gamma, self.method)
+        self.tables = {"V": sol.V, "Q": q_values(mdp, sol.V, gamma), "policy": sol.policy}
+        self.trained_on, self.seed = env_ref(env), seed
+        out: dict[str, Any] = {"sweeps": sol.sweeps, "bellman_residual": sol.residual, "seconds": sol.seconds}
+        if budget.get("run_dir"):
+            out["checkpoint"] = str(self.save(Path(budget["run_dir"]) / "checkpoint.npz"))
+        return out
 
 
 class ValueIterationAgent(DPAgent):
     name = "value-iteration"
-
-    def __init__(self, gamma: float = 0.99) -> None:
-        super().__init__(gamma, "value")
+    method = "value"
 
 
 class PolicyIterationAgent(DPAgent):
     name = "policy-iteration"
-
-    def __init__(self, gamma: float = 0.99) -> None:
-        super().__init__(gamma, "policy")
+    method = "policy"
 
 
 def solve(mdp: TabularMDP, gamma: float, method: Literal["value", "policy"] = "value") -> Solution:

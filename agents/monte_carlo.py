@@ -8,12 +8,15 @@ importance sampling. Each works backwards through an episode, G <- gamma G + R.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from agents.base import AgentError
-from agents.tabular import TabularLearner, check_range, episode_seed
+from agents.tabular import LearnerSettings, TabularLearner
+from agents.training import episode_seed
+from arena.errors import AgentError
+from arena.settings import setting
 
 Episode = list[tuple[int, int, float]]  # (S_t, A_t, R_{t+1}) for t = 0..T-1
 
@@ -41,6 +44,12 @@ def check_policy(env: Any, policy: np.ndarray) -> np.ndarray:
     if len(bad):
         raise AgentError(f"policy row {bad[0]} sums to {sums[bad[0]]:.6g}; each row must be probabilities summing to 1")
     return pi
+
+
+def check_gamma(gamma: float) -> float:
+    if not 0.0 <= gamma <= 1.0:
+        raise AgentError(f"gamma must be a number in [0, 1], got {gamma!r}")
+    return float(gamma)
 
 
 def generate_episode(env: Any, seed: int, choose: Callable[[int], int], options: dict | None = None) -> Played:
@@ -72,7 +81,7 @@ def mc_prediction(
     first_visit=True averages only the first visit per episode; False, every visit.
     """
     pi = check_policy(env, policy)
-    gamma = check_range("gamma", gamma, 0.0, 1.0)
+    check_gamma(gamma)
     rng = np.random.default_rng(seed)
     V, N = np.zeros(pi.shape[0]), np.zeros(pi.shape[0])
     for episode in range(episodes):
@@ -109,7 +118,7 @@ def off_policy_mc_prediction(
     if ((pi > 0) & (b == 0)).any():
         s = int(np.flatnonzero(((pi > 0) & (b == 0)).any(axis=1))[0])
         raise AgentError(f"behaviour policy never takes an action the target takes in state {s}: coverage fails")
-    gamma = check_range("gamma", gamma, 0.0, 1.0)
+    check_gamma(gamma)
     rng = np.random.default_rng(seed)
     S = pi.shape[0]
     V, C, N = np.zeros(S), np.zeros(S), np.zeros(S)
@@ -133,33 +142,47 @@ def off_policy_mc_prediction(
 # --------------------------------------------------------------------------- control
 
 
-class MCLearner(TabularLearner):
-    """What MC control agents share: step sizes, and the value of a step-limited episode's end.
+@dataclass(frozen=True)
+class MCSettings(LearnerSettings):
+    episodes: int = setting(5000, help="training budget in episodes", low=1, high=10**9)
+    averaging: bool = setting(False, help="step 1/N(s,a) (true: the mean of all returns) instead of alpha")
 
-    averaging=True moves Q(s, a) to the mean of all returns seen after (s, a) (step 1/N);
-    False uses the step size alpha (constant-alpha MC), which forgets the returns of
-    earlier, more exploratory policies: the policy changes, so old returns go stale.
+
+def tail_value(Q: np.ndarray, ep: Played) -> float:
+    """What follows the end of an episode: 0 after a terminal state, max_a Q(S_T, a) after a cut.
 
     MC targets are whole returns, but an episode cut off by the step limit has not ended:
-    its return would count the rest as 0 and make looping look good. So a truncated
-    episode's return starts from max_a Q(S_T, a), the current estimate of what follows.
+    its return would count the rest as 0 and make looping look good.
     """
-
-    def __init__(self, averaging: bool = False, **settings: Any) -> None:
-        super().__init__(**settings)
-        self.averaging = bool(averaging)
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "averaging": self.averaging}
-
-    def tail_value(self, ep: Played) -> float:
-        if ep.truncated_at is None:
-            return 0.0
-        v = float(self.tables["Q"][ep.truncated_at].max())
-        return v if np.isfinite(v) else 0.0
+    if ep.truncated_at is None:
+        return 0.0
+    v = float(Q[ep.truncated_at].max())
+    return v if np.isfinite(v) else 0.0
 
 
-class MCControlAgent(MCLearner):
+def first_visit_update(agent: TabularLearner, ep: Played) -> float:
+    """First-visit MC control update from one episode (S&B 5.3-5.4); returns the episode's return.
+
+    averaging moves Q(s, a) to the mean of all first-visit returns after (s, a) (step
+    1/N); otherwise the step is alpha (constant-alpha MC), which forgets the returns of
+    earlier, more exploratory policies: the policy changes, so old returns go stale.
+    """
+    Q, N, gamma = agent.tables["Q"], agent.tables["N"], agent.settings.gamma
+    first: dict[tuple[int, int], int] = {}
+    for t, (s, a, _) in enumerate(ep):
+        first.setdefault((s, a), t)
+    G = tail_value(Q, ep)
+    for t in range(len(ep) - 1, -1, -1):
+        s, a, r = ep[t]
+        G = gamma * G + r  # G <- gamma G + R_{t+1}
+        if first[(s, a)] == t:
+            N[s, a] += 1
+            step = 1.0 / N[s, a] if agent.settings.averaging else agent.alpha_now
+            Q[s, a] += step * (G - Q[s, a])  # Q(s,a) <- average(Returns(s,a)), or constant-alpha
+    return sum(r for _, _, r in ep)
+
+
+class MCControlAgent(TabularLearner):
     """On-policy first-visit MC control with an epsilon-soft policy (S&B 5.4).
 
     Q(s, a) is the average of the first-visit returns after (s, a); the policy is
@@ -167,33 +190,17 @@ class MCControlAgent(MCLearner):
     """
 
     name = "mc-control"
+    Settings = MCSettings
     table_names = ("Q", "N")
-    default_episodes = 5000
 
     def init_tables(self, n_states: int, n_actions: int) -> None:
         self.tables = {"Q": np.zeros((n_states, n_actions)), "N": np.zeros((n_states, n_actions))}
 
     def learn_episode(self, env: Any, seed: int) -> float:
-        return self.learn_from(generate_episode(env, seed, self.explore))
-
-    def learn_from(self, ep: Played) -> float:
-        """First-visit averaging of the returns in one episode; returns the episode's return."""
-        Q, N, gamma = self.tables["Q"], self.tables["N"], self.gamma
-        first = {}
-        for t, (s, a, _) in enumerate(ep):
-            first.setdefault((s, a), t)
-        G = self.tail_value(ep)
-        for t in range(len(ep) - 1, -1, -1):
-            s, a, r = ep[t]
-            G = gamma * G + r
-            if first[(s, a)] == t:
-                N[s, a] += 1
-                step = 1.0 / N[s, a] if self.averaging else self.alpha_now
-                Q[s, a] += step * (G - Q[s, a])  # Q(s,a) <- average(Returns(s,a)), or constant-alpha
-        return sum(r for _, _, r in ep)
+        return first_visit_update(self, generate_episode(env, seed, self.explore))
 
 
-class MCExploringStartsAgent(MCControlAgent):
+class MCExploringStartsAgent(TabularLearner):
     """MC control with exploring starts (S&B 5.3): every episode starts from a random state
     and a random first action, then follows the greedy policy, so no epsilon is needed.
 
@@ -201,24 +208,27 @@ class MCExploringStartsAgent(MCControlAgent):
     """
 
     name = "mc-exploring-starts"
+    Settings = MCSettings
+    table_names = ("Q", "N")
 
-    def fit(self, env: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        mdp = getattr(env.unwrapped, "mdp", None)
-        if mdp is None:
+    def check_env(self, env: Any) -> int:
+        if getattr(env.unwrapped, "mdp", None) is None:
             raise AgentError(f"{self.name} needs an env that can start in any state (a GridWorld)")
-        self._starts = np.flatnonzero(~mdp.terminal)
-        return super().fit(env, *args, **kwargs)
+        return super().check_env(env)
+
+    def init_tables(self, n_states: int, n_actions: int) -> None:
+        self.tables = {"Q": np.zeros((n_states, n_actions)), "N": np.zeros((n_states, n_actions))}
 
     def learn_episode(self, env: Any, seed: int) -> float:
         Q = self.tables["Q"]
-        s0 = int(self.rng.choice(self._starts))
+        s0 = int(self.rng.choice(np.flatnonzero(~env.unwrapped.mdp.terminal)))
         a0 = int(self.rng.integers(Q.shape[1]))
         first_action = [a0]
         choose = lambda s: first_action.pop() if first_action else self.greedy(s)  # noqa: E731
-        return self.learn_from(generate_episode(env, seed, choose, options={"state": s0}))
+        return first_visit_update(self, generate_episode(env, seed, choose, options={"state": s0}))
 
 
-class OffPolicyMCControlAgent(MCLearner):
+class OffPolicyMCControlAgent(TabularLearner):
     """Off-policy MC control with weighted importance sampling (S&B 5.7).
 
     Behaviour: epsilon-greedy in Q (soft, so it covers the target). Target: greedy in Q.
@@ -237,8 +247,8 @@ class OffPolicyMCControlAgent(MCLearner):
     """
 
     name = "mc-off-policy"
+    Settings = MCSettings
     table_names = ("Q", "C")
-    default_episodes = 5000
 
     def init_tables(self, n_states: int, n_actions: int) -> None:
         self.tables = {"Q": np.full((n_states, n_actions), -np.inf), "C": np.zeros((n_states, n_actions))}
@@ -250,7 +260,7 @@ class OffPolicyMCControlAgent(MCLearner):
         return float(tried.max()) if len(tried) else 0.0
 
     def learn_episode(self, env: Any, seed: int) -> float:
-        Q, C, gamma = self.tables["Q"], self.tables["C"], self.gamma
+        Q, C, gamma, averaging = self.tables["Q"], self.tables["C"], self.settings.gamma, self.settings.averaging
         b_probs: list[float] = []  # b(A_t|S_t)
         target: list[int] = []  # pi(S_t): greedy in Q as the episode was played
 
@@ -261,12 +271,12 @@ class OffPolicyMCControlAgent(MCLearner):
             return a
 
         ep = generate_episode(env, seed, behave)
-        G, W = self.tail_value(ep), 1.0
+        G, W = tail_value(Q, ep), 1.0
         for t in range(len(ep) - 1, -1, -1):
             s, a, r = ep[t]
             G = gamma * G + r
             # C <- C + W, with old weight fading unless averaging
-            C[s, a] = (C[s, a] if self.averaging else (1.0 - self.alpha_now) * C[s, a]) + W
+            C[s, a] = (C[s, a] if averaging else (1.0 - self.alpha_now) * C[s, a]) + W
             # Q <- Q + W/C (G - Q), with the step capped at alpha so that one lucky return
             # cannot make an action greedy; an untried action starts from the state's value
             q = Q[s, a] if np.isfinite(Q[s, a]) else self.state_value(s)

@@ -23,7 +23,7 @@ from gymnasium import spaces
 from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
-from agents.base import AgentError
+from arena.errors import AgentError
 
 BODIES = ("mlp", "cnn", "lstm", "transformer")
 
@@ -303,3 +303,14 @@ def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
+
+
+def module_digest(module: Any) -> str:
+    """SHA-256 over a torch module's weights: names what a network has learned."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().numpy().tobytes())
+    return h.hexdigest()

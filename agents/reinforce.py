@@ -11,14 +11,12 @@ One update:
 
 Steps after an episode ends (a copy's autoreset, or its next episode) are masked out, so
 no transition across an episode boundary reaches the loss. A non-finite loss or gradient
-stops training with the agent, the component and the update named; the last good
-checkpoint is kept.
+is caught before the optimiser step, so the one training loop (agents/training.py) can
+save the last good state and name the agent, the component and the batch.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,16 +25,35 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.base import AgentError, TrainingInterrupted, TrainingLog, module_digest, read_safetensors, write_safetensors
-from agents.networks import BODIES, NetConfig, PolicyNet, resolve_device
-from agents.tabular import check_range, episode_seed
+from agents.checkpoint import load_checkpoint, load_settings, save_checkpoint
+from agents.networks import BODIES, NetConfig, PolicyNet, module_digest, resolve_device
+from agents.training import Budget, Callback, NonFinite, TrainingLog, env_ref, episode_seed, train
+from arena import settings as typed
+from arena.errors import AgentError, CheckpointError, TrainingError
+from arena.settings import setting
 
-FORMAT = "arena-reinforce"
-VERSION = 1
+__all__ = ["Batch", "ReinforceAgent", "ReinforceSettings", "TrainingError", "reward_to_go"]
 
 
-class TrainingError(RuntimeError):
-    """Training cannot go on (a non-finite loss or gradient); the message says where."""
+@dataclass(frozen=True)
+class ReinforceSettings:
+    """REINFORCE's settings; `network` is fixed by the agent's name (reinforce-<network>)."""
+
+    network: str = setting("lstm", help="policy body", choices=tuple(BODIES))
+    hidden: int = setting(64, help="width of the hidden layers", low=1, high=4096)
+    layers: int = setting(1, help="hidden layers (LSTM / Transformer blocks)", low=1, high=16)
+    heads: int = setting(2, help="attention heads (Transformer; hidden must be divisible by it)", low=1, high=64)
+    lr: float = setting(3e-3, help="Adam learning rate", low=0.0, high=1.0, low_open=True)
+    gamma: float = setting(0.9, help="discount factor gamma", low=0.0, high=1.0)
+    entropy: float = setting(0.01, help="entropy bonus weight c_H", low=0.0, high=10.0)
+    value_coef: float = setting(0.5, help="baseline loss weight c_v", low=0.0, high=10.0)
+    max_grad_norm: float = setting(1.0, help="gradient norm clip", low=0.0, high=1e6, low_open=True)
+    num_envs: int = setting(64, help="episodes per batch (batched env copies)", low=1, high=65536)
+    episodes: int = setting(64 * 300, help="training budget in episodes (rounded up to whole batches)",
+                            low=1, high=10**9)
+    target: float | None = setting(None, help="stop once a batch's mean return reaches this (null: never)")
+    normalize: bool = setting(False, help="standardise advantages per batch")
+    device: str = setting("auto", help="auto (CUDA when present), cpu or cuda", choices=("auto", "cpu", "cuda"))
 
 
 @dataclass
@@ -62,74 +79,50 @@ def reward_to_go(rewards: torch.Tensor, mask: torch.Tensor, gamma: float) -> tor
 
 
 class ReinforceAgent:
-    """REINFORCE on a batched copy of the env. Settings: network (mlp, cnn, lstm, transformer),
-    hidden, layers, heads, lr, gamma, entropy, value_coef, max_grad_norm, num_envs,
-    episodes (training budget), target (stop once the mean return reaches it), normalize
-    (standardise advantages per batch), device."""
+    """REINFORCE on a batched copy of the env; its settings are `ReinforceSettings`.
 
-    checkpoint_suffix = ".safetensors"
+    One unit of the training loop is one batch of `num_envs` episodes and one update.
+    """
 
-    def __init__(
-        self,
-        network: str = "lstm",
-        hidden: int = 64,
-        layers: int = 1,
-        heads: int = 2,
-        lr: float = 3e-3,
-        gamma: float = 0.9,
-        entropy: float = 0.01,
-        value_coef: float = 0.5,
-        max_grad_norm: float = 1.0,
-        num_envs: int = 64,
-        episodes: int = 64 * 300,
-        target: float | None = None,
-        normalize: bool = False,
-        device: str = "auto",
-    ) -> None:
-        if network not in BODIES:
-            raise AgentError(f"unknown network {network!r}; use one of {', '.join(BODIES)}")
-        self.net_cfg = NetConfig(body=network, hidden=int(hidden), layers=int(layers), heads=int(heads))
-        self.lr = check_range("lr", lr, 0.0, 1.0, low_open=True)
-        self.gamma = check_range("gamma", gamma, 0.0, 1.0)
-        self.entropy = check_range("entropy", entropy, 0.0, 10.0)
-        self.value_coef = check_range("value_coef", value_coef, 0.0, 10.0)
-        self.max_grad_norm = check_range("max_grad_norm", max_grad_norm, 0.0, 1e6, low_open=True)
-        self.num_envs = int(num_envs)
-        if self.num_envs < 1:
-            raise AgentError(f"num_envs={num_envs} is out of range; use at least 1")
-        self.episodes = int(episodes)
-        if self.episodes < 1:
-            raise AgentError(f"episodes={episodes} is out of range; train for at least 1 episode")
-        self.target = None if target is None else float(target)
-        self.normalize = bool(normalize)
-        self.device_name = device
-        self.device = resolve_device(device)
-        self.name = f"reinforce-{network}"
+    unit = "batch"
+    Settings = ReinforceSettings
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings: ReinforceSettings = typed.build(ReinforceSettings, settings, AgentError)
+        s = self.settings
+        self.net_cfg = NetConfig(body=s.network, hidden=s.hidden, layers=s.layers, heads=s.heads)
+        self.device = resolve_device(s.device)
+        self.name = f"reinforce-{s.network}"
         self.net: PolicyNet | None = None
         self.optim: torch.optim.Optimizer | None = None
-        self.updates_done = 0
         self.seed = 0
-        self.log = TrainingLog()
+        self.budget: Budget | None = None
+        self.trained_on: dict[str, Any] | None = None
+        self.log = TrainingLog(unit=self.unit)
         self.sampler = torch.Generator()
+        self.spaces = ("", "")
+        self.venv: Any = None
+        self.max_steps = 1000
 
     def config(self) -> dict[str, Any]:
-        return {
-            "network": self.net_cfg.body, "hidden": self.net_cfg.hidden, "layers": self.net_cfg.layers,
-            "heads": self.net_cfg.heads, "lr": self.lr, "gamma": self.gamma, "entropy": self.entropy,
-            "value_coef": self.value_coef, "max_grad_norm": self.max_grad_norm, "num_envs": self.num_envs,
-            "episodes": self.episodes, "target": self.target, "normalize": self.normalize,
-        }
+        out = typed.as_dict(self.settings)
+        out.pop("device")  # where it ran is not what it is
+        return out
 
     @property
     def recurrent(self) -> bool:
         return self.net_cfg.body in ("lstm", "transformer")
+
+    @property
+    def updates_done(self) -> int:
+        return self.budget.done if self.budget else 0
 
     # ---------------------------------------------------------------- building
 
     def build(self, env: Any) -> None:
         """The network and optimiser for this env's spaces (the network checks they fit)."""
         self.net = PolicyNet(env.observation_space, env.action_space, self.net_cfg).to(self.device)
-        self.optim = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        self.optim = torch.optim.Adam(self.net.parameters(), lr=self.settings.lr)
         self.spaces = (repr(env.observation_space), repr(env.action_space))
 
     def batched(self, env: Any) -> Any:
@@ -141,7 +134,7 @@ class ReinforceAgent:
             raise AgentError(f"{self.name} trains on a batched copy of the env; make the env with gymnasium.make(id)")
         kwargs = {k: v for k, v in spec.kwargs.items() if k != "render_mode"}
         mode = "vector_entry_point" if spec.vector_entry_point else "sync"
-        return gym.make_vec(spec.id, num_envs=self.num_envs, vectorization_mode=mode, **kwargs)
+        return gym.make_vec(spec.id, num_envs=self.settings.num_envs, vectorization_mode=mode, **kwargs)
 
     # ---------------------------------------------------------------- acting
 
@@ -188,11 +181,11 @@ class ReinforceAgent:
         """One episode per copy, from venv.reset(seed=seed); steps after an episode's end are masked."""
         net = self._net()
         obs, _ = venv.reset(seed=seed)
-        state = net.initial_state(self.num_envs)
-        alive = np.ones(self.num_envs, dtype=bool)
+        state = net.initial_state(self.settings.num_envs)
+        alive = np.ones(self.settings.num_envs, dtype=bool)
         obs_list, act_list, rew_list, mask_list = [], [], [], []
-        returns = np.zeros(self.num_envs)
-        accuracy = np.full(self.num_envs, np.nan)
+        returns = np.zeros(self.settings.num_envs)
+        accuracy = np.full(self.settings.num_envs, np.nan)
         for _ in range(self.max_steps):
             x = torch.as_tensor(obs, device=self.device)
             with torch.no_grad():
@@ -228,33 +221,45 @@ class ReinforceAgent:
         out, values = net.sequence(batch.obs, mask)  # (T, B, A), (T, B)
         dist = net.distribution(out)
         log_prob = dist.log_prob(batch.actions)  # (T, B)
-        G = reward_to_go(batch.rewards, mask, self.gamma)
+        G = reward_to_go(batch.rewards, mask, self.settings.gamma)
         advantage = (G - values).detach()
-        if self.normalize:  # A <- (A - mean) / std over the batch's live steps: a scale-free step size
+        if self.settings.normalize:  # A <- (A - mean) / std over the batch's live steps: a scale-free step size
             mean = (advantage * mask).sum() / n
             std = (((advantage - mean) ** 2 * mask).sum() / n).sqrt()
             advantage = (advantage - mean) / (std + 1e-8)
         policy_loss = -(log_prob * advantage * mask).sum() / n
         value_loss = ((G - values) ** 2 * mask).sum() / n
         entropy = (dist.entropy() * mask).sum() / n
-        loss = policy_loss + self.value_coef * value_loss - self.entropy * entropy
+        loss = policy_loss + self.settings.value_coef * value_loss - self.settings.entropy * entropy
         for component, value in (("policy loss", policy_loss), ("value loss", value_loss), ("entropy", entropy)):
             if not torch.isfinite(value):
-                raise TrainingError(
-                    f"{self.name}: the {component} became {value.item()} at update {self.updates_done + 1}; "
-                    "training stopped and the last good checkpoint was kept: lower lr or max_grad_norm"
-                )
+                raise NonFinite(component, value.item())  # before any parameter changes
         self.optim.zero_grad()
         loss.backward()
-        try:
-            torch.nn.utils.clip_grad_norm_(net.parameters(), self.max_grad_norm, error_if_nonfinite=True)
-        except RuntimeError:
-            raise TrainingError(
-                f"{self.name}: a gradient became non-finite at update {self.updates_done + 1}; training stopped "
-                "and the last good checkpoint was kept: lower lr or max_grad_norm"
-            ) from None
+        grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), self.settings.max_grad_norm)
+        if not torch.isfinite(grad_norm):
+            self.optim.zero_grad()
+            raise NonFinite("gradient norm", grad_norm.item())
         self.optim.step()
         return {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": entropy.item()}
+
+    def begin(self, env: Any, seed: int) -> None:
+        torch.manual_seed(seed)
+        self.build(env)
+        self.sampler.manual_seed(seed)
+        self.seed = seed
+
+    def learn(self, env: Any, index: int, progress: float) -> dict[str, Any]:
+        """One batch of episodes (seeded by the batch's index) and one update."""
+        batch = self.rollout(self.venv, episode_seed(self.seed, index))
+        stats = self.update(batch)
+        mean_return = float(batch.returns.mean())
+        out: dict[str, Any] = {"return": mean_return, **stats, "env_steps": float(batch.mask.sum())}
+        if batch.accuracy is not None:
+            out["accuracy"] = float(np.nanmean(batch.accuracy))
+        target = self.settings.target
+        out["stop"] = target is not None and mean_return >= target
+        return out
 
     def fit(
         self,
@@ -264,146 +269,87 @@ class ReinforceAgent:
         run_dir: str | Path | None = None,
         resume: str | Path | None = None,
         progress: bool | None = None,
-        save_every: int = 50,
+        callbacks: tuple[Callback, ...] | list[Callback] = (),
+        checkpoint_every: float | None = None,
     ) -> dict[str, Any]:
-        """Train for `episodes` (rounded up to whole batches of num_envs); checkpoints to run_dir."""
-        total_updates = -(-int(episodes or self.episodes) // self.num_envs)
-        run_dir = Path(run_dir) if run_dir else None
-        torch.manual_seed(seed)
-        self.build(env)
-        self.log = TrainingLog(run_dir)
-        self.updates_done, self.seed = 0, seed
-        self.sampler.manual_seed(seed)
-        if resume:
-            self.load(resume, env=env)
-        self.max_steps = int(getattr(env.unwrapped, "max_steps", 0) or (env.spec.max_episode_steps if env.spec else 0) or 1000)
-        venv = self.batched(env)
-        checkpoint = run_dir / f"checkpoint{self.checkpoint_suffix}" if run_dir else None
-        bar = _Progress(progress, total_updates, self.updates_done, self.name)
-        t0 = time.perf_counter()
-        stopped_early, env_steps = False, 0
+        """Train for `episodes` (default: the setting; rounded up to whole batches) through the one loop."""
+        if any(getattr(cb, "records_episodes", False) for cb in callbacks):
+            raise AgentError(
+                f"{self.name} trains on batches of {self.settings.num_envs} episodes at once, so single training "
+                "episodes cannot be recorded; drop --record-training (evaluation episodes are always recorded)"
+            )
+        budget = episodes if episodes is not None else (None if resume else self.settings.episodes)
+        total = None if budget is None else -(-int(budget) // self.settings.num_envs)
+        spec_steps = env.spec.max_episode_steps if env.spec else 0
+        self.max_steps = int(getattr(env.unwrapped, "max_steps", 0) or spec_steps or 1000)
+        self.venv = self.batched(env)
+        extra = {} if checkpoint_every is None else {"checkpoint_every": checkpoint_every}
         try:
-            for update in range(self.updates_done, total_updates):
-                batch = self.rollout(venv, episode_seed(self.seed, update))
-                env_steps += int(batch.mask.sum())
-                stats = self.update(batch)
-                self.updates_done = update + 1
-                mean_return = float(batch.returns.mean())
-                acc = None if batch.accuracy is None else float(np.nanmean(batch.accuracy))
-                self.log.episode(mean_return, **stats, **({"accuracy": acc} if acc is not None else {}))
-                bar.update(mean_return, acc)
-                if checkpoint and self.updates_done % save_every == 0:
-                    self.save(checkpoint)
-                if self.target is not None and mean_return >= self.target:
-                    stopped_early = True
-                    break
-        except KeyboardInterrupt:
-            if checkpoint:
-                self.save(checkpoint)
-            raise TrainingInterrupted(self.updates_done * self.num_envs, checkpoint) from None
+            out = train(self, env, seed=seed, total=total, run_dir=run_dir, resume=resume, progress=progress,
+                        callbacks=callbacks, episodes_per_unit=self.settings.num_envs, **extra)
         finally:
-            bar.close()
-            self.log.close()
-            venv.close()
-        out: dict[str, Any] = {
-            "episodes": self.updates_done * self.num_envs, "updates": self.updates_done,
-            "final_return": self.log.returns[-1] if self.log.returns else None,
-            "env_steps": env_steps, "seconds": time.perf_counter() - t0, "device": str(self.device),
-        }
-        if stopped_early:
-            out["reached_target"] = self.target
-        if run_dir is not None and self.log.returns:
-            out["curve"] = str(self.log.plot(run_dir / "learning_curve.png", f"{self.name}: learning curve",
-                                             unit=f"batch of {self.num_envs} episodes"))
+            self.venv.close()
+            self.venv = None
+        steps = self.log.values.get("env_steps", [])
+        out.update(episodes=self.updates_done * self.settings.num_envs, updates=self.updates_done,
+                   env_steps=int(sum(steps)), device=str(self.device))
+        target = self.settings.target
+        if target is not None and self.log.returns and self.log.returns[-1] >= target:
+            out["reached_target"] = target
         return out
 
-    # ---------------------------------------------------------------- checkpoints
+    # ---------------------------------------------------------------- the one checkpoint format
 
     def save(self, path: str | Path) -> Path:
-        """Weights, optimiser state and sampler state as safetensors; settings as JSON metadata."""
+        """Weights, optimiser and sampler state as arrays; settings, env and budget in the header."""
         net = self._net()
-        tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
+        arrays = {f"model.{k}": v.detach().cpu().numpy() for k, v in net.state_dict().items()}
         optim_state = self.optim.state_dict()
-        scalars: dict[str, Any] = {"param_groups": optim_state["param_groups"], "state": {}}
         for idx, st in optim_state["state"].items():
             for key, value in st.items():
-                if torch.is_tensor(value) and value.ndim > 0:
-                    tensors[f"optim.{idx}.{key}"] = value
-                else:
-                    scalars["state"].setdefault(str(idx), {})[key] = float(value)
-        tensors["sampler"] = self.sampler.get_state()
-        meta = {
-            "format": FORMAT, "version": str(VERSION), "agent": self.name,
-            "config": json.dumps(self.config()), "updates_done": str(self.updates_done), "seed": str(self.seed),
-            "optim": json.dumps(scalars), "spaces": json.dumps(list(getattr(self, "spaces", ("", "")))),
-        }
-        return write_safetensors(path, tensors, meta)
+                if torch.is_tensor(value):
+                    arrays[f"optim.{idx}.{key}"] = value.detach().cpu().numpy()
+        arrays["sampler"] = self.sampler.get_state().numpy()
+        state = {"param_groups": optim_state["param_groups"], "spaces": list(self.spaces)}
+        arrays.update(self.log.arrays())
+        return save_checkpoint(path, self.name, typed.as_dict(self.settings), arrays, env=self.trained_on,
+                               budget=self.budget.as_dict() if self.budget else None, seed=self.seed, state=state)
 
     def load(self, path: str | Path, env: Any = None) -> "ReinforceAgent":
-        """Restore a checkpoint; its network must be this agent's (same body and sizes)."""
-        tensors, meta = read_safetensors(path, FORMAT)
-        if meta.get("version") != str(VERSION):
-            raise AgentError(f"{path} is checkpoint version {meta.get('version')}; this Arena reads {VERSION}")
-        saved = json.loads(meta["config"])
-        mine = self.config()
-        for key in ("network", "hidden", "layers", "heads"):
-            if saved[key] != mine[key]:
-                raise AgentError(
-                    f"{path} holds a {saved['network']} network (hidden {saved['hidden']}, layers {saved['layers']}), "
-                    f"not this {mine['network']} (hidden {mine['hidden']}, layers {mine['layers']}): load it with "
-                    f"reinforce-{saved['network']} and the same settings"
-                )
-        if self.net is None:
-            if env is None:
-                raise AgentError(f"{self.name}.load needs the env to rebuild the network: load(path, env=env)")
-            self.build(env)
-        if json.dumps(list(self.spaces)) != meta.get("spaces") and env is not None:
-            raise AgentError(f"{path} was trained on observations/actions {meta.get('spaces')}; this env differs")
-        state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        """Restore a checkpoint of this agent; its settings (sizes, lr, ...) come from the file."""
+        arrays, meta = load_checkpoint(path, self.name)
+        saved = load_settings(ReinforceSettings, meta, path, self.name)
+        device = self.settings.device
+        self.settings = typed.build(ReinforceSettings, {**typed.as_dict(saved), "device": device}, CheckpointError)
+        s = self.settings
+        self.net_cfg = NetConfig(body=s.network, hidden=s.hidden, layers=s.layers, heads=s.heads)
+        if env is None:
+            raise AgentError(f"{self.name}.load needs the env to rebuild the network: load(path, env=env)")
+        self.build(env)
+        state = meta["state"]
+        if list(self.spaces) != state.get("spaces"):
+            raise CheckpointError(f"{path} was trained on observations/actions {state.get('spaces')}; this env has "
+                                  f"{list(self.spaces)}: use a checkpoint trained on this env")
         try:
-            self.net.load_state_dict(state)
-        except RuntimeError as exc:
-            raise AgentError(f"{path} does not fit this network: {str(exc).splitlines()[0]}") from None
-        scalars = json.loads(meta["optim"])
-        optim_state = {"param_groups": scalars["param_groups"], "state": {}}
-        for idx, st in scalars["state"].items():
-            optim_state["state"][int(idx)] = {k: torch.tensor(v) for k, v in st.items()}
-        for key, value in tensors.items():
-            if key.startswith("optim."):
-                _, idx, name = key.split(".", 2)
-                optim_state["state"].setdefault(int(idx), {})[name] = value.to(self.device)
-        self.optim.load_state_dict(optim_state)
-        self.sampler.set_state(tensors["sampler"])
-        self.updates_done, self.seed = int(meta["updates_done"]), int(meta["seed"])
+            weights = {k[len("model."):]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("model.")}
+            self.net.load_state_dict(weights)
+            optim_state: dict[str, Any] = {"param_groups": state["param_groups"], "state": {}}
+            for key, value in arrays.items():
+                if key.startswith("optim."):
+                    _, idx, name = key.split(".", 2)
+                    tensor = torch.from_numpy(value.copy())
+                    optim_state["state"].setdefault(int(idx), {})[name] = tensor.to(self.device) if tensor.ndim else tensor
+            self.optim.load_state_dict(optim_state)
+            self.sampler.set_state(torch.from_numpy(arrays["sampler"].astype(np.uint8)))
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
+            msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise CheckpointError(f"{path} does not fit this network ({msg}); it is damaged or from another version") from None
+        self.seed = int(meta["seed"] or 0)
+        self.trained_on = meta["env"]
+        self.budget = Budget.from_dict(meta["budget"], path) if meta["budget"] else None
+        self.log = TrainingLog(unit=self.unit)
+        self.log.restore_arrays(arrays)
         return self
 
     def check_fits(self, env: Any) -> None:
         return None
-
-
-class _Progress:
-    """A rich progress bar over updates, showing the batch's mean return and token accuracy."""
-
-    def __init__(self, show: bool | None, total: int, done: int, label: str) -> None:
-        self.bar = None
-        if sys.stderr.isatty() if show is None else show:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            from rich.console import Console
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=True,
-                                console=Console(stderr=True))
-            self.task = self.bar.add_task(f"training {label} (updates)", total=total, completed=done, info="")
-            self.bar.start()
-
-    def update(self, mean_return: float, accuracy: float | None) -> None:
-        if self.bar is not None:
-            acc = f"  accuracy {accuracy:.1%}" if accuracy is not None else ""
-            self.bar.update(self.task, advance=1, info=f"return {mean_return:.3f}{acc}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-

@@ -1,58 +1,79 @@
-"""What tabular agents share: tables over states, epsilon-greedy acting, schedules, and the
-training loop (budget, progress bar, learning curve, checkpoint, Ctrl-C and --resume).
+"""What tabular agents share: tables over states, epsilon-greedy acting, schedules, settings.
 
-An algorithm file (td.py, monte_carlo.py) only writes `learn_episode`: one episode of
-experience and its updates, in textbook form. Everything around it lives here, once.
+`TabularAgent` holds tables (V, Q, policy) and plays from them; DP fills them by
+planning (agents/dp.py). `TabularLearner` fills Q from experience: an algorithm file
+(td.py, monte_carlo.py) writes only `learn_episode`, one episode of the textbook
+algorithm; budgets, progress, checkpoints, Ctrl-C and --resume are the one training
+loop's (agents/training.py).
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agents.base import (
-    CHECKPOINT_KIND,
-    CHECKPOINT_VERSION,
-    AgentError,
-    TrainingInterrupted,
-    TrainingLog,
-    arrays_digest,
-    read_arrays,
-    write_arrays,
-)
+from agents.checkpoint import arrays_digest, load_checkpoint, load_settings, require, save_checkpoint
+from agents.training import Budget, Callback, TrainingLog, episode_seed, train
+from arena import settings as typed
+from arena.errors import AgentError, CheckpointError
+from arena.settings import setting
 
 
-def check_range(name: str, value: float, low: float, high: float, low_open: bool = False) -> float:
-    """`value` as a float, or an AgentError naming the parameter and its allowed range."""
-    ok = (low < value if low_open else low <= value) and value <= high
-    if not ok:
-        bracket = "(" if low_open else "["
-        raise AgentError(f"{name}={value} is out of range; use a value in {bracket}{low:g}, {high:g}]")
-    return float(value)
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class GammaSettings:
+    """Settings of agents that only discount: DP planners."""
+
+    gamma: float = setting(0.99, help="discount factor gamma", low=0.0, high=1.0)
+
+
+@dataclass(frozen=True)
+class LearnerSettings:
+    """Settings every tabular learner takes."""
+
+    gamma: float = setting(0.99, help="discount factor gamma", low=0.0, high=1.0)
+    alpha: float = setting(0.1, help="step size alpha at the start", low=0.0, high=1.0, low_open=True)
+    alpha_end: float | None = setting(0.002, help="step size after the decay (null: alpha stays constant)",
+                                      low=0.0, high=1.0, low_open=True)
+    epsilon: float = setting(0.5, help="exploration probability epsilon at the start", low=0.0, high=1.0)
+    epsilon_end: float | None = setting(0.01, help="epsilon after the decay (null: epsilon stays constant)",
+                                        low=0.0, high=1.0)
+    decay: float = setting(0.8, help="fraction of the budget over which alpha and epsilon decay linearly",
+                           low=0.0, high=1.0, low_open=True)
+    episodes: int = setting(2000, help="training budget in episodes", low=1, high=10**9)
+
+
+# --------------------------------------------------------------------------- agents with tables
 
 
 class TabularAgent:
     """An agent whose knowledge is tables over states: V (S,), Q (S, A), policy (S, A).
 
     Plays environments with a Discrete observation space (a state index). The greedy
-    action is argmax_a policy(a|s) (ties to the lowest action). Subclasses fill the
-    tables in `fit`.
+    action is argmax_a policy(a|s) (ties to the lowest action).
     """
 
     name = "tabular"
+    Settings: type = GammaSettings
     table_names: tuple[str, ...] = ("V", "Q", "policy")
+    unit = "episode"
 
-    def __init__(self, gamma: float = 0.99) -> None:
-        self.gamma = check_range("gamma", gamma, 0.0, 1.0)
+    def __init__(self, **settings: Any) -> None:
+        self.settings = typed.build(self.Settings, settings, AgentError)
         self.tables: dict[str, np.ndarray] = {}
         self.rng = np.random.default_rng(0)
+        self.seed = 0
+        self.trained_on: dict[str, Any] | None = None
+        self.budget: Budget | None = None
+        self.log = TrainingLog()
 
     def config(self) -> dict[str, Any]:
-        return {"gamma": self.gamma}
+        return typed.as_dict(self.settings)
 
     def check_env(self, env: Any) -> int:
         """The number of states, after checking the env is one a table can play."""
@@ -100,23 +121,6 @@ class TabularAgent:
         """What the viewer can draw: value heatmap, greedy arrows, Q."""
         return {k: v for k, v in self.tables.items() if k in ("V", "Q", "policy")}
 
-    def save(self, path: str | Path) -> Path:
-        self._fitted(self.table_names[0])
-        write_arrays(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, self.tables, {"agent": self.name, "config": self.config()})
-        return Path(path)
-
-    def load(self, path: str | Path, env: Any = None) -> "TabularAgent":
-        arrays, meta = read_arrays(path, CHECKPOINT_KIND, (CHECKPOINT_VERSION,))
-        if meta.get("agent") != self.name:
-            raise AgentError(f"{path} is a checkpoint of {meta.get('agent')!r}, not {self.name!r}; load it with that agent")
-        missing = set(self.table_names) - set(arrays)
-        if missing:
-            raise AgentError(f"{path} lacks table(s) {sorted(missing)}; it was not written by {self.name}")
-        self.tables = {k: v for k, v in arrays.items() if not k.startswith("log_")}
-        for key, value in meta.get("config", {}).items():
-            setattr(self, key, value)
-        return self
-
     def digest(self) -> str:
         """Names what the agent has learned (SHA-256 of its tables)."""
         return arrays_digest(self.tables) if self.tables else ""
@@ -125,6 +129,42 @@ class TabularAgent:
         if table not in self.tables:
             raise AgentError(f"{self.name} has not been fitted; call fit(env) or load(path) first")
         return self.tables[table]
+
+    # ---------------------------------------------------------------- the one checkpoint format
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps besides the tables (a learner adds its RNG state)."""
+        return {}
+
+    def save(self, path: str | Path) -> Path:
+        """Tables, settings, env, budget, seed and state in Arena's checkpoint format."""
+        self._fitted(self.table_names[0])
+        return save_checkpoint(
+            path, self.name, self.config(), {**self.tables, **self.log.arrays()}, env=self.trained_on,
+            budget=self.budget.as_dict() if self.budget else None, seed=self.seed, state=self.state(),
+        )
+
+    def load(self, path: str | Path, env: Any = None) -> "TabularAgent":
+        arrays, meta = load_checkpoint(path, self.name)
+        settings = load_settings(self.Settings, meta, path, self.name)
+        tables = {k: v for k, v in arrays.items() if k in self.table_names}
+        first = tables.get(self.table_names[0])
+        shape = first.shape if first is not None and first.ndim >= 1 else (None, None)
+        for name in self.table_names:
+            want = (shape[0],) if name == "V" else (shape[0], None)
+            require(tables, path, self.name, **{name: want})
+        if any(t.shape[:1] != shape[:1] or (t.ndim == 2 and t.shape != tables.get("Q", t).shape) for t in tables.values()):
+            raise CheckpointError(f"{path}: its tables disagree in size; it is damaged: write it again")
+        self.settings, self.tables = settings, {k: v.astype(float) for k, v in tables.items()}
+        self.trained_on, self.seed = meta["env"], int(meta["seed"] or 0)
+        self.budget = Budget.from_dict(meta["budget"], path) if meta["budget"] else None
+        self.log = TrainingLog()
+        self.log.restore_arrays(arrays)
+        self.restore_state(meta["state"], path)
+        return self
+
+    def restore_state(self, state: dict[str, Any], path: str | Path) -> None:
+        """Restore what `state()` saved."""
 
 
 # --------------------------------------------------------------------------- schedules
@@ -146,67 +186,37 @@ class Schedule:
         return self.start + x * (self.end - self.start)
 
 
-def episode_seed(seed: int, episode: int) -> int:
-    """The env seed of training episode `episode`: one stream per (run seed, episode)."""
-    return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
-
-
 # --------------------------------------------------------------------------- learners
 
 
 class TabularLearner(TabularAgent):
     """Learns Q(s, a) from experience, episode by episode, acting epsilon-greedily.
 
-    Settings: gamma, alpha (step size, (0, 1]), epsilon (exploration, [0, 1]); with
-    alpha_end / epsilon_end they decay linearly to those values over the first `decay`
-    fraction of the `episodes` budget. Subclasses implement `learn_episode`.
+    alpha and epsilon decay linearly to alpha_end / epsilon_end over the first `decay`
+    fraction of the budget. Subclasses implement `learn_episode`.
     """
 
     name = "tabular-learner"
+    Settings: type = LearnerSettings
     table_names: tuple[str, ...] = ("Q",)
-    default_episodes = 2000
 
-    def __init__(
-        self,
-        gamma: float = 0.99,
-        alpha: float = 0.1,
-        alpha_end: float | None = 0.002,
-        epsilon: float = 0.5,
-        epsilon_end: float | None = 0.01,
-        decay: float = 0.8,
-        episodes: int | None = None,
-        eval_every: int | None = None,
-    ) -> None:
-        super().__init__(gamma)
-        self.alpha = check_range("alpha", alpha, 0.0, 1.0, low_open=True)
-        self.alpha_end = None if alpha_end is None else check_range("alpha_end", alpha_end, 0.0, 1.0, low_open=True)
-        self.epsilon = check_range("epsilon", epsilon, 0.0, 1.0)
-        self.epsilon_end = None if epsilon_end is None else check_range("epsilon_end", epsilon_end, 0.0, 1.0)
-        self.decay = check_range("decay", decay, 0.0, 1.0, low_open=True)
-        self.episodes = self.default_episodes if episodes is None else int(episodes)
-        if self.episodes < 1:
-            raise AgentError(f"episodes={self.episodes} is out of range; train for at least 1 episode")
-        self.eval_every = int(eval_every) if eval_every else max(1, self.episodes // 50)
-        self.alpha_now, self.epsilon_now = self.alpha, self.epsilon
-        self.episodes_done = 0
-        self.seed = 0
-        self.log = TrainingLog()
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "gamma": self.gamma, "alpha": self.alpha, "alpha_end": self.alpha_end, "epsilon": self.epsilon,
-            "epsilon_end": self.epsilon_end, "decay": self.decay, "episodes": self.episodes,
-        }
-
-    # ---------------------------------------------------------------- tables and acting
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.alpha_now, self.epsilon_now = self.settings.alpha, self.settings.epsilon
 
     @property
     def Q(self) -> np.ndarray:
         return self._fitted("Q")
 
+    @property
+    def episodes_done(self) -> int:
+        return self.budget.done if self.budget else 0
+
     def init_tables(self, n_states: int, n_actions: int) -> None:
         """Fresh tables: Q = 0 everywhere (subclasses add their own, e.g. counts)."""
         self.tables = {"Q": np.zeros((n_states, n_actions))}
+
+    # ---------------------------------------------------------------- acting
 
     def greedy(self, s: int) -> int:
         """argmax_a Q(s, a), ties broken at random: so an all-zero row does not always pick action 0."""
@@ -224,9 +234,8 @@ class TabularLearner(TabularAgent):
     def epsilon_greedy_probs(self, s: int) -> np.ndarray:
         """pi(.|s) of the epsilon-greedy policy (greedy mass split among tied maxima)."""
         q = self.tables["Q"][s]
-        A = len(q)
         best = q == q.max()
-        return self.epsilon_now / A + (1.0 - self.epsilon_now) * best / best.sum()
+        return self.epsilon_now / len(q) + (1.0 - self.epsilon_now) * best / best.sum()
 
     def act(self, obs: Any, state: Any = None, greedy: bool = True) -> tuple[int, Any]:
         Q = self.Q
@@ -243,11 +252,23 @@ class TabularLearner(TabularAgent):
         Q = self.Q
         return {"V": Q.max(axis=1), "Q": Q.copy(), "policy": self.policy_table()}
 
-    # ---------------------------------------------------------------- the training loop
+    # ---------------------------------------------------------------- what the training loop calls
 
     def learn_episode(self, env: Any, seed: int) -> float:
         """Play one episode from env.reset(seed=seed), learning as the algorithm says; return G."""
         raise NotImplementedError
+
+    def begin(self, env: Any, seed: int) -> None:
+        self.init_tables(self.check_env(env), int(env.action_space.n))
+        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+
+    def learn(self, env: Any, index: int, progress: float) -> dict[str, float]:
+        s = self.settings
+        self.alpha_now = Schedule(s.alpha, s.alpha_end, s.decay).at(progress)
+        self.epsilon_now = Schedule(s.epsilon, s.epsilon_end, s.decay).at(progress)
+        G = self.learn_episode(env, episode_seed(self.seed, index))
+        return {"return": G, "epsilon": self.epsilon_now, "alpha": self.alpha_now}
 
     def fit(
         self,
@@ -257,151 +278,31 @@ class TabularLearner(TabularAgent):
         run_dir: str | Path | None = None,
         resume: str | Path | None = None,
         progress: bool | None = None,
+        callbacks: tuple[Callback, ...] | list[Callback] = (),
+        checkpoint_every: float | None = None,
     ) -> dict[str, Any]:
-        """Train for `episodes` (default: the agent's budget), logging and checkpointing to run_dir."""
-        n_states = self.check_env(env)
-        total = self.episodes if episodes is None else int(episodes)
-        if total < 1:
-            raise AgentError(f"episodes={total} is out of range; train for at least 1 episode")
-        run_dir = Path(run_dir) if run_dir else None
-        self.log = TrainingLog(run_dir)
-        if resume:
-            self.load(resume)
-            self.check_fits(env)
-        else:
-            self.init_tables(n_states, int(env.action_space.n))
-            self.rng = np.random.default_rng(seed)
-            self.episodes_done, self.seed = 0, seed
-        mdp = getattr(env.unwrapped, "mdp", None)
-        self.horizon = int(getattr(env.unwrapped, "max_steps", 1000))
-        optimum = None
-        if mdp is not None:
-            from agents import dp
-
-            optimum = float(mdp.start @ dp.value_iteration(mdp, self.gamma).V)
-            self.log.optimum = optimum
-
-        bar = _progress_bar(progress, total, self.episodes_done, f"{self.name}")
-        ctrl_c = _CtrlC()
-        try:
-            for episode in range(self.episodes_done, total):
-                if ctrl_c.pressed:
-                    raise KeyboardInterrupt
-                self.alpha_now = Schedule(self.alpha, self.alpha_end, self.decay).at(episode / total)
-                self.epsilon_now = Schedule(self.epsilon, self.epsilon_end, self.decay).at(episode / total)
-                G = self.learn_episode(env, episode_seed(self.seed, episode))
-                self.episodes_done = episode + 1
-                self.log.episode(G, epsilon=self.epsilon_now, alpha=self.alpha_now)
-                if mdp is not None and (self.episodes_done % self.eval_every == 0 or self.episodes_done == total):
-                    self.log.evaluation(self.episodes_done, self.exact_J(mdp))
-                if bar is not None:
-                    bar.update(1, G, self.epsilon_now)
-        except KeyboardInterrupt:
-            checkpoint = self.save(run_dir / "checkpoint.npz") if run_dir else None
-            raise TrainingInterrupted(self.episodes_done, checkpoint) from None
-        finally:
-            ctrl_c.restore()
-            if bar is not None:
-                bar.close()
-            self.log.close()
-        out: dict[str, Any] = {"episodes": self.episodes_done}
-        if self.log.evals:
-            out["greedy_J"] = self.log.evals[-1][1]
-        if optimum is not None:
-            out["optimal_J"] = optimum
-        if run_dir is not None:
-            out["curve"] = str(self.log.plot(run_dir / "learning_curve.png", f"{self.name}: learning curve"))
-        return out
-
-    def exact_J(self, mdp: Any) -> float:
-        """J of the current greedy policy, by DP policy evaluation (exact, cheap on grids).
-
-        With gamma = 1 a greedy policy that loops forever has J = -inf; then the curve
-        shows what an episode cut off at the step limit would return instead.
-        """
-        from agents import dp
-
-        try:
-            return float(mdp.start @ dp.policy_evaluation(mdp, self.policy_table(), self.gamma))
-        except dp.DPError:
-            return float(mdp.start @ dp.finite_horizon_evaluation(mdp, self.policy_table(), self.horizon, self.gamma))
+        """Train for `episodes` (default: the `episodes` setting) through the one training loop."""
+        self.check_env(env)
+        total = episodes if episodes is not None else (None if resume else self.settings.episodes)
+        extra = {} if checkpoint_every is None else {"checkpoint_every": checkpoint_every}
+        return train(self, env, seed=seed, total=total, run_dir=run_dir, resume=resume, progress=progress,
+                     callbacks=callbacks, **extra)
 
     # ---------------------------------------------------------------- checkpoints with training state
 
-    def save(self, path: str | Path) -> Path:
-        """Tables, the learning curve so far and the RNG state: enough to --resume bit for bit."""
-        self._fitted("Q")
-        meta = {
-            "agent": self.name, "config": self.config(), "episodes_done": self.episodes_done,
-            "seed": self.seed, "rng": self.rng.bit_generator.state,
-        }
-        write_arrays(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, {**self.tables, **self.log.arrays()}, meta)
-        return Path(path)
+    def state(self) -> dict[str, Any]:
+        """The RNG state at a unit boundary: with the tables, enough to --resume bit for bit."""
+        return {"rng": self.rng.bit_generator.state}
 
-    def load(self, path: str | Path, env: Any = None) -> "TabularLearner":
-        super().load(path, env)
-        arrays, meta = read_arrays(path, CHECKPOINT_KIND, (CHECKPOINT_VERSION,))
-        self.episodes_done = int(meta.get("episodes_done", 0))
-        self.seed = int(meta.get("seed", 0))
-        if "rng" in meta:
-            self.rng = np.random.default_rng()
-            self.rng.bit_generator.state = meta["rng"]
-        self.log.restore(arrays)
-        return self
+    def restore_state(self, state: dict[str, Any], path: str | Path) -> None:
+        if "rng" not in state:
+            return
+        try:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = state["rng"]
+        except (TypeError, ValueError, KeyError):
+            raise CheckpointError(f"{path}: its RNG state is damaged; it cannot be resumed") from None
+        self.rng = rng
 
 
-class _CtrlC:
-    """While training, the first Ctrl-C asks to stop after the current episode (so the
-    checkpoint holds whole episodes and --resume is exact); a second one stops at once."""
-
-    def __init__(self) -> None:
-        import signal
-        import threading
-
-        self.pressed = False
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.pressed:
-            raise KeyboardInterrupt
-        self.pressed = True
-
-    def restore(self) -> None:
-        if self._previous is not None:
-            import signal
-
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
-
-
-class _Bar:
-    """A rich progress bar showing the recent mean return and epsilon."""
-
-    def __init__(self, total: int, done: int, label: str) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        from rich.console import Console
-
-        self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeRemainingColumn(), transient=True, console=Console(stderr=True),
-        )
-        self.task = self.progress.add_task(f"training {label}", total=total, completed=done, info="")
-        self.recent: list[float] = []
-        self.progress.start()
-
-    def update(self, n: int, G: float, epsilon: float) -> None:
-        self.recent = (self.recent + [G])[-100:]
-        self.progress.update(
-            self.task, advance=n, info=f"return {np.mean(self.recent):8.2f}  eps {epsilon:.3f}"
-        )
-
-    def close(self) -> None:
-        self.progress.stop()
-
-
-def _progress_bar(progress: bool | None, total: int, done: int, label: str) -> _Bar | None:
-    show = sys.stderr.isatty() if progress is None else progress
-    return _Bar(total, done, label) if show else None
+__all__ = ["GammaSettings", "LearnerSettings", "Schedule", "TabularAgent", "TabularLearner", "episode_seed"]

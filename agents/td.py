@@ -3,7 +3,8 @@
 Prediction: `td0_prediction` estimates V_pi from experience. Control: SARSA, Q-learning,
 Expected SARSA, n-step SARSA and Double Q-learning, each an agent whose `learn_episode`
 is one episode of the textbook algorithm. They differ only in the target they move
-Q(S, A) towards; the loop around them (budgets, schedules, logging) is in tabular.py.
+Q(S, A) towards; the loop around them (budgets, schedules, logging, checkpoints) is the
+one training loop in agents/training.py.
 
 On truncation (the step limit) the last state is not terminal, so targets still
 bootstrap from it; only a terminal S' has value 0.
@@ -11,12 +12,16 @@ bootstrap from it; only a terminal S' has value 0.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
-from agents.tabular import TabularLearner, check_range, episode_seed
 from agents.monte_carlo import check_policy
+from agents.tabular import LearnerSettings, TabularLearner
+from agents.training import episode_seed
+from arena.errors import AgentError
+from arena.settings import setting
 
 
 # --------------------------------------------------------------------------- prediction
@@ -32,9 +37,10 @@ def td0_prediction(
     target but keeps a noise floor of order alpha.
     """
     pi = check_policy(env, policy)
-    if alpha is not None:
-        alpha = check_range("alpha", alpha, 0.0, 1.0, low_open=True)
-    gamma = check_range("gamma", gamma, 0.0, 1.0)
+    if alpha is not None and not 0.0 < alpha <= 1.0:
+        raise AgentError(f"alpha must be a number in (0, 1] or None, got {alpha!r}")
+    if not 0.0 <= gamma <= 1.0:
+        raise AgentError(f"gamma must be a number in [0, 1], got {gamma!r}")
     rng = np.random.default_rng(seed)
     V, N = np.zeros(pi.shape[0]), np.zeros(pi.shape[0])
     for episode in range(episodes):
@@ -59,7 +65,7 @@ class SarsaAgent(TabularLearner):
     name = "sarsa"
 
     def learn_episode(self, env: Any, seed: int) -> float:
-        Q, alpha, gamma = self.tables["Q"], self.alpha_now, self.gamma
+        Q, alpha, gamma = self.tables["Q"], self.alpha_now, self.settings.gamma
         s, _ = env.reset(seed=seed)
         a = self.explore(s)
         G, done = 0.0, False
@@ -73,30 +79,35 @@ class SarsaAgent(TabularLearner):
         return G
 
 
+def off_policy_td_episode(agent: TabularLearner, env: Any, seed: int, next_value: Callable[[int], float]) -> float:
+    """One episode of one-step TD control whose target values S' by `next_value(S')`."""
+    Q, alpha, gamma = agent.tables["Q"], agent.alpha_now, agent.settings.gamma
+    s, _ = env.reset(seed=seed)
+    G, done = 0.0, False
+    while not done:
+        a = agent.explore(s)
+        s2, r, term, trunc, _ = env.step(a)
+        # Q(S,A) <- Q(S,A) + alpha [R + gamma next_value(S') - Q(S,A)]
+        target = r if term else r + gamma * next_value(s2)
+        Q[s, a] += alpha * (target - Q[s, a])
+        s, G, done = s2, G + r, term or trunc
+    return G
+
+
 class QLearningAgent(TabularLearner):
-    """Off-policy TD control (S&B 6.5): learns the greedy policy's values while exploring."""
+    """Off-policy TD control (S&B 6.5): learns the greedy policy's values while exploring.
+
+    Q(S,A) <- Q(S,A) + alpha [R + gamma max_a Q(S',a) - Q(S,A)]
+    """
 
     name = "q-learning"
 
-    def next_value(self, s2: int) -> float:
-        """What S' is worth in the target: max_a Q(S', a), the greedy policy's value."""
-        return self.tables["Q"][s2].max()
-
     def learn_episode(self, env: Any, seed: int) -> float:
-        Q, alpha, gamma = self.tables["Q"], self.alpha_now, self.gamma
-        s, _ = env.reset(seed=seed)
-        G, done = 0.0, False
-        while not done:
-            a = self.explore(s)
-            s2, r, term, trunc, _ = env.step(a)
-            # Q(S,A) <- Q(S,A) + alpha [R + gamma max_a Q(S',a) - Q(S,A)]
-            target = r if term else r + gamma * self.next_value(s2)
-            Q[s, a] += alpha * (target - Q[s, a])
-            s, G, done = s2, G + r, term or trunc
-        return G
+        Q = self.tables["Q"]
+        return off_policy_td_episode(self, env, seed, lambda s2: Q[s2].max())
 
 
-class ExpectedSarsaAgent(QLearningAgent):
+class ExpectedSarsaAgent(TabularLearner):
     """Expected SARSA (S&B 6.6): Q-learning with the max over S' replaced by the expectation
     under the epsilon-greedy policy, so it learns that policy's values with less variance
     than SARSA's single sampled A'.
@@ -106,8 +117,9 @@ class ExpectedSarsaAgent(QLearningAgent):
 
     name = "expected-sarsa"
 
-    def next_value(self, s2: int) -> float:
-        return float(self.epsilon_greedy_probs(s2) @ self.tables["Q"][s2])
+    def learn_episode(self, env: Any, seed: int) -> float:
+        Q = self.tables["Q"]
+        return off_policy_td_episode(self, env, seed, lambda s2: float(self.epsilon_greedy_probs(s2) @ Q[s2]))
 
 
 class DoubleQLearningAgent(TabularLearner):
@@ -124,7 +136,7 @@ class DoubleQLearningAgent(TabularLearner):
         self.tables = {k: np.zeros((n_states, n_actions)) for k in ("Q", "Q1", "Q2")}
 
     def learn_episode(self, env: Any, seed: int) -> float:
-        Q, Q1, Q2, alpha, gamma = self.tables["Q"], self.tables["Q1"], self.tables["Q2"], self.alpha_now, self.gamma
+        Q, Q1, Q2, alpha, gamma = self.tables["Q"], self.tables["Q1"], self.tables["Q2"], self.alpha_now, self.settings.gamma
         s, _ = env.reset(seed=seed)
         G, done = 0.0, False
         while not done:
@@ -142,24 +154,19 @@ class DoubleQLearningAgent(TabularLearner):
 # --------------------------------------------------------------------------- n-step
 
 
+@dataclass(frozen=True)
+class NStepSettings(LearnerSettings):
+    n: int = setting(4, help="steps of real reward before bootstrapping (1: SARSA)", low=1, high=10_000)
+
+
 class NStepSarsaAgent(TabularLearner):
     """n-step SARSA (S&B 7.2): the target is n rewards, then gamma^n Q(S_{t+n}, A_{t+n})."""
 
     name = "n-step-sarsa"
-
-    def __init__(self, n: int = 4, **settings: Any) -> None:
-        super().__init__(**settings)
-        if int(n) < 1:
-            from agents.base import AgentError
-
-            raise AgentError(f"n={n} is out of range; use n >= 1 steps")
-        self.n = int(n)
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "n": self.n}
+    Settings = NStepSettings
 
     def learn_episode(self, env: Any, seed: int) -> float:
-        Q, alpha, gamma, n = self.tables["Q"], self.alpha_now, self.gamma, self.n
+        Q, alpha, gamma, n = self.tables["Q"], self.alpha_now, self.settings.gamma, self.settings.n
         s, _ = env.reset(seed=seed)
         S, A, R = [s], [self.explore(s)], [0.0]  # R[t] is the reward that followed step t-1
         T, t = float("inf"), 0

@@ -219,7 +219,7 @@ def bench_gpu(updates: int = 20) -> list[BenchRow]:
     """REINFORCE training throughput (env steps/s, rollouts and updates) on CUDA vs CPU, per network."""
     import torch
 
-    from agents.base import AgentError
+    from arena.errors import AgentError
     from agents.reinforce import ReinforceAgent
 
     if not torch.cuda.is_available():
@@ -249,6 +249,29 @@ def bench_gpu(updates: int = 20) -> list[BenchRow]:
     return rows
 
 
+def bench_cli_startup(repeats: int = 5) -> BenchRow:
+    """Wall time of `arena envs` in a fresh interpreter, against listing Gymnasium's registry
+    (`gymnasium.pprint_registry()`, what a user would run to see the envs there), interleaved."""
+    import statistics
+    import subprocess
+    import sys
+
+    ours_cmd = [sys.executable, "-m", "arena", "envs"]
+    theirs_cmd = [sys.executable, "-c", "import gymnasium; gymnasium.pprint_registry()"]
+    ours, theirs = [], []
+    for _ in range(repeats):  # baseline, ours, baseline, ours, ...
+        for cmd, times in ((theirs_cmd, theirs), (ours_cmd, ours)):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, capture_output=True, check=True)
+            times.append(time.perf_counter() - t0)
+    t_ours, t_theirs = statistics.median(ours), statistics.median(theirs)
+    return BenchRow(
+        "CLI start-up: arena envs", "gymnasium.pprint_registry()", t_theirs, t_ours, "s",
+        t_theirs / t_ours, "< 1 s", t_ours < 1.0,
+        f"median of {repeats}, spread {min(ours):.2f}-{max(ours):.2f} s; torch is not imported",
+    )
+
+
 # each takes `quick`: fewer steps, and no slow NumPy baseline for the 256x256 solve
 BENCHMARKS: list[Callable[[bool], BenchRow]] = [
     lambda quick: bench_grid_step(n_steps=20_000 if quick else 100_000),
@@ -257,6 +280,7 @@ BENCHMARKS: list[Callable[[bool], BenchRow]] = [
     lambda quick: bench_q_learning(episodes=1000 if quick else 3000),
     lambda quick: bench_batched_grid(steps=500 if quick else 2000),
     lambda quick: bench_rollout(batches=2 if quick else 5),
+    lambda quick: bench_cli_startup(repeats=3 if quick else 5),
 ]
 
 

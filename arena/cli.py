@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -14,14 +15,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agents.base import AgentError, FileFormatError, TrainingInterrupted
-from agents.dp import DPError
-from agents.reinforce import TrainingError
+from agents.training import TrainingInterrupted
 from arena import registry
-from arena.leaderboard import Leaderboard, LeaderboardError, Result, env_label, fmt, html_report, markdown_report
-from arena.replay import ReplayError, load_replay, verify
-from arena.viewer import ViewerError
-from envs.errors import EnvError
+from arena.errors import ArenaError, LeaderboardError, RegistryError, one_line
+from arena.leaderboard import Leaderboard, Result, env_label, fmt, html_report, markdown_report
+from arena.replay import load_replay, verify
 from envs.grid import LAYOUTS, layout_names
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -35,10 +33,6 @@ app = typer.Typer(
 console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
-USER_ERRORS = (
-    registry.RegistryError, AgentError, FileFormatError, DPError, EnvError,
-    ReplayError, LeaderboardError, ViewerError, TrainingError,
-)
 DB_HELP = "leaderboard database (default: $ARENA_DB or replays/leaderboard.sqlite)"
 
 
@@ -49,8 +43,8 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except USER_ERRORS as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        except ArenaError as exc:
+            err.print(f"[bold red]error:[/] {escape(one_line(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted; everything already written is kept")
@@ -92,14 +86,29 @@ def envs() -> None:
 
 @app.command()
 @user_errors
-def agents() -> None:
-    """List agents and the env families each can play."""
+def agents(name: Optional[str] = typer.Argument(None, help="an agent: show its settings")) -> None:
+    """List agents and the env families each can play; with NAME, that agent's settings."""
+    if name is not None:
+        if name not in registry.AGENTS:
+            registry.make_agent(name)  # the one 'unknown agent' message
+        from arena import settings as typed
+
+        spec = registry.AGENTS[name]
+        table = Table(title=f"{name}: {spec.summary}")
+        for col in ("setting", "type", "default", "allowed", "help"):
+            table.add_column(col, overflow="fold")
+        for row in typed.describe(registry.settings_of(name)):
+            table.add_row(*(escape(cell) for cell in row))
+        console.print(table)
+        console.print(f"set one with [bold]arena run {name} ENV --set key=value[/]", soft_wrap=True)
+        return
     table = Table(title="Agents")
     for col in ("name", "plays", "what"):
         table.add_column(col)
     for spec in registry.AGENTS.values():
         table.add_row(spec.name, ", ".join(sorted(spec.families)).replace("*", "any"), spec.summary)
     console.print(table)
+    console.print("settings of one agent: [bold]arena agents NAME[/]")
 
 
 # --------------------------------------------------------------------------- run / eval
@@ -158,11 +167,11 @@ def _job(agent: str, env: str, kwargs: list[str] | None, seed: int, episodes: in
     for item in config or []:
         key, sep, value = item.partition("=")
         if not sep:
-            raise registry.RegistryError(f"--set {item!r} is not key=value; write e.g. --set gamma=0.9")
+            raise RegistryError(f"--set {item!r} is not key=value; write e.g. --set gamma=0.9")
         agent_config[key] = registry.parse_value(value)
     if device is not None:
         if agent in registry.AGENTS and not registry.AGENTS[agent].neural:
-            raise registry.RegistryError(f"--device applies to neural agents; {agent} is tabular and runs on the CPU")
+            raise RegistryError(f"--device applies to neural agents; {agent} is tabular and runs on the CPU")
         agent_config["device"] = device
     registry.make_agent(agent, **agent_config)  # fail fast on a bad name or setting
     registry.check_pairing(agent, env_id)
@@ -191,9 +200,9 @@ def run(
     (view with `tensorboard --logdir runs`). Ctrl-C saves a checkpoint; --resume continues.
     """
     if record_training < 0:
-        raise registry.RegistryError(f"--record-training {record_training}: use 0 (off) or a positive K")
+        raise RegistryError(f"--record-training {record_training}: use 0 (off) or a positive K")
     if train_episodes is not None and train_episodes < 1:
-        raise registry.RegistryError(f"--train-episodes {train_episodes}: train for at least 1 episode")
+        raise RegistryError(f"--train-episodes {train_episodes}: train for at least 1 episode")
     job = _job(agent, env, kwargs, seed, episodes, set_, device=device, train_episodes=train_episodes,
                record_training=record_training, resume=str(resume) if resume else None)
     try:
@@ -201,8 +210,12 @@ def run(
     except TrainingInterrupted as stop:
         err.print(f"[yellow]{escape(str(stop))}[/]", highlight=False, soft_wrap=True)
         if stop.checkpoint:
-            extra = " ".join(kwargs or [])
-            err.print(f"continue with: arena run {agent} {env} {extra} --resume {stop.checkpoint}".replace("  ", " "),
+            words = ["arena", "run", agent, env, *(kwargs or []), "--seed", str(seed), "--episodes", str(episodes)]
+            if record_training:
+                words += ["--record-training", str(record_training)]
+            words += ["--resume", str(stop.checkpoint)]
+            left = stop.total - stop.done
+            err.print(f"continue with ({left} {stop.unit}s to go): " + " ".join(shlex.quote(w) for w in words),
                       highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
     console.print(_results_table([result], "Result"))
@@ -288,7 +301,7 @@ def leaderboard(
     elif format_ == "table":
         console.print(_results_table(results, f"Leaderboard ({board.path}, {len(results)} rows)"))
     else:
-        raise registry.RegistryError(f"unknown --format {format_!r}; use table, markdown or html")
+        raise RegistryError(f"unknown --format {format_!r}; use table, markdown or html")
 
 
 # --------------------------------------------------------------------------- bench / demo

@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from arena.errors import LeaderboardError
+
 APPLICATION_ID = 0x4152454E  # "AREN"
 SCHEMA_VERSION = 1
 DEFAULT_DB = Path("replays") / "leaderboard.sqlite"
@@ -54,10 +56,6 @@ CREATE TABLE results (
 );
 CREATE INDEX results_env ON results (env_id, env_kwargs);
 """
-
-
-class LeaderboardError(RuntimeError):
-    """The database cannot be used: locked, corrupt, not Arena's, or a newer schema."""
 
 
 @dataclass

@@ -9,9 +9,9 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from agents.base import obs_checksum
+from agents.training import Callback
 from arena.registry import make_env
-from arena.replay import Replay, save_replay
+from arena.replay import Replay, obs_checksum, save_replay
 
 
 @dataclass
@@ -79,27 +79,46 @@ def play(
     return episodes
 
 
-class RecordTraining(gym.Wrapper):
-    """Records every `every`-th training episode as a replay, while the agent learns.
+class RecordTraining(Callback):
+    """A training-loop callback that records every `every`-th training episode as a replay.
 
-    The episode number comes from `agent.episodes_done` at reset, so a resumed run
-    keeps the same numbering. Each step also stores the action the agent's greedy policy
-    would have taken then, so the viewer can mark exploratory moves. The overlay (V, Q,
-    greedy policy) is the agent's as the episode starts.
+    It wraps the env the learner trains on; each recorded step also stores the action
+    the agent's greedy policy would have taken then, so the viewer can mark exploratory
+    moves. The overlay (V, Q, greedy policy) is the agent's as the episode starts. The
+    episode number is the loop's unit index, so a resumed run keeps the same numbering.
+    Learners that train on batches of episodes refuse it (`records_episodes`).
     """
 
-    def __init__(self, env: gym.Env, agent: Any, every: int, out_dir: str | Path, agent_name: str) -> None:
-        super().__init__(env)
-        self.agent, self.every, self.out_dir, self.agent_name = agent, int(every), Path(out_dir), agent_name
+    records_episodes = True
+
+    def __init__(self, every: int, out_dir: str | Path, agent_name: str) -> None:
+        self.every, self.out_dir, self.agent_name = int(every), Path(out_dir), agent_name
         self.saved: list[str] = []
+        self.recorder: _Recorder | None = None
+
+    def wrap_env(self, env: gym.Env, learner: Any) -> gym.Env:
+        self.recorder = _Recorder(env, learner, self)
+        return self.recorder
+
+    def before_unit(self, learner: Any, index: int) -> None:
+        if self.recorder is not None:
+            self.recorder.armed = index if index % self.every == 0 else None
+
+
+class _Recorder(gym.Wrapper):
+    """The env wrapper behind RecordTraining: keeps what re-simulating an armed episode needs."""
+
+    def __init__(self, env: gym.Env, agent: Any, owner: RecordTraining) -> None:
+        super().__init__(env)
+        self.agent, self.owner = agent, owner
+        self.armed: int | None = None
         self._active = False
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
-        episode = int(getattr(self.agent, "episodes_done", 0))
-        self._active = seed is not None and episode % self.every == 0
+        self._active = seed is not None and self.armed is not None
         if self._active:
-            self._episode, self._seed, self._options = episode, int(seed), dict(options or {})
+            self._episode, self._seed, self._options = self.armed, int(seed), dict(options or {})
             self._actions, self._rewards, self._greedy = [], [], []
             self._crcs = [obs_checksum(obs)]
             self._overlay = {k: np.asarray(v).copy() for k, v in self.agent.overlay().items()}
@@ -124,7 +143,7 @@ class RecordTraining(gym.Wrapper):
         replay = Replay(
             env_id=spec.id if spec else type(self.env.unwrapped).__name__,
             env_kwargs={k: v for k, v in (spec.kwargs if spec else {}).items() if k != "render_mode"},
-            agent=self.agent_name,
+            agent=self.owner.agent_name,
             seed=self._seed,
             actions=np.array(self._actions, dtype=np.int64),
             rewards=np.array(self._rewards, dtype=np.float64),
@@ -136,7 +155,7 @@ class RecordTraining(gym.Wrapper):
             label=f"training episode {self._episode}",
             reset_options=self._options,
         )
-        path = self.out_dir / f"train-episode{self._episode:06d}.npz"
+        path = self.owner.out_dir / f"train-episode{self._episode:06d}.npz"
         if not path.exists():
-            self.saved.append(str(save_replay(path, replay)))
+            self.owner.saved.append(str(save_replay(path, replay)))
         self._active = False

@@ -14,14 +14,11 @@ from typing import Any, Callable
 import gymnasium as gym
 
 import envs  # noqa: F401  (registers arena/* ids)
-from agents.base import AgentError
-from envs.grid import GridWorldEnv
-from envs.sequence import SequencePredictionEnv
-from envs.textbook import MaximizationBiasEnv
-
-
-class RegistryError(ValueError):
-    """An unknown agent, env or kwarg, or an agent paired with an env it cannot play."""
+from arena import settings as typed
+from arena.errors import AgentError, EnvError, RegistryError
+from envs.grid import GridSettings, GridWorldEnv
+from envs.sequence import SequencePredictionEnv, SequenceSettings
+from envs.textbook import MaximizationBiasEnv, MaximizationBiasSettings
 
 
 @dataclass(frozen=True)
@@ -31,6 +28,7 @@ class AgentSpec:
     families: frozenset[str]
     summary: str
     neural: bool = False  # takes --device
+    settings: Callable[[], type] | None = None  # the settings dataclass (imported on demand)
 
 
 @dataclass(frozen=True)
@@ -39,6 +37,7 @@ class EnvFamily:
     env_id: str
     entry: type
     default_kwarg: str  # what `family:value` sets, e.g. grid:cliff -> layout="cliff"
+    settings: type  # the kwargs as a typed settings dataclass
     summary: str
     examples: tuple[str, ...] = field(default_factory=tuple)
 
@@ -125,17 +124,17 @@ AGENTS: dict[str, AgentSpec] = {
 
 FAMILIES: dict[str, EnvFamily] = {
     "grid": EnvFamily(
-        "grid", "arena/GridWorld-v0", GridWorldEnv, "layout",
+        "grid", "arena/GridWorld-v0", GridWorldEnv, "layout", GridSettings,
         "grid-world MDPs with an exact model",
         ("grid:cliff", "grid:frozenlake-8x8 slip=0", "grid:maze-31x31 maze_seed=3"),
     ),
     "seq": EnvFamily(
-        "seq", "arena/SequencePrediction-v0", SequencePredictionEnv, "task",
+        "seq", "arena/SequencePrediction-v0", SequencePredictionEnv, "task", SequenceSettings,
         "sequence tasks: copy, reverse, parity, addition, sine, text",
         ("seq:copy length=8", "seq:addition length=3", "seq:text"),
     ),
     "bias": EnvFamily(
-        "bias", "arena/MaximizationBias-v0", MaximizationBiasEnv, "n_actions",
+        "bias", "arena/MaximizationBias-v0", MaximizationBiasEnv, "n_actions", MaximizationBiasSettings,
         "Sutton & Barto's maximisation-bias MDP (Example 6.7)", ("bias", "bias:4"),
     ),
 }
@@ -147,15 +146,23 @@ def agent_names() -> list[str]:
 
 
 def make_agent(name: str, **config: Any) -> Any:
-    """A fresh agent by registry name, with hyperparameters from `config`."""
+    """A fresh agent by registry name, with settings from `config` (each checked against its type and range)."""
     if name not in AGENTS:
         close = [n for n in AGENTS if name.split("-")[0] in n]
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise RegistryError(f"unknown agent {name!r}{hint}; `arena agents` lists them: {', '.join(AGENTS)}")
-    try:
-        return AGENTS[name].factory(**config)
-    except TypeError as exc:
-        raise RegistryError(f"agent {name!r} does not take {sorted(config)}: {exc}") from None
+    fixed = {"reinforce": "network", "sb3": "algo"}.get(name.split("-")[0])
+    if fixed in config:
+        raise AgentError(f"{name} fixes {fixed} by its name; pick the agent with the {fixed} you want (`arena agents`)")
+    return AGENTS[name].factory(**config)
+
+
+def settings_of(name: str) -> type:
+    """The settings dataclass of agent `name` (for `arena agents NAME` and `--set` checks)."""
+    spec = AGENTS[name]
+    if spec.settings is None:
+        return type(make_agent(name)).Settings  # type: ignore[no-any-return]
+    return spec.settings()
 
 
 def parse_value(text: str) -> Any:
@@ -189,14 +196,15 @@ def parse_env(spec: str, extra: list[str] | None = None) -> tuple[str, dict[str,
 
 
 def check_env_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
-    """Fail on a kwarg the env does not take, naming the ones it does."""
+    """Check every kwarg against the env family's typed settings, before anything is built."""
     family = FAMILY_OF_ID.get(env_id)
     if family is None:
         return
     params = [p for p in inspect.signature(family.entry.__init__).parameters if p not in ("self", "render_mode")]
     unknown = [k for k in kwargs if k not in params]
     if unknown:
-        raise RegistryError(f"{env_id} has no kwarg {unknown[0]!r}; it takes {', '.join(params)}")
+        raise RegistryError(f"{env_id} has no kwarg {str(unknown[0])[:40]!r}; it takes {', '.join(params)}")
+    typed.build(family.settings, kwargs, EnvError)
 
 
 def family_of(env_id: str) -> str:
@@ -213,6 +221,8 @@ def make_env(env_id: str, kwargs: dict[str, Any], render_mode: str | None = None
         raise RegistryError(f"cannot make {env_id}: {exc}") from None
     except TypeError as exc:
         raise RegistryError(f"cannot make {env_id} with {kwargs}: {exc}") from None
+    except MemoryError:
+        raise EnvError(f"{env_id} with {kwargs} does not fit in memory; make it smaller") from None
 
 
 def check_pairing(agent_name: str, env_id: str) -> None:
@@ -233,5 +243,5 @@ def check_pairing(agent_name: str, env_id: str) -> None:
 
 __all__ = [
     "AGENTS", "FAMILIES", "AgentError", "RegistryError", "agent_names", "check_pairing",
-    "make_agent", "make_env", "parse_env",
+    "make_agent", "make_env", "parse_env", "settings_of",
 ]

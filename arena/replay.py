@@ -10,21 +10,26 @@ policy to show (V, Q, policy) ship them in the file for the viewer's overlays.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-from agents.base import FileFormatError, obs_checksum, read_arrays, write_arrays
-from arena.registry import make_env
+from agents.checkpoint import read_arrays, write_arrays
+from arena.errors import FileFormatError, ReplayError
+from arena.registry import FAMILY_OF_ID, make_env
 
 KIND = "arena-replay"
 VERSION = 1
+MAX_STEPS = 10_000_000
 
 
-class ReplayError(ValueError):
-    """A replay cannot be read, or re-simulating it does not give the recorded episode."""
+def obs_checksum(obs: Any) -> int:
+    """A 32-bit checksum of one observation, for per-step replay verification."""
+    a = np.ascontiguousarray(np.asarray(obs))
+    return zlib.crc32(a.dtype.str.encode() + a.tobytes())
 
 
 @dataclass
@@ -83,30 +88,49 @@ def save_replay(path: str | Path, replay: Replay) -> Path:
 
 
 def load_replay(path: str | Path) -> Replay:
-    """Read and validate a replay file; any defect is a one-line ReplayError."""
+    """Read and validate a replay file; any defect is a one-line ReplayError.
+
+    A checksum is not a signature (anyone can rewrite a file and recompute it), so every
+    header field is type-checked, and the env id must be one Arena registers: building an
+    arbitrary id would import an arbitrary module (`gym.make("pkg:Env-v0")`).
+    """
     try:
         arrays, meta = read_arrays(path, KIND, (VERSION,))
     except FileFormatError as exc:
         raise ReplayError(str(exc)) from None
-    try:
-        replay = Replay(
-            env_id=str(meta["env_id"]),
-            env_kwargs=dict(meta["env_kwargs"]),
-            agent=str(meta["agent"]),
-            seed=int(meta["seed"]),
-            actions=arrays["actions"],
-            rewards=arrays["rewards"],
-            obs_crc=arrays["obs_crc"],
-            terminated=bool(meta["terminated"]),
-            truncated=bool(meta["truncated"]),
-            agent_config=dict(meta.get("agent_config", {})),
-            checkpoint=str(meta.get("checkpoint", "")),
-            overlay={k[len("overlay_"):]: v for k, v in arrays.items() if k.startswith("overlay_")},
-            label=str(meta.get("label", "")),
-            reset_options=dict(meta.get("reset_options", {})),
+    fields = {"env_id": str, "env_kwargs": dict, "agent": str, "seed": int, "terminated": bool, "truncated": bool,
+              "agent_config": dict, "checkpoint": str, "label": str, "reset_options": dict}
+    for key, kind in fields.items():
+        value = meta.get(key, {} if kind is dict else "" if kind is str else None)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ReplayError(f"{path}: replay field {key!r} is missing or malformed; the file is damaged: re-record it")
+    if not 0 <= meta["seed"] < 2**63:
+        raise ReplayError(f"{path}: seed {meta['seed']} is not a non-negative 64-bit integer; the file is damaged")
+    if meta["env_id"] not in FAMILY_OF_ID:
+        raise ReplayError(
+            f"{path} names env {meta['env_id'][:60]!r}, which is not an Arena env; replays are only re-simulated "
+            f"on Arena's own envs ({', '.join(FAMILY_OF_ID)})"
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ReplayError(f"{path} is missing replay field {exc}; re-record it") from None
+    for name, dtype in (("actions", np.int64), ("rewards", np.float64), ("obs_crc", np.uint32)):
+        a = arrays.get(name)
+        if a is None or a.ndim != 1 or a.dtype != dtype or len(a) > MAX_STEPS + 1:
+            raise ReplayError(f"{path}: replay array {name!r} is missing or malformed; the file is damaged: re-record it")
+    replay = Replay(
+        env_id=meta["env_id"],
+        env_kwargs=meta["env_kwargs"],
+        agent=meta["agent"],
+        seed=meta["seed"],
+        actions=arrays["actions"],
+        rewards=arrays["rewards"],
+        obs_crc=arrays["obs_crc"],
+        terminated=meta["terminated"],
+        truncated=meta["truncated"],
+        agent_config=meta.get("agent_config", {}),
+        checkpoint=meta.get("checkpoint", ""),
+        overlay={k[len("overlay_"):]: v for k, v in arrays.items() if k.startswith("overlay_")},
+        label=meta.get("label", ""),
+        reset_options=meta.get("reset_options", {}),
+    )
     if len(replay.rewards) != replay.steps or len(replay.obs_crc) != replay.steps + 1:
         raise ReplayError(f"{path} has {replay.steps} actions but {len(replay.rewards)} rewards; re-record it")
     return replay

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from arena import evaluate
+from arena.errors import RegistryError
 from arena.leaderboard import Result, code_version
 from arena.match import Episode, RecordTraining, play
 from arena.registry import check_pairing, make_agent, make_env
@@ -63,8 +64,6 @@ def run_job(
 ) -> tuple[Result, dict[str, Any]]:
     """Train (or load), evaluate with recording, score. Returns the row and the training log."""
     if job.episodes < 1:
-        from arena.registry import RegistryError
-
         raise RegistryError(f"episodes={job.episodes}; evaluate at least 1 episode")
     check_pairing(job.agent, job.env_id)
     agent = make_agent(job.agent, **job.agent_config)
@@ -77,18 +76,26 @@ def run_job(
             log: dict[str, Any] = {"checkpoint": job.checkpoint}
         else:
             run_dir = Path(runs_dir) / job.run_key
-            train_env = env
+            callbacks: list[Any] = []
+            mdp = getattr(env.unwrapped, "mdp", None)
+            if mdp is not None and hasattr(agent, "learn_episode"):  # tabular learners: exact J while learning
+                callbacks.append(evaluate.ExactEvaluation(mdp))
+            recorder = None
             if job.record_training > 0:
-                train_env = RecordTraining(env, agent, job.record_training, Path(replays_dir) / job.run_key, job.agent)
+                recorder = RecordTraining(job.record_training, Path(replays_dir) / job.run_key, job.agent)
+                callbacks.append(recorder)
             budget: dict[str, Any] = {"run_dir": run_dir}
             if job.train_episodes:
                 budget["episodes"] = job.train_episodes
             if job.resume:
                 budget["resume"] = job.resume
-            log = agent.fit(train_env, seed=job.train_seed, **budget)
-            if job.record_training > 0:
-                log["training_replays"] = len(train_env.saved)
-            log["checkpoint"] = str(agent.save(run_dir / f"checkpoint{getattr(agent, 'checkpoint_suffix', '.npz')}"))
+            if callbacks:
+                budget["callbacks"] = callbacks
+            log = agent.fit(env, seed=job.train_seed, **budget)
+            if recorder is not None:
+                log["training_replays"] = len(recorder.saved)
+            if "checkpoint" not in log:
+                log["checkpoint"] = str(agent.save(run_dir / "checkpoint.npz"))
         train_seconds = time.perf_counter() - t0
 
         t1 = time.perf_counter()

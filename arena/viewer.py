@@ -15,15 +15,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from arena.errors import ViewerError
 from arena.replay import Frame, Replay, resimulate
 
 HUD_HEIGHT = 30
 SPEEDS = (0.5, 1, 2, 4, 8, 15, 30, 60)  # steps per second
 VIDEO_SUFFIXES = (".mp4", ".gif")
-
-
-class ViewerError(ValueError):
-    """The viewer cannot do what was asked (unknown video format, no display)."""
 
 
 @dataclass

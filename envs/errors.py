@@ -1,5 +1,9 @@
-"""The one exception type for env settings a user got wrong; the CLI prints it as one line."""
+"""The error type for env settings a user got wrong; the CLI prints it as one line.
 
+It derives from Arena's one error root (arena/errors.py, a leaf module that imports
+nothing, which envs/ may import without pulling in the rest of arena/).
+"""
 
-class EnvError(ValueError):
-    """An env cannot be built as asked (bad kwarg value, map or layout); the message names the fix."""
+from arena.errors import EnvError
+
+__all__ = ["EnvError"]

@@ -21,6 +21,8 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
+from arena import settings as typed
+from arena.settings import setting
 from envs.errors import EnvError
 from envs.rendering import PygameRendering
 from envs.vector import (
@@ -39,6 +41,11 @@ ACTION_NAMES = ("up", "right", "down", "left")
 MOVES = np.array([(-1, 0), (0, 1), (1, 0), (0, -1)])  # (drow, dcol) per action
 MAP_CHARS = "SGHC#."
 DENSE_P_LIMIT = 4096  # states; P[s, a, s'] beyond this would take S*S*4*8 bytes (> 0.5 GB)
+# Building a grid holds, per cell, its successor tables and per-(state, action) outcome
+# lists: measured about 1.8 kB per cell on a 1024x1024 maze. The limit keeps that to 8 GB.
+BYTES_PER_CELL = 1800
+MEMORY_LIMIT_BYTES = 8 * 10**9
+MAX_CELLS = MEMORY_LIMIT_BYTES // BYTES_PER_CELL
 DEFAULT_REWARDS = {"step": -1.0, "goal": 0.0, "hole": -100.0, "cliff": -100.0}
 OBS_MODES = ("index", "coords", "image")
 IMAGE_PLANES = ("agent", "wall", "goal", "hole", "cliff")
@@ -46,6 +53,31 @@ IMAGE_PLANES = ("agent", "wall", "goal", "hole", "cliff")
 
 class GridError(EnvError):
     """A grid the user asked for cannot be built (bad map, layout or kwarg)."""
+
+
+@dataclass(frozen=True)
+class GridSettings:
+    """GridWorld's kwargs, checked (type, finiteness, range) before anything is built."""
+
+    layout: str = setting("open-5x5", help="a named layout, maze-<rows>x<cols>, or a multi-line text map")
+    slip: float | None = setting(None, help="probability of moving perpendicular instead (null: the layout's)",
+                                 low=0.0, high=1.0)
+    wind: list[int] | None = setting(None, help="upward push per column (null: the layout's)", low=0, high=1000)
+    rewards: dict[str, float] | None = setting(None, help="overrides of the step/goal/hole/cliff rewards")
+    obs: str = setting("index", help="what the agent sees", choices=("index", "coords", "image"))
+    max_steps: int | None = setting(None, help="step limit per episode (null: the layout's)", low=1, high=10**9)
+    maze_seed: int = setting(0, help="which maze maze-<rows>x<cols> generates", low=0, high=2**63 - 1)
+
+
+def check_size(rows: int, cols: int, what: str) -> None:
+    """Refuse a grid whose model would not fit in memory, saying how much it would need."""
+    cells = rows * cols
+    if cells > MAX_CELLS:
+        side = int(MAX_CELLS**0.5)
+        raise GridError(
+            f"{what} has {cells:,} cells and would need about {cells * BYTES_PER_CELL / 1e9:,.0f} GB to build; "
+            f"the limit is {MAX_CELLS:,} cells ({MEMORY_LIMIT_BYTES / 1e9:.0f} GB), e.g. maze-{side}x{side}"
+        )
 
 
 # --------------------------------------------------------------------------- layouts
@@ -145,6 +177,7 @@ def generate_maze(rows: int, cols: int, seed: int = 0) -> str:
     """
     if rows < 2 or cols < 2:
         raise GridError(f"maze-{rows}x{cols} is too small; use at least maze-2x2")
+    check_size(rows, cols, f"maze-{rows}x{cols}")
     rng = np.random.default_rng(seed)
     grid = np.full((rows, cols), "#")
     grid[0, 0] = "."
@@ -186,6 +219,7 @@ def parse_map(text: str) -> np.ndarray:
     """A text map as a (rows, cols) array of characters, after checking it is a grid."""
     lines = [line.strip() for line in text.strip("\n").splitlines()]
     lines = [line for line in lines if line]
+    check_size(len(lines), max((len(line) for line in lines), default=0), "the map")
     if not lines:
         raise GridError("the map is empty; give at least one row of S G H C # . characters")
     widths = {len(line) for line in lines}
@@ -321,10 +355,16 @@ def build_mdp(
 
 
 def _check_goal_reachable(mdp: GridMDP, grid: np.ndarray) -> None:
-    """Fail if the map has goals but none can be reached from any start state."""
+    """Fail unless some terminal state (a goal, else a hole) can be reached from a start state.
+
+    A map with none has no episode that ends: every policy scores the same, and a
+    normalised score of it would be meaningless.
+    """
     goals = np.flatnonzero(grid[mdp.cell[:, 0], mdp.cell[:, 1]] == "G")
     if len(goals) == 0:
-        return
+        goals = np.flatnonzero(mdp.terminal)
+    if len(goals) == 0:
+        raise GridError("the map has no goal 'G' or hole 'H', so no episode could ever end; add a G")
     seen = np.zeros(mdp.n_states, dtype=bool)
     queue = deque(np.flatnonzero(mdp.start > 0).tolist())
     seen[list(queue)] = True
@@ -338,8 +378,9 @@ def _check_goal_reachable(mdp: GridMDP, grid: np.ndarray) -> None:
                 queue.append(int(s2))
     if not seen[goals].any():
         r, c = mdp.cell[goals[0]]
+        what = "goal" if grid[r, c] == "G" else "terminal cell"
         raise GridError(
-            f"the goal at row {r}, column {c} cannot be reached from the start; open a path to it"
+            f"the {what} at row {r}, column {c} cannot be reached from the start; open a path to it"
         )
 
 
@@ -369,6 +410,10 @@ class GridWorldEnv(PygameRendering, gym.Env):
         maze_seed: int = 0,
         render_mode: str | None = None,
     ) -> None:
+        checked = typed.build(GridSettings, dict(layout=layout, slip=slip, wind=wind, rewards=rewards, obs=obs,
+                                                 max_steps=max_steps, maze_seed=maze_seed), GridError)
+        layout, slip, wind, rewards = checked.layout, checked.slip, checked.wind, checked.rewards
+        obs, max_steps, maze_seed = checked.obs, checked.max_steps, checked.maze_seed
         spec = resolve_layout(layout, maze_seed)
         self.layout = layout
         self.grid = parse_map(spec.text)

@@ -27,6 +27,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from arena import settings as typed
+from arena.settings import setting
 from envs.data import text_corpus, text_vocab
 from envs.errors import EnvError
 from envs.rendering import PygameRendering
@@ -42,6 +44,16 @@ CURRICULUM_WINDOW, CURRICULUM_BAR = 20, 0.9
 
 class SequenceError(EnvError):
     """A sequence task parameter is out of range."""
+
+
+@dataclass(frozen=True)
+class SequenceSettings:
+    """SequencePrediction's kwargs, checked (type, range) before anything is built."""
+
+    task: str = setting("copy", help="the task", choices=TASKS)
+    length: int = setting(8, help="tokens to remember (or predict)", low=1, high=MAX_LENGTH)
+    vocab: int | None = setting(None, help="answer tokens (null: the task's default)", low=2, high=64)
+    curriculum: bool = setting(False, help="start at length 1 and grow when accuracy >= 0.9")
 
 
 @dataclass(frozen=True)
@@ -170,6 +182,9 @@ class SequencePredictionEnv(PygameRendering, gym.Env):
         curriculum: bool = False,
         render_mode: str | None = None,
     ) -> None:
+        checked = typed.build(SequenceSettings, dict(task=task, length=length, vocab=vocab, curriculum=curriculum),
+                              SequenceError)
+        task, length, vocab, curriculum = checked.task, checked.length, checked.vocab, checked.curriculum
         self.spec_ = task_spec(task, length, vocab)
         self.task, self.length, self.vocab = self.spec_.task, self.spec_.length, self.spec_.vocab
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:

@@ -15,10 +15,21 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from dataclasses import dataclass
+
+from arena import settings as typed
+from arena.settings import setting
 from envs.errors import EnvError
 from envs.grid import GridMDP
 
 A, B, END = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class MaximizationBiasSettings:
+    n_actions: int = setting(10, help="actions in B (and left/right in A)", low=2, high=10_000)
+    mean: float = setting(-0.1, help="mean reward of B's actions", low=-1e6, high=1e6)
+    std: float = setting(1.0, help="standard deviation of B's rewards", low=0.0, high=1e6)
 
 
 class MaximizationBiasEnv(gym.Env):
@@ -28,9 +39,8 @@ class MaximizationBiasEnv(gym.Env):
     action_names = None
 
     def __init__(self, n_actions: int = 10, mean: float = -0.1, std: float = 1.0, render_mode: str | None = None) -> None:
-        if int(n_actions) < 2:
-            raise EnvError(f"n_actions={n_actions} must be at least 2 (left and right)")
-        self.n_actions, self.mean, self.std = int(n_actions), float(mean), float(std)
+        checked = typed.build(MaximizationBiasSettings, dict(n_actions=n_actions, mean=mean, std=std), EnvError)
+        self.n_actions, self.mean, self.std = checked.n_actions, checked.mean, checked.std
         self.observation_space = spaces.Discrete(3)
         self.action_space = spaces.Discrete(self.n_actions)
         self.render_mode = render_mode

@@ -130,7 +130,7 @@ def test_demo_prints_a_leaderboard_and_the_command_to_watch_a_replay(workdir):
         (["run", "random", "grid", "layout=S.Z\n..G"], "unknown map character 'Z'"),
         (["run", "random", "grid", "layout=###\n###"], "no free cell"),
         (["run", "random", "grid", "layout=S#.\n##G"], "cannot be reached from the start"),
-        (["run", "value-iteration", "grid:cliff", "--set", "gamma=2"], "gamma=2"),
+        (["run", "value-iteration", "grid:cliff", "--set", "gamma=2"], "gamma must be a number in [0, 1], got 2"),
         (["run", "value-iteration", "CartPole-v1"], "cannot play CartPole-v1"),
         (["run", "value-iteration", "grid:cliff", "obs=coords"], "for a grid use obs=index"),
         (["replay", "missing.npz"], "does not exist"),
@@ -241,21 +241,22 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(workdir):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "training interrupted at episode" in err and "--resume runs/" in err
+    assert "training of q-learning interrupted after" in err and "--resume runs/" in err
     ckpt = glob.glob("runs/*/checkpoint.npz")[0]
     from agents.td import QLearningAgent
 
     stopped_at = QLearningAgent().load(ckpt).episodes_done
-    assert stopped_at > 0 and f"interrupted at episode {stopped_at};" in err
+    assert stopped_at > 0 and f"interrupted after {stopped_at} of 100000000 episodes;" in err
+    assert f"continue with ({100000000 - stopped_at} episodes to go): arena run q-learning grid:frozenlake-8x8" in err
     assert not glob.glob("replays/*/episode-*.npz")  # interrupted before evaluation: no result, no row
 
 
 @pytest.mark.parametrize(
     "args,fragment",
     [
-        (["run", "q-learning", "grid:cliff", "--set", "alpha=0"], "alpha=0 is out of range; use a value in (0, 1]"),
-        (["run", "sarsa", "grid:cliff", "--set", "epsilon=1.5"], "epsilon=1.5 is out of range; use a value in [0, 1]"),
-        (["run", "mc-control", "grid:cliff", "--set", "gamma=-1"], "gamma=-1 is out of range"),
+        (["run", "q-learning", "grid:cliff", "--set", "alpha=0"], "alpha must be a number in (0, 1], got 0"),
+        (["run", "sarsa", "grid:cliff", "--set", "epsilon=1.5"], "epsilon must be a number in [0, 1], got 1.5"),
+        (["run", "mc-control", "grid:cliff", "--set", "gamma=-1"], "gamma must be a number in [0, 1], got -1"),
         (["run", "q-learning", "CartPole-v1"], "needs Discrete observations; CartPole-v1 has Box observations"),
         (["run", "q-learning", "grid:cliff", "--record-training", "-1"], "--record-training -1"),
         (["run", "q-learning", "grid:cliff", "--resume", "nowhere.npz"], "does not exist"),
@@ -273,26 +274,26 @@ def test_reinforce_on_a_sequence_task_lands_on_the_leaderboard_and_replays_the_t
     assert result.exit_code == 0, result.output
     (row,) = Leaderboard().results()
     assert row.agent == "reinforce-mlp" and row.env_kwargs == {"task": "parity", "length": 3} and row.score is None
-    assert glob.glob("runs/*/checkpoint.safetensors") and glob.glob("runs/*/learning_curve.png")
+    assert glob.glob("runs/*/checkpoint.npz") and glob.glob("runs/*/learning_curve.png")
     path = row.replay_paths[0]
     assert arena("replay", path, "--verify").exit_code == 0
     assert arena("replay", path, "--video", "tape.mp4").exit_code == 0
-    ckpt = glob.glob("runs/*/checkpoint.safetensors")[0]
+    ckpt = glob.glob("runs/*/checkpoint.npz")[0]
     again = arena("eval", "reinforce-mlp", "seq:parity", "length=3", "--checkpoint", ckpt, "--episodes", "2")
     assert again.exit_code == 0, again.output
     wrong = arena("eval", "reinforce-lstm", "seq:parity", "length=3", "--checkpoint", ckpt)
-    assert_one_line_error(wrong, "holds a mlp network")
+    assert_one_line_error(wrong, "is a checkpoint of reinforce-mlp, not of reinforce-lstm")
 
 
 @pytest.mark.parametrize(
     "args,fragment",
     [
-        (["run", "reinforce-lstm", "seq:copy", "length=0"], "length=0 is out of range; use 1..256"),
-        (["run", "reinforce-lstm", "seq:juggle"], "unknown task 'juggle'"),
+        (["run", "reinforce-lstm", "seq:copy", "length=0"], "length must be an integer in [1, 256], got 0"),
+        (["run", "reinforce-lstm", "seq:juggle"], "task must be one of copy, reverse, parity, addition, sine, text, got 'juggle'"),
         (["run", "reinforce-cnn", "grid:cliff"], "the cnn reads image observations"),
         (["run", "q-learning", "grid:cliff", "--device", "cpu"], "--device applies to neural agents"),
-        (["run", "reinforce-mlp", "seq:copy", "--set", "lr=0"], "lr=0 is out of range"),
-        (["run", "reinforce-mlp", "seq:copy", "--device", "tpu"], "unknown device 'tpu'"),
+        (["run", "reinforce-mlp", "seq:copy", "--set", "lr=0"], "lr must be a number in (0, 1], got 0"),
+        (["run", "reinforce-mlp", "seq:copy", "--device", "tpu"], "device must be one of auto, cpu, cuda, got 'tpu'"),
     ]
     + ([] if __import__("torch").cuda.is_available() else
        [(["run", "reinforce-mlp", "seq:copy", "--device", "cuda"], "no CUDA GPU is available here")]),
@@ -311,7 +312,7 @@ def test_sb3_ppo_trains_on_a_grid_and_a_sequence_task_beside_ours(workdir):
     assert rows[("sb3-ppo", "arena/SequencePrediction-v0")].episodes == 3
     board = arena("leaderboard", "--env", "grid:open-5x5").output
     assert "sb3-ppo" in board and "value-iteration" in board
-    ckpt = glob.glob("runs/*sb3-ppo-open*/checkpoint.safetensors")[0]
+    ckpt = glob.glob("runs/*sb3-ppo-open*/checkpoint.npz")[0]
     again = arena("eval", "sb3-ppo", "grid:open-5x5", "--checkpoint", ckpt, "--episodes", "2")
     assert again.exit_code == 0, again.output
     assert_one_line_error(arena("run", "sb3-sac", "grid:cliff"), "unknown agent 'sb3-sac'")

@@ -6,7 +6,7 @@ import pytest
 
 import envs  # noqa: F401
 from agents import dp
-from agents.base import AgentError
+from arena.errors import AgentError
 from agents.dp import DPError, PolicyIterationAgent, ValueIterationAgent
 from arena.evaluate import EVAL_GAMMA, exact_score
 from envs.grid import LAYOUTS
@@ -115,8 +115,8 @@ def test_dp_agent_checkpoint_round_trips_without_pickle(tmp_path):
     agent.fit(env)
     path = agent.save(tmp_path / "vi.npz")
     loaded = ValueIterationAgent().load(path)
-    assert loaded.gamma == 0.95 and loaded.digest() == agent.digest()
-    with pytest.raises(AgentError, match="checkpoint of 'value-iteration', not 'policy-iteration'"):
+    assert loaded.settings.gamma == 0.95 and loaded.digest() == agent.digest()
+    with pytest.raises(AgentError, match="is a checkpoint of value-iteration, not of policy-iteration"):
         PolicyIterationAgent().load(path)
 
 

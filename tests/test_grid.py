@@ -187,11 +187,11 @@ def test_human_render_opens_a_window_that_drains_its_events_and_closes():
         ({"layout": "S#.\n##G"}, "goal at row 1, column 2 cannot be reached"),
         ({"layout": "volcano"}, "unknown layout 'volcano'"),
         ({"layout": "maze-1x9"}, "too small"),
-        ({"obs": "pixels"}, "unknown obs mode 'pixels'"),
-        ({"slip": 1.5}, r"slip=1.5 is out of range"),
+        ({"obs": "pixels"}, "obs must be one of index, coords, image, got 'pixels'"),
+        ({"slip": 1.5}, r"slip must be a number in \[0, 1\] or null, got 1.5"),
         ({"layout": "cliff", "wind": [1, 2]}, "wind needs 12 non-negative integers"),
         ({"rewards": {"gold": 5}}, r"unknown reward key\(s\) \['gold'\]"),
-        ({"max_steps": 0}, "max_steps=0 must be at least 1"),
+        ({"max_steps": 0}, "max_steps must be an integer in \\[1, 1000000000\\] or null, got 0"),
     ],
 )
 def test_bad_grid_input_is_one_clear_error(kwargs, message):

@@ -10,7 +10,8 @@ import pytest
 
 import envs  # noqa: F401
 from agents import dp, monte_carlo as mc, td
-from agents.base import AgentError, TrainingInterrupted
+from agents.training import TrainingInterrupted
+from arena.errors import AgentError
 from arena.evaluate import exact_score
 from arena.registry import make_agent
 
@@ -145,7 +146,11 @@ def test_learner_checkpoint_round_trips_and_refuses_another_env(tmp_path):
         loaded.check_fits(grid("four-rooms"))
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_is_bit_identical(tmp_path, monkeypatch):
+def test_ctrl_c_stops_at_the_next_episode_saves_and_resume_is_bit_identical(tmp_path, monkeypatch):
+    """A real SIGINT during episode 120: the loop finishes that episode, saves, and stops."""
+    import os
+    import signal
+
     straight = make_agent("sarsa", episodes=300)
     straight.fit(grid("frozenlake-4x4"), seed=3)
 
@@ -154,16 +159,16 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_is_bit_identical(tmp_path, monkeyp
 
     def learn_then_interrupt(env, seed):
         if interrupted.episodes_done == 120:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
         return original(env, seed)
 
     monkeypatch.setattr(interrupted, "learn_episode", learn_then_interrupt)
     with pytest.raises(TrainingInterrupted) as stop:
         interrupted.fit(grid("frozenlake-4x4"), seed=3, run_dir=tmp_path)
-    assert stop.value.episode == 120 and stop.value.checkpoint.exists()
+    assert stop.value.done == 121 and stop.value.total == 300 and stop.value.checkpoint.exists()
 
-    resumed = make_agent("sarsa", episodes=300)
-    resumed.fit(grid("frozenlake-4x4"), seed=3, resume=stop.value.checkpoint, run_dir=tmp_path)
+    resumed = make_agent("sarsa")  # settings, seed and budget come from the checkpoint
+    resumed.fit(grid("frozenlake-4x4"), seed=99, resume=stop.value.checkpoint, run_dir=tmp_path)
     assert resumed.episodes_done == 300
     assert np.array_equal(resumed.Q, straight.Q)
     assert resumed.log.returns == straight.log.returns
@@ -182,12 +187,16 @@ def test_same_seed_same_learning_curve():
 @pytest.mark.parametrize(
     "settings,message",
     [
-        ({"alpha": 0.0}, r"alpha=0.0 is out of range; use a value in \(0, 1\]"),
-        ({"alpha": 1.5}, r"alpha=1.5 is out of range"),
-        ({"epsilon": -0.1}, r"epsilon=-0.1 is out of range; use a value in \[0, 1\]"),
-        ({"epsilon_end": 2}, r"epsilon_end=2 is out of range"),
-        ({"gamma": 1.01}, r"gamma=1.01 is out of range; use a value in \[0, 1\]"),
-        ({"episodes": 0}, r"episodes=0 is out of range"),
+        ({"alpha": 0.0}, r"^alpha must be a number in \(0, 1\], got 0.0$"),
+        ({"alpha": 1.5}, r"^alpha must be a number in \(0, 1\], got 1.5$"),
+        ({"epsilon": -0.1}, r"^epsilon must be a number in \[0, 1\], got -0.1$"),
+        ({"epsilon": "abc"}, r"^epsilon must be a number in \[0, 1\], got 'abc'$"),
+        ({"epsilon_end": 2}, r"^epsilon_end must be a number in \[0, 1\] or null, got 2$"),
+        ({"gamma": 1.01}, r"^gamma must be a number in \[0, 1\], got 1.01$"),
+        ({"gamma": float("nan")}, r"^gamma must be a number in \[0, 1\], got nan$"),
+        ({"episodes": 0}, r"^episodes must be an integer in \[1, 1000000000\], got 0$"),
+        ({"episodes": 2.5}, r"^episodes must be an integer in \[1, 1000000000\], got 2.5$"),
+        ({"epsilonn": 0.1}, r"^epsilonn is not a setting; the settings are gamma, alpha, alpha_end, epsilon"),
     ],
 )
 def test_bad_settings_name_the_parameter_and_range(settings, message):
@@ -196,7 +205,7 @@ def test_bad_settings_name_the_parameter_and_range(settings, message):
 
 
 def test_n_step_needs_at_least_one_step():
-    with pytest.raises(AgentError, match="n=0 is out of range"):
+    with pytest.raises(AgentError, match="n must be an integer in"):
         make_agent("n-step-sarsa", n=0)
 
 

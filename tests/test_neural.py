@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import envs  # noqa: F401
-from agents.base import AgentError
+from arena.errors import AgentError
 from agents.networks import NetConfig, PolicyNet, resolve_device
 from agents.reinforce import ReinforceAgent, TrainingError, reward_to_go
 from arena.match import record_episode
@@ -117,9 +117,9 @@ def test_checkpoint_round_trip_and_resume_continue_the_same_run(tmp_path):
     straight.fit(env, seed=1)
     first = ReinforceAgent(network="transformer", episodes=64 * 10, device="cpu")
     first.fit(env, seed=1, run_dir=tmp_path)
-    ckpt = first.save(tmp_path / "half.safetensors")
-    resumed = ReinforceAgent(network="transformer", episodes=64 * 20, device="cpu")
-    resumed.fit(env, seed=1, resume=ckpt)
+    ckpt = first.save(tmp_path / "half.npz")
+    resumed = ReinforceAgent(network="transformer", device="cpu")
+    resumed.fit(env, seed=1, resume=ckpt, episodes=64 * 20)
     assert resumed.updates_done == 20
     for a, b in zip(resumed.net.state_dict().values(), straight.net.state_dict().values()):
         torch.testing.assert_close(a, b)
@@ -135,7 +135,7 @@ def test_a_network_that_does_not_fit_the_spaces_is_refused():
         ReinforceAgent(network="cnn", device="cpu").build(gym.make("arena/GridWorld-v0", layout="cliff"))
     with pytest.raises(AgentError, match="for image observations use the cnn"):
         ReinforceAgent(network="lstm", device="cpu").build(gym.make("arena/GridWorld-v0", layout="cliff", obs="image"))
-    with pytest.raises(AgentError, match="unknown network 'gru'"):
+    with pytest.raises(AgentError, match="^network must be one of mlp, cnn, lstm, transformer, got 'gru'$"):
         ReinforceAgent(network="gru")
 
 
@@ -143,10 +143,10 @@ def test_a_checkpoint_of_another_network_or_a_corrupt_one_is_refused(tmp_path):
     env = copy_env(4)
     lstm = ReinforceAgent(network="lstm", episodes=64, device="cpu")
     lstm.fit(env, seed=0)
-    path = lstm.save(tmp_path / "lstm.safetensors")
-    with pytest.raises(AgentError, match="holds a lstm network .* not this transformer"):
+    path = lstm.save(tmp_path / "lstm.npz")
+    with pytest.raises(AgentError, match="is a checkpoint of reinforce-lstm, not of reinforce-transformer"):
         ReinforceAgent(network="transformer", device="cpu").load(path, env=env)
-    bad = tmp_path / "bad.safetensors"
+    bad = tmp_path / "bad.npz"
     bad.write_bytes(path.read_bytes()[:300])
     with pytest.raises(AgentError, match="truncated or corrupt"):
         ReinforceAgent(network="lstm", device="cpu").load(bad, env=env)
@@ -173,9 +173,10 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, 
         return batch
 
     monkeypatch.setattr(agent, "rollout", poisoned)
-    with pytest.raises(TrainingError, match=r"reinforce-mlp: the (policy|value) loss became nan at update 5"):
-        agent.fit(env, seed=0, run_dir=tmp_path, save_every=2)
-    good = ReinforceAgent(network="mlp", device="cpu").load(tmp_path / "checkpoint.safetensors", env=env)
+    with pytest.raises(TrainingError, match=r"reinforce-mlp: the (policy|value) loss became nan in batch 5; .*"
+                                            r"the last good state \(after 4 batches\) is saved"):
+        agent.fit(env, seed=0, run_dir=tmp_path, checkpoint_every=1e9)
+    good = ReinforceAgent(network="mlp", device="cpu").load(tmp_path / "checkpoint.npz", env=env)
     assert good.updates_done == 4
     assert all(torch.isfinite(p).all() for p in good.net.parameters())
 

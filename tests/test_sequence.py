@@ -97,9 +97,9 @@ def test_tape_renders_in_rgb_and_ansi():
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        ({"task": "poetry"}, "unknown task 'poetry'"),
-        ({"length": 0}, r"length=0 is out of range; use 1..256"),
-        ({"vocab": 1}, r"vocab=1 is out of range for 'copy'; use 2..64"),
+        ({"task": "poetry"}, "task must be one of copy, reverse, parity, addition, sine, text, got 'poetry'"),
+        ({"length": 0}, r"length must be an integer in \[1, 256\], got 0"),
+        ({"vocab": 1}, r"vocab must be an integer in \[2, 64\] or null, got 1"),
         ({"task": "parity", "vocab": 3}, "must be 2 or unset"),
         ({"task": "addition", "vocab": 20}, r"use 2..16"),
         ({"task": "text", "vocab": 5}, "leave vocab unset"),

@@ -103,7 +103,7 @@ def test_training_replays_mark_exploratory_moves(tmp_path):
 
     env = gym.make("arena/GridWorld-v0", layout="cliff")
     agent = make_agent("q-learning", episodes=3)
-    agent.fit(RecordTraining(env, agent, 1, tmp_path, "q-learning"), seed=0)
+    agent.fit(env, seed=0, callbacks=[RecordTraining(1, tmp_path, "q-learning")])
     rep = load_replay(tmp_path / "train-episode000000.npz")
     v = Viewer(rep)
     marks = [hud_text(v.timeline, t) for t in range(1, len(v.timeline))]

@@ -1,0 +1,435 @@
+"""The one training loop every learner uses: tabular (an episode per unit), REINFORCE (a
+batch of episodes per unit), and the generators to come.
+
+A learner supplies its unit of learning and its state; the loop owns everything else:
+
+- the budget: `total` units, `done` so far (a resumed run starts where it stopped);
+- the progress bar on stderr (a plain line every few seconds when stderr is no terminal);
+- the log: per-unit scalars to TensorBoard, and the learning-curve PNG at the end;
+- checkpoints: every `checkpoint_every` seconds of wall time and at the end, each one
+  holding the learner's state and RNG state at a unit boundary, so a killed run loses at
+  most that interval and `--resume` finishes it bit for bit as an uninterrupted run;
+- Ctrl-C: the first press stops at the next unit boundary, saves, and raises
+  `TrainingInterrupted` carrying the command that resumes; a second press stops at once
+  (the last periodic checkpoint stays);
+- non-finite values: a learner raises `NonFinite` before it changes its state, so the
+  loop saves that last good state, or says truthfully that there is no run folder to
+  save it in, and raises `TrainingError` naming agent, component and unit;
+- callbacks: evaluation during training and recording training episodes are callbacks
+  (`Callback`), not code inside learners.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from arena.errors import CheckpointError, TrainingError
+
+CHECKPOINT_EVERY_S = 5.0  # wall-clock seconds between periodic checkpoints
+PLAIN_PROGRESS_EVERY_S = 5.0  # seconds between progress lines when stderr is not a terminal
+
+
+def plural(unit: str) -> str:
+    """'episode' -> 'episodes', 'batch' -> 'batches': for messages that count units."""
+    return unit + ("es" if unit.endswith(("s", "ch", "sh", "x")) else "s")
+
+
+def episode_seed(seed: int, index: int) -> int:
+    """The env seed of training unit `index`: one independent stream per (run seed, unit)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def env_ref(env: Any) -> dict[str, Any] | None:
+    """{'id', 'kwargs'} of a registered env: what a checkpoint records it was trained on."""
+    spec = getattr(env, "spec", None)
+    if spec is None:
+        return None
+    return {"id": spec.id, "kwargs": {k: v for k, v in spec.kwargs.items() if k != "render_mode"}}
+
+
+class NonFinite(Exception):
+    """Raised by a learner, before it changes its state, when `component` became NaN or inf."""
+
+    def __init__(self, component: str, value: float) -> None:
+        super().__init__(component)
+        self.component, self.value = component, value
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on Ctrl-C at a unit boundary; `checkpoint` resumes it (None: not saved)."""
+
+    def __init__(self, agent: str, done: int, total: int, unit: str, checkpoint: Path | None) -> None:
+        self.agent, self.done, self.total, self.unit, self.checkpoint = agent, done, total, unit, checkpoint
+        # kept for callers that count episodes
+        self.episode = done
+        where = f"; checkpoint saved to {checkpoint}" if checkpoint else " (no run folder, nothing saved)"
+        super().__init__(f"training of {agent} interrupted after {done} of {total} {plural(unit)}{where}")
+
+
+class Learner(Protocol):
+    """What the loop needs from a learner. `unit` names one unit of learning ("episode", "batch")."""
+
+    name: str
+    unit: str
+    log: "TrainingLog"
+
+    def begin(self, env: Any, seed: int) -> None:
+        """Fresh state for `env`, every random stream derived from `seed`."""
+
+    def learn(self, env: Any, index: int, progress: float) -> dict[str, float]:
+        """One unit of learning (`progress` = index / total); returns scalars, "return" among them."""
+
+    def save(self, path: str | Path) -> Path:
+        """The checkpoint: the learner's state at this unit boundary."""
+
+    def load(self, path: str | Path, env: Any = None) -> Any:
+        """Restore a checkpoint written by `save`."""
+
+
+class Callback:
+    """Hooks into the loop; override what you need."""
+
+    def wrap_env(self, env: Any, learner: Any) -> Any:
+        """The env the learner trains on (a recorder wraps it here)."""
+        return env
+
+    def on_start(self, learner: Any, env: Any) -> None: ...
+
+    def before_unit(self, learner: Any, index: int) -> None: ...
+
+    def after_unit(self, learner: Any, done: int, total: int) -> None: ...
+
+
+@dataclass
+class Budget:
+    """Units done and planned, and what a unit is: travels in every checkpoint."""
+
+    done: int
+    total: int
+    unit: str
+    episodes_per_unit: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"done": self.done, "total": self.total, "unit": self.unit, "episodes_per_unit": self.episodes_per_unit}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], path: Any) -> "Budget":
+        try:
+            budget = cls(int(d["done"]), int(d["total"]), str(d["unit"]), int(d.get("episodes_per_unit", 1)))
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{path}: its budget record is damaged; it cannot be resumed") from None
+        if not 0 <= budget.done <= budget.total or budget.episodes_per_unit < 1:
+            raise CheckpointError(f"{path}: its budget ({budget.done} of {budget.total}) is damaged")
+        return budget
+
+
+def train(
+    learner: Any,
+    env: Any,
+    *,
+    seed: int,
+    total: int | None,
+    run_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    progress: bool | None = None,
+    callbacks: tuple[Callback, ...] | list[Callback] = (),
+    checkpoint_every: float = CHECKPOINT_EVERY_S,
+    episodes_per_unit: int = 1,
+) -> dict[str, Any]:
+    """Train `learner` on `env` for `total` units (see the module docstring). Returns the log's figures.
+
+    With `resume`, the learner continues from that checkpoint: its seed, settings, RNG
+    state and budget done come from the file; `total` may extend the budget.
+    """
+    if total is not None and total < 1:
+        raise TrainingError(f"{learner.name}: a budget of {total} {plural(learner.unit)} is empty; train for at least 1")
+    run_dir = Path(run_dir) if run_dir else None
+    checkpoint = run_dir / "checkpoint.npz" if run_dir else None
+    log = TrainingLog(run_dir, unit=learner.unit)
+    if resume:
+        learner.load(resume, env=env)
+        if learner.budget is None:
+            raise CheckpointError(f"{resume} holds no training budget (it was saved outside training); it cannot be resumed")
+        if learner.trained_on is not None and _plain(learner.trained_on) != _plain(env_ref(env)):
+            raise CheckpointError(f"{resume} was trained on {_describe(learner.trained_on)}; resume it on that env")
+        budget = Budget(learner.budget.done, total or learner.budget.total, learner.unit, episodes_per_unit)
+        if budget.done >= budget.total:
+            raise TrainingError(
+                f"{resume} already holds {budget.done} {plural(learner.unit)} of training; ask for a larger budget "
+                "to train on, or evaluate it with `arena eval --checkpoint`"
+            )
+        log.restore(learner.log)
+    else:
+        if total is None:
+            raise TrainingError(f"{learner.name}: no training budget given")
+        learner.begin(env, seed)
+        budget = Budget(0, total, learner.unit, episodes_per_unit)
+    learner.log, learner.budget = log, budget
+    learner.trained_on = env_ref(env)
+    for cb in callbacks:
+        env = cb.wrap_env(env, learner)
+    for cb in callbacks:
+        cb.on_start(learner, env)
+
+    bar = ProgressBar(progress, budget.total, budget.done, f"training {learner.name}", learner.unit)
+    ctrl_c = CtrlC()
+    last_save = time.monotonic()
+    t0 = time.perf_counter()
+    try:
+        for index in range(budget.done, budget.total):
+            if ctrl_c.pressed:
+                saved = learner.save(checkpoint) if checkpoint else None
+                raise TrainingInterrupted(learner.name, budget.done, budget.total, learner.unit, saved)
+            for cb in callbacks:
+                cb.before_unit(learner, index)
+            try:
+                scalars = learner.learn(env, index, index / budget.total)
+            except NonFinite as bad:
+                raise _non_finite(learner, bad, index + 1, checkpoint) from None
+            budget.done = index + 1
+            log.record(scalars)
+            for cb in callbacks:
+                cb.after_unit(learner, budget.done, budget.total)
+            bar.update(scalars)
+            if checkpoint and time.monotonic() - last_save >= checkpoint_every:
+                learner.save(checkpoint)
+                last_save = time.monotonic()
+            if scalars.get("stop"):
+                break
+    finally:
+        ctrl_c.restore()
+        bar.close()
+        log.close()
+    out: dict[str, Any] = {plural(learner.unit): budget.done, "seconds": time.perf_counter() - t0}
+    out.update(log.summary())
+    if checkpoint:
+        out["checkpoint"] = str(learner.save(checkpoint))
+        if log.values:
+            out["curve"] = str(log.plot(run_dir / "learning_curve.png", f"{learner.name}: learning curve"))
+    return out
+
+
+def _plain(ref: Any) -> Any:
+    """An env record as it reads back from JSON (tuples become lists), for comparing."""
+    import json
+
+    return json.loads(json.dumps(ref, sort_keys=True, default=str))
+
+
+def _describe(ref: dict[str, Any]) -> str:
+    kwargs = " ".join(f"{k}={v}" for k, v in sorted((ref.get("kwargs") or {}).items()))
+    return f"{ref.get('id')} {kwargs}".strip()[:200]
+
+
+def _non_finite(learner: Any, bad: NonFinite, unit: int, checkpoint: Path | None) -> TrainingError:
+    """The error for a non-finite value, after saving the last good state where there is a run folder."""
+    if checkpoint is not None:
+        saved = learner.save(checkpoint)
+        kept = f"the last good state (after {learner.budget.done} {plural(learner.unit)}) is saved in {saved}"
+    else:
+        kept = "nothing was saved (no run folder)"
+    return TrainingError(
+        f"{learner.name}: the {bad.component} became {bad.value} in {learner.unit} {unit}; training stopped and "
+        f"{kept}: lower the learning rate or the gradient clip"
+    )
+
+
+# --------------------------------------------------------------------------- the log
+
+
+class TrainingLog:
+    """Per-unit scalars ("return" first among them) and evaluations during training.
+
+    `values[name]` is one float per unit; `evals` holds (unit, J of the greedy policy)
+    from an evaluation callback, `optimum` the best achievable J and `eval_label` how J
+    was computed (its discount). Goes to TensorBoard as it comes, and to a PNG at the end.
+    """
+
+    def __init__(self, run_dir: str | Path | None = None, unit: str = "episode") -> None:
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.unit = unit
+        self.values: dict[str, list[float]] = {}
+        self.evals: list[tuple[int, float]] = []
+        self.optimum: float | None = None
+        self.eval_label = "J = E[discounted return]"
+        self._writer: Any = None
+
+    @property
+    def returns(self) -> list[float]:
+        """The return of each unit as experienced (exploration included; a batch's mean)."""
+        return self.values.get("return", [])
+
+    def _tb(self) -> Any:
+        if self._writer is None and self.run_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+        return self._writer
+
+    def record(self, scalars: dict[str, float]) -> None:
+        step = len(self.returns) + 1
+        writer = self._tb()
+        for name, value in scalars.items():
+            if name == "stop" or value is None:
+                continue
+            self.values.setdefault(name, []).append(float(value))
+            if writer is not None:
+                writer.add_scalar(f"train/{name}", value, step)
+
+    def evaluation(self, done: int, J: float) -> None:
+        self.evals.append((done, float(J)))
+        writer = self._tb()
+        if writer is not None:
+            writer.add_scalar("eval/greedy_J", J, done)
+            if self.optimum is not None:
+                writer.add_scalar("eval/optimal_J", self.optimum, done)
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.returns:
+            out["final_return"] = self.returns[-1]
+        if self.evals:
+            out["greedy_J"] = self.evals[-1][1]
+        if self.optimum is not None:
+            out["optimal_J"] = self.optimum
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The log as arrays, to travel inside a checkpoint (so --resume continues the curve)."""
+        out = {f"log_{name}": np.array(v, dtype=float) for name, v in self.values.items()}
+        out["log_evals"] = np.array(self.evals, dtype=float).reshape(-1, 2)
+        return out
+
+    def restore_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.values = {k[4:]: np.asarray(v, dtype=float).ravel().tolist() for k, v in arrays.items()
+                       if k.startswith("log_") and k != "log_evals"}
+        evals = np.asarray(arrays.get("log_evals", np.zeros((0, 2))), dtype=float).reshape(-1, 2)
+        self.evals = [(int(e), float(j)) for e, j in evals]
+
+    def restore(self, other: "TrainingLog") -> None:
+        self.values, self.evals = {k: list(v) for k, v in other.values.items()}, list(other.evals)
+
+    def plot(self, path: str | Path, title: str) -> Path:
+        """Learning curve PNG: experienced returns (smoothed), and below them the greedy
+        policy's exact J against the optimum when an evaluation callback ran."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        exact = bool(self.evals) or self.optimum is not None
+        fig, axes = plt.subplots(2 if exact else 1, 1, figsize=(8, 6 if exact else 3.5), sharex=True, squeeze=False)
+        top = axes[0, 0]
+        G = np.array(self.returns)
+        x = np.arange(1, len(G) + 1)
+        w = max(1, len(G) // 50)
+        top.plot(x, G, color="0.8" if w > 1 else "C0", lw=0.6 if w > 1 else 1.2, label=f"return per {self.unit}")
+        if w > 1:
+            top.plot(x[w - 1:], np.convolve(G, np.ones(w) / w, mode="valid"), color="C0", label=f"moving mean ({w})")
+        top.set_ylabel("return (while exploring)")
+        top.legend(loc="lower right")
+        if exact:
+            bottom = axes[1, 0]
+            if self.evals:
+                ev = np.array(self.evals)
+                bottom.plot(ev[:, 0], ev[:, 1], "o-", color="C1", ms=3, label="greedy policy, exact J")
+            if self.optimum is not None:
+                bottom.axhline(self.optimum, color="C2", ls="--", label="optimum J* (DP)")
+            bottom.set_ylabel(self.eval_label)
+            bottom.legend(loc="lower right")
+        axes[-1, 0].set_xlabel(f"training {self.unit}")
+        fig.suptitle(title)
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        return path
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+# --------------------------------------------------------------------------- progress and Ctrl-C
+
+
+class ProgressBar:
+    """Training progress on stderr: a rich bar on a terminal, else a plain line every few seconds.
+
+    Shows the mean return of the last 100 units and any of epsilon / accuracy the learner reports.
+    """
+
+    def __init__(self, show: bool | None, total: int, done: int, label: str, unit: str) -> None:
+        self.total, self.done, self.label, self.unit = total, done, label, unit
+        self.recent: list[float] = []
+        self.info = ""
+        self.bar: Any = None
+        self.plain = show is None and not sys.stderr.isatty()
+        self.last_line = time.monotonic()
+        if show or (show is None and sys.stderr.isatty()):
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(), transient=True, console=Console(stderr=True),
+            )
+            self.task = self.bar.add_task(f"{label} ({plural(unit)})", total=total, completed=done, info="")
+            self.bar.start()
+
+    def update(self, scalars: dict[str, float]) -> None:
+        self.done += 1
+        if scalars.get("return") is not None:
+            self.recent = (self.recent + [float(scalars["return"])])[-100:]
+        parts = [f"return {np.mean(self.recent):8.3f}"] if self.recent else []
+        if scalars.get("epsilon") is not None:
+            parts.append(f"eps {scalars['epsilon']:.3f}")
+        if scalars.get("accuracy") is not None:
+            parts.append(f"accuracy {scalars['accuracy']:.1%}")
+        self.info = "  ".join(parts)
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, info=self.info)
+        elif self.plain and time.monotonic() - self.last_line >= PLAIN_PROGRESS_EVERY_S:
+            self.last_line = time.monotonic()
+            print(f"{self.label}: {self.done}/{self.total} {plural(self.unit)}  {self.info}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+class CtrlC:
+    """While training, the first Ctrl-C asks to stop at the next unit boundary (so the
+    checkpoint holds whole units and --resume is exact); a second one stops at once."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+__all__ = [
+    "Budget", "CHECKPOINT_EVERY_S", "Callback", "CtrlC", "Learner", "NonFinite", "ProgressBar", "TrainingInterrupted",
+    "TrainingLog", "env_ref", "episode_seed", "plural", "train",
+]
