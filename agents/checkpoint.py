@@ -41,7 +41,7 @@ def write_arrays(path: str | Path, kind: str, version: int, arrays: dict[str, np
     Refuses arrays of Python objects and non-finite floats in `meta` (JSON has no NaN).
     """
     path = Path(path)
-    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    arrays = {k: np.asarray(v, order="C") for k, v in arrays.items()}  # (not ascontiguousarray: it makes 0-d 1-d)
     for k, v in arrays.items():
         if v.dtype == object:
             raise FileFormatError(f"array {k!r} holds Python objects; only numeric arrays are saved")
@@ -116,7 +116,7 @@ def _digest(arrays: dict[str, np.ndarray], meta: Any = None) -> str:
     if meta is not None:
         h.update(json.dumps(meta, sort_keys=True).encode())
     for k in sorted(arrays):
-        v = np.ascontiguousarray(arrays[k])
+        v = np.asarray(arrays[k], order="C")
         h.update(f"{k}:{v.dtype.str}:{v.shape}".encode())
         h.update(v.tobytes())
     return h.hexdigest()

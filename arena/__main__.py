@@ -2,4 +2,5 @@
 
 from arena.cli import app
 
-app(prog_name="arena")
+if __name__ == "__main__":
+    app(prog_name="arena")

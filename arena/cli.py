@@ -18,7 +18,7 @@ from rich.table import Table
 from agents.training import TrainingInterrupted
 from arena import registry
 from arena.errors import ArenaError, LeaderboardError, RegistryError, one_line
-from arena.leaderboard import Leaderboard, Result, env_label, fmt, html_report, markdown_report
+from arena.leaderboard import Leaderboard, Result, env_label, fmt, html_report, markdown_report, short_date
 from arena.replay import load_replay, verify
 from envs.grid import LAYOUTS, layout_names
 
@@ -149,12 +149,16 @@ def _print_training_log(agent: str, log: dict[str, Any]) -> None:
 
 
 def _results_table(results: list[Result], title: str) -> Table:
-    table = Table(title=title)
-    for col in ("env", "agent", "score", "mean return", "std", "exact return", "n"):
-        table.add_column(col, justify="left" if col in ("env", "agent") else "right", no_wrap=col in ("env", "agent"))
+    """Results as a rich table; every string from a database or file is escaped (no markup runs)."""
+    table = Table(title=escape(title))
+    columns = ("id", "date", "env", "agent", "seed", "score", "mean return", "std", "exact return", "n")
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("date", "env", "agent") else "right",
+                         no_wrap=col in ("date", "env", "agent"))
     for r in results:
-        table.add_row(env_label(r), r.agent, fmt(r.score), fmt(r.mean_return, 2), fmt(r.std_return, 2),
-                      fmt(r.exact_return, 2), str(r.episodes))
+        cells = (str(r.id or ""), short_date(r.created), env_label(r), r.agent, str(r.train_seed), fmt(r.score),
+                 fmt(r.mean_return, 2), fmt(r.std_return, 2), fmt(r.exact_return, 2), str(r.episodes))
+        table.add_row(*(escape(c) for c in cells))
     table.caption = "score: exact normalised score (1 optimal, 0 random); exact return: expected return, computed by DP"
     return table
 
@@ -189,22 +193,28 @@ def run(
     set_: Optional[list[str]] = typer.Option(None, "--set", help="agent setting key=value, e.g. --set gamma=0.9"),
     train_episodes: Optional[int] = typer.Option(None, help="training budget in episodes (default: the agent's)"),
     record_training: int = typer.Option(0, help="also record every K-th training episode as a replay"),
-    resume: Optional[Path] = typer.Option(None, help="continue training from a checkpoint (after Ctrl-C)"),
+    resume: Optional[Path] = typer.Option(None, help="continue training from a checkpoint (after Ctrl-C or a crash)"),
+    checkpoint_every: float = typer.Option(5.0, help="seconds of training between checkpoints (a killed run loses at most this)"),
     device: Optional[str] = typer.Option(None, help="neural agents: auto (CUDA when present), cpu or cuda"),
     db: Optional[Path] = typer.Option(None, help=DB_HELP),
     replays: Path = typer.Option(Path("replays"), help="folder for recorded episodes"),
 ) -> None:
     """Train AGENT on ENV, evaluate on fixed seeds with recording, and add the result to the leaderboard.
 
-    Training writes runs/<run>/: checkpoint.npz, learning_curve.png and tensorboard/
-    (view with `tensorboard --logdir runs`). Ctrl-C saves a checkpoint; --resume continues.
+    Training writes runs/<run>/: checkpoint.npz (every few seconds and at the end),
+    learning_curve.png and tensorboard/ (view with `tensorboard --logdir runs`). Ctrl-C
+    stops after the current episode or batch, saves, and prints the command that resumes;
+    after a crash, `--resume runs/<run>/checkpoint.npz` continues from the last checkpoint.
     """
     if record_training < 0:
         raise RegistryError(f"--record-training {record_training}: use 0 (off) or a positive K")
+    if not checkpoint_every > 0:
+        raise RegistryError(f"--checkpoint-every {checkpoint_every}: use a positive number of seconds")
     if train_episodes is not None and train_episodes < 1:
         raise RegistryError(f"--train-episodes {train_episodes}: train for at least 1 episode")
     job = _job(agent, env, kwargs, seed, episodes, set_, device=device, train_episodes=train_episodes,
-               record_training=record_training, resume=str(resume) if resume else None)
+               record_training=record_training, resume=str(resume) if resume else None,
+               checkpoint_every=checkpoint_every)
     try:
         result = _run_and_record(job, db, replays)
     except TrainingInterrupted as stop:
@@ -290,8 +300,10 @@ def leaderboard(
     format_: str = typer.Option("table", "--format", help="table, markdown or html"),
     limit: Optional[int] = typer.Option(None, help="at most this many rows"),
 ) -> None:
-    """Show the leaderboard, best first within each env."""
-    board = Leaderboard(db)
+    """Show the leaderboard, best first within each env (opens the database read-only)."""
+    if format_ not in ("table", "markdown", "html"):
+        raise RegistryError(f"unknown --format {format_!r}; use table, markdown or html")
+    board = Leaderboard(db, readonly=True)
     env_id = registry.parse_env(env)[0] if env else None
     results = board.results(env_id=env_id, agent=agent, limit=limit)
     if format_ == "markdown":

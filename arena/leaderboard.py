@@ -15,13 +15,14 @@ import math
 import os
 import sqlite3
 import subprocess
+import urllib.parse
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from arena.errors import LeaderboardError
+from arena.errors import LeaderboardError, one_line
 
 APPLICATION_ID = 0x4152454E  # "AREN"
 SCHEMA_VERSION = 1
@@ -29,7 +30,7 @@ DEFAULT_DB = Path("replays") / "leaderboard.sqlite"
 BUSY_TIMEOUT_S = 5.0
 
 SCHEMA = """
-CREATE TABLE results (
+CREATE TABLE IF NOT EXISTS results (
     id              INTEGER PRIMARY KEY,
     run_key         TEXT NOT NULL UNIQUE,
     created         TEXT NOT NULL,
@@ -54,7 +55,7 @@ CREATE TABLE results (
     code_version    TEXT NOT NULL,
     note            TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX results_env ON results (env_id, env_kwargs);
+CREATE INDEX IF NOT EXISTS results_env ON results (env_id, env_kwargs);
 """
 
 
@@ -113,21 +114,45 @@ def _finite(x: float | None) -> float | None:
 
 
 class Leaderboard:
-    """Open (creating if absent) the database at `path`; every call is its own transaction."""
+    """The database at `path`; every call is its own short transaction.
 
-    def __init__(self, path: str | Path | None = None, timeout: float | None = None) -> None:
+    `readonly=True` (what the reading commands use) never creates or changes a file: a
+    missing database is an error, and the file is opened as `file:PATH?mode=ro`, so not
+    even the switch to WAL (which rewrites the header) happens. Otherwise the database is
+    created on first use; creation runs inside `BEGIN IMMEDIATE` with `IF NOT EXISTS`, so
+    several processes creating the same new database at once all succeed.
+    """
+
+    def __init__(self, path: str | Path | None = None, timeout: float | None = None, readonly: bool = False) -> None:
         self.path = Path(path) if path is not None else default_db()
         self.timeout = BUSY_TIMEOUT_S if timeout is None else timeout
+        self.readonly = readonly
         if self.path.is_dir():
             raise LeaderboardError(f"{self.path} is a folder; give --db a file path such as {self.path / 'leaderboard.sqlite'}")
+        if readonly and not self.path.is_file():
+            raise LeaderboardError(
+                f"{self.path} does not exist; check --db (or $ARENA_DB), or add a result first with `arena run`"
+            )
         with self._connect() as conn:
             self._check_or_create(conn)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with closing(sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)) as conn:
+            if self.readonly:
+                uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
+                connection = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        except OSError as exc:
+            raise LeaderboardError(
+                f"cannot use {self.path}: {exc.strerror or exc} (is a part of the path a file?); give --db a file in a folder"
+            ) from None
+        except sqlite3.Error as exc:
+            raise LeaderboardError(f"cannot open {self.path}: {one_line(exc)}; check the path and its permissions") from None
+        try:
+            with closing(connection) as conn:
                 conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
                 yield conn
         except sqlite3.OperationalError as exc:
@@ -135,23 +160,19 @@ class Leaderboard:
                 raise LeaderboardError(
                     f"{self.path} is locked by another process; wait for it to finish, or use --db for another file"
                 ) from None
-            raise LeaderboardError(f"{self.path}: {exc}; check the path and its permissions, or use --db") from None
+            raise LeaderboardError(f"{self.path}: {one_line(exc)}; check the path and its permissions, or use --db") from None
         except sqlite3.DatabaseError as exc:
             raise LeaderboardError(
-                f"{self.path} is corrupt or not a database ({exc}); move it aside (it is left untouched) or use --db"
+                f"{self.path} is corrupt or not a database ({one_line(exc)}); move it aside (it is left untouched) or use --db"
             ) from None
 
-    def _check_or_create(self, conn: sqlite3.Connection) -> None:
+    def _check(self, conn: sqlite3.Connection) -> bool:
+        """True if the database is empty (new); raises if it is not an Arena leaderboard we can read."""
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         if app_id == 0 and tables == 0:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.executescript(
-                f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA application_id = {APPLICATION_ID}; "
-                f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            )
-            return
+            return True
         if app_id != APPLICATION_ID:
             raise LeaderboardError(
                 f"{self.path} is an SQLite database but not an Arena leaderboard; it is left untouched: use --db for another file"
@@ -160,7 +181,28 @@ class Leaderboard:
             raise LeaderboardError(
                 f"{self.path} has leaderboard schema {version}, newer than this Arena's {SCHEMA_VERSION}; upgrade Arena"
             )
+        return False
+
+    def _check_or_create(self, conn: sqlite3.Connection) -> None:
+        empty = self._check(conn)  # reads only: a foreign file is refused before anything is written
+        if self.readonly:
+            if empty:
+                raise LeaderboardError(f"{self.path} is an empty database, not an Arena leaderboard; check --db")
+            return
         conn.execute("PRAGMA journal_mode = WAL")
+        if not empty:
+            return
+        conn.execute("BEGIN IMMEDIATE")  # one creator at a time; the others wait, then find it made
+        try:
+            if self._check(conn):
+                for statement in filter(str.strip, SCHEMA.split(";")):  # (executescript would COMMIT first)
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     # ---------------------------------------------------------------- writes
 
@@ -181,6 +223,8 @@ class Leaderboard:
             cur = conn.execute(
                 f"INSERT INTO results ({cols}) VALUES ({marks}) ON CONFLICT(run_key) DO NOTHING", row
             )
+            if cur.rowcount == 1:
+                result.id, result.created = cur.lastrowid, row["created"]
             return cur.rowcount == 1
 
     # ---------------------------------------------------------------- reads
@@ -203,14 +247,31 @@ class Leaderboard:
         with self._connect() as conn:
             conn.row_factory = sqlite3.Row
             rows = conn.execute(sql, args).fetchall()
-        out = []
-        for r in rows:
-            d = dict(r)
-            d.pop("episodes")
-            for key in ("env_kwargs", "agent_config", "eval_seeds", "returns", "replay_paths"):
+        return [self._row(dict(r)) for r in rows]
+
+    def _row(self, d: dict[str, Any]) -> Result:
+        """A database row as a Result, or one line naming the damaged row."""
+        d.pop("episodes", None)
+        expect = {"env_kwargs": dict, "agent_config": dict, "eval_seeds": list, "returns": list, "replay_paths": list}
+        try:
+            for key, kind in expect.items():
                 d[key] = json.loads(d[key])
-            out.append(Result(**d))
-        return out
+                if not isinstance(d[key], kind):
+                    raise TypeError(key)
+            for key in ("run_key", "env_id", "agent", "created", "checkpoint", "code_version", "note"):
+                if not isinstance(d[key], str):
+                    raise TypeError(key)
+            for key in ("mean_return", "std_return", "iqm_return", "score", "exact_return", "eval_gamma"):
+                if d[key] is not None and not isinstance(d[key], (int, float)):
+                    raise TypeError(key)
+            if not isinstance(d["train_seed"], int):
+                raise TypeError("train_seed")
+            return Result(**d)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise LeaderboardError(
+                f"{self.path}: row id {d.get('id')} is damaged ({type(exc).__name__}: {one_line(exc)[:60]}); "
+                f"delete it (DELETE FROM results WHERE id = {d.get('id')}) or use another --db"
+            ) from None
 
     def count(self) -> int:
         with self._connect() as conn:
@@ -236,13 +297,19 @@ def fmt(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
-REPORT_COLUMNS = ("env", "agent", "score", "mean return", "std", "exact return", "episodes", "seeds", "code")
+REPORT_COLUMNS = ("id", "date", "env", "agent", "score", "mean return", "std", "exact return", "episodes", "seeds", "code")
+
+
+def short_date(created: str) -> str:
+    """'2026-11-23T12:28:09+00:00' -> '2026-11-23 12:28' (UTC)."""
+    return created[:16].replace("T", " ")
 
 
 def report_rows(results: list[Result]) -> list[tuple[str, ...]]:
+    """The report's cells as plain strings; each format escapes them its own way."""
     return [
         (
-            env_label(r), r.agent, fmt(r.score), fmt(r.mean_return, 2), fmt(r.std_return, 2),
+            str(r.id or ""), short_date(r.created), env_label(r), r.agent, fmt(r.score), fmt(r.mean_return, 2), fmt(r.std_return, 2),
             fmt(r.exact_return, 2), str(r.episodes), f"train {r.train_seed}; eval {r.eval_seeds[0]}..{r.eval_seeds[-1]}"
             if r.eval_seeds else f"train {r.train_seed}", r.code_version,
         )
@@ -250,9 +317,14 @@ def report_rows(results: list[Result]) -> list[tuple[str, ...]]:
     ]
 
 
+def markdown_cell(text: str) -> str:
+    """A table cell that cannot break the table: pipes escaped, line breaks folded."""
+    return " ".join(text.split()).replace("\\", "\\\\").replace("|", "\\|")
+
+
 def markdown_report(results: list[Result]) -> str:
     lines = ["| " + " | ".join(REPORT_COLUMNS) + " |", "|" + "---|" * len(REPORT_COLUMNS)]
-    lines += ["| " + " | ".join(row) + " |" for row in report_rows(results)]
+    lines += ["| " + " | ".join(markdown_cell(cell) for cell in row) + " |" for row in report_rows(results)]
     return "\n".join(lines) + "\n"
 
 

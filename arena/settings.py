@@ -149,15 +149,19 @@ def check(field: Field, value: Any, error: type[Exception] = SettingsError, wher
         if not isinstance(value, (list, tuple)):
             fail()
         items = [_number(v, field.item) for v in value]
-        if any(v is None or not _in_range(field, v) for v in items):
-            fail()
+        for i, v in enumerate(items):
+            if v is None or not _in_range(field, v):
+                noun = "an integer" if field.item is int else "a number"
+                where_ = f" in {field.range_text()}" if field.low is not None and field.high is not None else ""
+                raise error(f"{name}[{i}] must be {noun}{where_}, got {_show(value[i])}")
         return items
     if field.kind is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             fail()
         items = {k: _number(v, field.item or float) for k, v in value.items()}
-        if any(v is None for v in items.values()):
-            fail()
+        for k, v in items.items():
+            if v is None:
+                raise error(f"{name}[{k!r}] must be a finite number, got {_show(value[k])}")
         return items
     raise TypeError(f"setting {name} has an unsupported type {field.kind!r}")  # a programming error
 

@@ -38,6 +38,7 @@ class Job:
     train_episodes: int | None = None  # None: the agent's own budget
     record_training: int = 0  # record every k-th training episode (0: none)
     resume: str | None = None  # continue training from this checkpoint
+    checkpoint_every: float | None = None  # seconds between checkpoints while training (None: the loop's default)
 
     def __post_init__(self) -> None:
         if not self.run_key:
@@ -81,6 +82,10 @@ def run_job(
             if mdp is not None and hasattr(agent, "learn_episode"):  # tabular learners: exact J while learning
                 callbacks.append(evaluate.ExactEvaluation(mdp))
             recorder = None
+            if job.record_training > 0 and not hasattr(agent, "learn"):
+                raise RegistryError(
+                    f"--record-training: {job.agent} plans or plays without training episodes; nothing to record"
+                )
             if job.record_training > 0:
                 recorder = RecordTraining(job.record_training, Path(replays_dir) / job.run_key, job.agent)
                 callbacks.append(recorder)
@@ -91,6 +96,8 @@ def run_job(
                 budget["resume"] = job.resume
             if callbacks:
                 budget["callbacks"] = callbacks
+            if job.checkpoint_every is not None and hasattr(agent, "learn"):
+                budget["checkpoint_every"] = job.checkpoint_every
             log = agent.fit(env, seed=job.train_seed, **budget)
             if recorder is not None:
                 log["training_replays"] = len(recorder.saved)
