@@ -11,7 +11,7 @@ import numpy as np
 from agents.checkpoint import load_checkpoint, load_settings, require, save_checkpoint
 from agents.training import env_ref
 from arena import settings as typed
-from arena.errors import AgentError
+from arena.errors import AgentError, CheckpointError
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,9 @@ class RandomAgent:
         arrays, meta = load_checkpoint(path, self.name)
         self.settings = load_settings(RandomSettings, meta, path, self.name)
         require(arrays, path, self.name, n_actions=())
-        n = int(arrays["n_actions"])
-        if not 1 <= n <= 1 << 20:
-            raise AgentError(f"{path}: n_actions={n} is not a number of actions; the checkpoint is damaged")
+        n = arrays["n_actions"]
+        if not np.issubdtype(n.dtype, np.integer) or not 1 <= int(n) <= 1 << 20:
+            raise CheckpointError(f"{path}: n_actions={n} is not a number of actions; the checkpoint is damaged")
+        n = int(n)
         self.n_actions, self.trained_on = n, meta["env"]
         return self

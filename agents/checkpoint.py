@@ -173,11 +173,11 @@ def load_checkpoint(path: str | Path, agent: str) -> tuple[dict[str, np.ndarray]
         raise CheckpointError(f"{path} has no agent name in its header; it is damaged: write it again")
     if owner != agent:
         raise CheckpointError(f"{path} is a checkpoint of {owner[:60]}, not of {agent}: load it with {owner[:60]}")
-    expect = {"settings": dict, "budget": dict, "state": dict, "env": (dict, type(None))}
+    expect = {"settings": dict, "budget": dict, "state": dict, "env": (dict, type(None)), "seed": (int, type(None))}
     for key, kind in expect.items():
-        if not isinstance(meta.get(key), kind):
-            raise CheckpointError(f"{path}: header field {key!r} is malformed; the file is damaged: write it again")
-    if meta.get("seed") is not None and not (isinstance(meta["seed"], int) and meta["seed"] >= 0):
+        if key not in meta or not isinstance(meta[key], kind):
+            raise CheckpointError(f"{path}: header field {key!r} is missing or malformed; the file is damaged: write it again")
+    if meta["seed"] is not None and (isinstance(meta["seed"], bool) or not 0 <= meta["seed"] < 2**63):
         raise CheckpointError(f"{path}: header seed {meta['seed']!r} is not a non-negative integer; the file is damaged")
     return arrays, meta
 

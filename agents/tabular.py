@@ -150,6 +150,8 @@ class TabularAgent:
         tables = {k: v for k, v in arrays.items() if k in self.table_names}
         first = tables.get(self.table_names[0])
         shape = first.shape if first is not None and first.ndim >= 1 else (None, None)
+        if first is None or first.size == 0 or (first.ndim == 2 and first.shape[1] == 0):
+            raise CheckpointError(f"{path} lacks a valid {self.table_names[0]!r} table; it was not written by {self.name}")
         for name in self.table_names:
             want = (shape[0],) if name == "V" else (shape[0], None)
             require(tables, path, self.name, **{name: want})

@@ -309,9 +309,18 @@ class TrainingLog:
         return out
 
     def restore_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.values = {k[4:]: np.asarray(v, dtype=float).ravel().tolist() for k, v in arrays.items()
-                       if k.startswith("log_") and k != "log_evals"}
-        evals = np.asarray(arrays.get("log_evals", np.zeros((0, 2))), dtype=float).reshape(-1, 2)
+        """The log as a checkpoint carried it; a malformed one is a damaged checkpoint."""
+        try:
+            values = {k[4:]: np.asarray(v, dtype=float) for k, v in arrays.items()
+                      if k.startswith("log_") and k != "log_evals"}
+            evals = np.asarray(arrays.get("log_evals", np.zeros((0, 2))), dtype=float)
+            if any(v.ndim != 1 for v in values.values()) or evals.ndim != 2 or evals.shape[1] != 2:
+                raise ValueError("shape")
+            if not np.isfinite(evals[:, 0]).all() or (evals[:, 0] < 0).any():
+                raise ValueError("units")
+        except (TypeError, ValueError):
+            raise CheckpointError("the training log inside the checkpoint is damaged; write it again") from None
+        self.values = {k: v.tolist() for k, v in values.items()}
         self.evals = [(int(e), float(j)) for e, j in evals]
 
     def restore(self, other: "TrainingLog") -> None:

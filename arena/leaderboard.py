@@ -161,9 +161,10 @@ class Leaderboard:
                     f"{self.path} is locked by another process; wait for it to finish, or use --db for another file"
                 ) from None
             raise LeaderboardError(f"{self.path}: {one_line(exc)}; check the path and its permissions, or use --db") from None
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             raise LeaderboardError(
-                f"{self.path} is corrupt or not a database ({one_line(exc)}); move it aside (it is left untouched) or use --db"
+                f"{self.path} is corrupt or not a database ({type(exc).__name__}); move it aside (it is left untouched) "
+                "or use --db"
             ) from None
 
     def _check(self, conn: sqlite3.Connection) -> bool:

@@ -98,10 +98,12 @@ def load_replay(path: str | Path) -> Replay:
         arrays, meta = read_arrays(path, KIND, (VERSION,))
     except FileFormatError as exc:
         raise ReplayError(str(exc)) from None
-    fields = {"env_id": str, "env_kwargs": dict, "agent": str, "seed": int, "terminated": bool, "truncated": bool,
-              "agent_config": dict, "checkpoint": str, "label": str, "reset_options": dict}
-    for key, kind in fields.items():
-        value = meta.get(key, {} if kind is dict else "" if kind is str else None)
+    required = {"env_id": str, "env_kwargs": dict, "agent": str, "seed": int, "terminated": bool, "truncated": bool}
+    optional = {"agent_config": dict, "checkpoint": str, "label": str, "reset_options": dict}
+    for key, kind in {**required, **optional}.items():
+        if key in optional:
+            meta.setdefault(key, kind())
+        value = meta.get(key)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ReplayError(f"{path}: replay field {key!r} is missing or malformed; the file is damaged: re-record it")
     if not 0 <= meta["seed"] < 2**63:
