@@ -17,7 +17,7 @@ from rich.table import Table
 
 from agents.training import TrainingInterrupted
 from arena import registry
-from arena.errors import ArenaError, LeaderboardError, RegistryError, one_line
+from arena.errors import ArenaError, LeaderboardError, RegistryError, ViewerError, one_line
 from arena.leaderboard import Leaderboard, Result, env_label, fmt, html_report, markdown_report, short_date
 from arena.replay import load_replay, verify
 from envs.grid import LAYOUTS, layout_names
@@ -267,6 +267,8 @@ def replay(
     step: Optional[int] = typer.Option(None, help="open paused at this step"),
 ) -> None:
     """Watch a replay in a window, verify it, or export it as video."""
+    if fps is not None and not 0 < fps <= 1000:
+        raise ViewerError(f"--fps {fps}: use a number of steps per second in (0, 1000]")
     rep = load_replay(file)
     if verify_:
         check = verify(rep)
@@ -280,7 +282,7 @@ def replay(
         from arena.viewer import export_video
 
         n = export_video(rep, video, fps=fps, show_values=values, show_policy=policy)
-        console.print(f"wrote {video} ({n} frames: the start and one per step)")
+        console.print(f"wrote {video} ({n} frames: the start and one per step; the last is held about a second)")
         return
     from arena.viewer import watch
 

@@ -63,19 +63,94 @@ def _action_name(env: Any, action: int | None) -> str:
 
 
 def hud_text(timeline: Timeline, t: int, extra: str = "") -> str:
+    """The status line at step t: the move that led here ('last'), its reward, the return so
+    far, and the move about to be made ('next', the one the arrow on the board points to)."""
     f = timeline.frames[t]
-    end = "  (end)" if t == len(timeline) - 1 else ""
-    explored = timeline.explored(t - 1) if t > 0 else None
-    how = "" if explored is None else (" (explore)" if explored else " (greedy)")
     label = f"{timeline.label}: " if timeline.label else ""
-    return (
-        f"{label}step {f.step}/{len(timeline) - 1}  action {_action_name(timeline.env, f.action)}{how}  "
-        f"reward {f.reward:g}  return {f.episode_return:g}{end}{extra}"
-    )
+    parts = [f"{label}step {f.step}/{len(timeline) - 1}"]
+    if f.action is not None:
+        parts.append(f"last {_action_name(timeline.env, f.action)}  reward {f.reward:g}")
+    parts.append(f"return {f.episode_return:g}")
+    if t < len(timeline) - 1:
+        explored = timeline.explored(t)
+        how = "" if explored is None else (" (explore)" if explored else " (greedy)")
+        parts.append(f"next {_action_name(timeline.env, timeline.frames[t + 1].action)}{how}")
+    else:
+        parts.append("(end)")
+    return "  ".join(parts) + extra
+
+
+LEGEND_HEIGHT = 22
+HEAT_LOW, HEAT_HIGH = (230, 120, 120), (110, 220, 100)  # the grid's heatmap ends (red low, green high)
+
+
+def legend_items(timeline: Timeline, show_values: bool) -> list[tuple[str, str, tuple[int, int, int]]]:
+    """(shape, text, colour) entries for the legend row: what the board's colours and marks mean."""
+    env = timeline.env.unwrapped
+    items: list[tuple[str, str, tuple[int, int, int]]] = []
+    if not hasattr(env, "mdp"):  # tapes and other boards explain themselves
+        return items
+    V = env.overlay.get("V")
+    if show_values and V is not None:
+        v = np.asarray(V, dtype=float)[~env.mdp.terminal]
+        v = v[np.isfinite(v)]
+        if len(v):
+            items.append(("gradient", f"V {v.min():.3g} .. {v.max():.3g}", (0, 0, 0)))
+    items += [("agent", "agent", (240, 170, 30)), ("start", "start", (90, 140, 220)), ("goal", "goal", (60, 170, 90))]
+    if (env.grid == "H").any():
+        items.append(("square", "hole", (30, 40, 110)))
+    if (env.grid == "C").any():
+        items.append(("square", "cliff", (170, 60, 50)))
+    if timeline.greedy_actions is not None:
+        items += [("line", "greedy move", (40, 90, 210)), ("line", "exploring move", (210, 40, 40))]
+    elif len(timeline) > 1:
+        items.append(("line", "next move", (40, 90, 210)))
+    return items
+
+
+def draw_legend(surface: Any, y: int, items: list[tuple[str, str, tuple[int, int, int]]], font: Any) -> int:
+    """Draw the legend row at height y; returns its width in pixels."""
+    import pygame
+
+    x = 8
+    mid = y + LEGEND_HEIGHT // 2
+    for shape, text, colour in items:
+        if shape == "gradient":
+            for i in range(40):
+                a = i / 39
+                c = tuple(int(lo + a * (hi - lo)) for lo, hi in zip(HEAT_LOW, HEAT_HIGH))
+                pygame.draw.line(surface, c, (x + i, mid - 6), (x + i, mid + 6))
+            x += 44
+        elif shape == "agent":
+            pygame.draw.circle(surface, colour, (x + 6, mid), 6)
+            x += 16
+        elif shape == "start":
+            pygame.draw.rect(surface, colour, (x, mid - 6, 12, 12), 2)
+            x += 16
+        elif shape == "line":
+            pygame.draw.line(surface, colour, (x, mid), (x + 14, mid), 3)
+            x += 18
+        else:
+            pygame.draw.rect(surface, colour, (x, mid - 6, 12, 12))
+            x += 16
+        label = font.render(text, True, (220, 220, 220))
+        surface.blit(label, (x, mid - label.get_height() // 2))
+        x += label.get_width() + 14
+    return x
+
+
+def canvas_size(timeline: Timeline, font: Any, show_values: bool = True) -> tuple[int, int]:
+    """The window (or video frame) that fits the board, the longest status line and the legend."""
+    w, h = timeline.env.unwrapped.frame_size()
+    text_w = max(font.size(hud_text(timeline, t, "  [paused]"))[0] for t in range(len(timeline))) + 16
+    items = legend_items(timeline, show_values)
+    legend_w = 8 + sum(font.size(text)[0] + (58 if shape == "gradient" else 30) for shape, text, _ in items)
+    height = h + HUD_HEIGHT + (LEGEND_HEIGHT if items else 0)
+    return max(w, text_w, legend_w), height
 
 
 def draw_frame(surface: Any, timeline: Timeline, t: int, show_values: bool, show_policy: bool, font: Any, extra: str = "") -> None:
-    """The env at step t plus the heads-up line, onto `surface`."""
+    """The env at step t, the status line and the legend, onto `surface`."""
     import pygame
 
     env = timeline.env.unwrapped
@@ -87,9 +162,12 @@ def draw_frame(surface: Any, timeline: Timeline, t: int, show_values: bool, show
         # the move about to be made: red when it is exploration, blue when greedy
         explored = timeline.explored(t)
         env.draw_action(board, timeline.frames[t + 1].action, (210, 40, 40) if explored else (40, 90, 210))
-    pygame.draw.rect(surface, (30, 30, 36), (0, h, surface.get_width(), HUD_HEIGHT))
+    pygame.draw.rect(surface, (30, 30, 36), (0, h, surface.get_width(), surface.get_height() - h))
     text = font.render(hud_text(timeline, t, extra), True, (235, 235, 235))
     surface.blit(text, (8, h + (HUD_HEIGHT - text.get_height()) // 2))
+    items = legend_items(timeline, show_values)
+    if items:
+        draw_legend(surface, h + HUD_HEIGHT, items, font)
 
 
 def _font(size: int = 18) -> Any:
@@ -162,14 +240,12 @@ class Viewer:
         import pygame
 
         pygame.display.init()  # display only: no audio device probing
-        env = self.timeline.env.unwrapped
-        w, h = env.frame_size()
+        font, clock = _font(), pygame.time.Clock()
         try:
-            window = pygame.display.set_mode((max(w, 420), h + HUD_HEIGHT))
+            window = pygame.display.set_mode(canvas_size(self.timeline, font))
         except pygame.error as exc:
             raise ViewerError(f"cannot open a window ({exc}); use --video out.mp4 on a machine without a display") from None
         pygame.display.set_caption("Arena replay: space pause, arrows step, +/- speed, r restart, v values, p policy, q quit")
-        font, clock = _font(), pygame.time.Clock()
         elapsed, next_step = 0.0, 0.0
         try:
             while self.running:
@@ -204,9 +280,8 @@ def render_frames(replay: Replay, show_values: bool = True, show_policy: bool = 
 
     timeline = Timeline.build(replay)
     try:
-        w, h = timeline.env.unwrapped.frame_size()
-        surface = pygame.Surface((max(w, 420), h + HUD_HEIGHT))
         font = _font()
+        surface = pygame.Surface(canvas_size(timeline, font, show_values))
         out = []
         for t in range(len(timeline)):
             surface.fill((30, 30, 36))
@@ -218,7 +293,8 @@ def render_frames(replay: Replay, show_values: bool = True, show_policy: bool = 
 
 
 def export_video(replay: Replay, path: str | Path, fps: float | None = None, show_values: bool = True, show_policy: bool = True) -> int:
-    """Write the replay to .mp4 (H.264 via imageio-ffmpeg) or .gif; returns frames written."""
+    """Write the replay to .mp4 (H.264 via imageio-ffmpeg) or .gif; returns the distinct frames
+    (the start and one per step). The last frame is held for about a second."""
     import imageio.v2 as imageio
 
     path = Path(path)
@@ -227,17 +303,21 @@ def export_video(replay: Replay, path: str | Path, fps: float | None = None, sho
     if path.exists():
         raise ViewerError(f"{path} already exists; choose another name (nothing was overwritten)")
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    if fps is not None and not (np.isfinite(fps) and 0 < fps <= 1000):
+        raise ViewerError(f"--fps {fps}: use a number of frames per second in (0, 1000]")
     frames = render_frames(replay, show_values, show_policy)
     fps = fps or 8
+    hold = [frames[-1]] * max(1, round(fps))  # the last frame stays about a second, so the end can be seen
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
     if path.suffix.lower() == ".gif":
-        imageio.mimsave(tmp, frames, duration=1000.0 / fps, loop=0)
+        durations = [1000.0 / fps] * (len(frames) - 1) + [1000.0 * len(hold) / fps]
+        imageio.mimsave(tmp, frames, duration=durations, loop=0)
     else:
         h, w = frames[0].shape[:2]
         ph, pw = -h % 16, -w % 16  # H.264 wants dimensions in whole macroblocks
         with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=8, pixelformat="yuv420p", macro_block_size=16) as writer:
-            for frame in frames:
+            for frame in frames + hold:
                 writer.append_data(np.pad(frame, ((0, ph), (0, pw), (0, 0)), mode="edge"))
     os.replace(tmp, path)
     return len(frames)

@@ -72,8 +72,9 @@ def test_replay_exports_mp4_with_one_frame_per_step_plus_the_start(workdir):
     steps = load_replay(path).steps
     result = arena("replay", path, "--video", "out.mp4")
     assert result.exit_code == 0, result.output
-    frames, _ = imageio_ffmpeg.count_frames_and_secs("out.mp4")
-    assert frames == steps + 1 == 14
+    frames, secs = imageio_ffmpeg.count_frames_and_secs("out.mp4")
+    assert frames == steps + 1 + 8 == 22  # the start, one per step, then the last held 1 s at 8 fps
+    assert abs(secs - 22 / 8) < 0.2
     again = arena("replay", path, "--video", "out.mp4")
     assert_one_line_error(again, "already exists")
 

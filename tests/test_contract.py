@@ -190,6 +190,8 @@ FAULTS = [
     (["eval", "q-learning", "grid:cliff", "--checkpoint", "damaged.npz"], "is truncated or corrupt"),
     (["eval", "sarsa", "grid:cliff", "--checkpoint", "CKPT"], "is a checkpoint of q-learning, not of sarsa"),
     (["eval", "random", "grid:cliff", "--checkpoint", "CKPT"], "is a checkpoint of q-learning, not of random"),
+    (["replay", "REPLAY", "--video", "out.mp4", "--fps", "0"], "--fps 0.0: use a number of steps per second"),
+    (["replay", "REPLAY", "--fps", "-2"], "--fps -2.0: use a number of steps per second"),
     (["leaderboard", "--db", "typo.sqlite"], "typo.sqlite does not exist"),
     (["leaderboard", "--db", "a-file/x.sqlite"], "a-file/x.sqlite does not exist"),
     (["run", "random", "grid:cliff", "--db", "a-file/x.sqlite"], "is a part of the path a file?"),
@@ -201,7 +203,8 @@ def test_each_fault_is_one_line_exit_2_and_changes_no_saved_file(saved, monkeypa
     monkeypatch.chdir(saved)
     monkeypatch.delenv("ARENA_DB", raising=False)
     ckpt = str(next(saved.glob("runs/*/checkpoint.npz")).relative_to(saved))
-    args = [ckpt if a == "CKPT" else a for a in args]
+    replay = str(next(saved.glob("replays/*/episode-seed1000.npz")).relative_to(saved))
+    args = [ckpt if a == "CKPT" else replay if a == "REPLAY" else a for a in args]
     before = files_digest(saved)
     result = CliRunner().invoke(app, args)
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -61,8 +61,30 @@ def test_play_advances_and_pauses_at_the_end(cliff_replay):
 
 def test_hud_shows_step_action_reward_and_return(cliff_replay):
     v = Viewer(cliff_replay)
-    assert hud_text(v.timeline, 1) == "step 1/13  action up  reward -1  return -1"
+    assert hud_text(v.timeline, 0) == "step 0/13  return 0  next up"
+    # the status line names the move that led here and the move the arrow points to
+    assert hud_text(v.timeline, 1) == "step 1/13  last up  reward -1  return -1  next right"
     assert hud_text(v.timeline, 13).endswith("return -13  (end)")
+
+
+def test_the_legend_explains_the_heatmap_marks_and_arrows(cliff_replay):
+    from arena.viewer import legend_items
+
+    v = Viewer(cliff_replay)
+    texts = [text for _, text, _ in legend_items(v.timeline, show_values=True)]
+    assert texts[0].startswith("V ") and {"agent", "start", "goal", "cliff", "next move"} <= set(texts)
+    assert not any(t.startswith("V ") for _, t, _ in legend_items(v.timeline, show_values=False))
+
+
+def test_the_canvas_fits_the_longest_status_line_and_the_legend(cliff_replay):
+    from arena.viewer import _font, canvas_size, hud_text
+
+    v = Viewer(cliff_replay)
+    font = _font()
+    w, h = canvas_size(v.timeline, font)
+    board_w, board_h = v.timeline.env.unwrapped.frame_size()
+    longest = max(font.size(hud_text(v.timeline, t, "  [paused]"))[0] for t in range(len(v.timeline)))
+    assert w >= max(board_w, longest) and w <= max(board_w, longest + 16, 700) and h > board_h
 
 
 def test_window_runs_pumps_events_and_closes_on_quit(cliff_replay):
