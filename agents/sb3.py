@@ -28,6 +28,34 @@ ALGORITHMS = ("ppo", "a2c", "dqn")
 CHUNK_STEPS = 1000  # env steps per unit of the training loop
 
 
+def sb3_view(env: Any) -> Any:
+    """The env as SB3 should see it. Arena's image observations are uint8 planes (agent, wall,
+    goal, hole, cliff), channels first, not RGB pictures: SB3's image heuristics would guess
+    the channel order from the smallest axis and ask for 36x36 (its CnnPolicy's minimum).
+    So they are shown flattened, as float32 in [0, 1]: a plain vector, as SB3 advises for
+    observations that are not pictures, which its MlpPolicy reads as it is."""
+    import gymnasium as gym
+    from gymnasium import spaces
+
+    space = env.observation_space
+    if _is_image(space):
+        scaled = spaces.Box(0.0, 1.0, (int(np.prod(space.shape)),), np.float32)
+        return gym.wrappers.TransformObservation(env, _scale, scaled)
+    return env
+
+
+def _is_image(space: Any) -> bool:
+    from gymnasium import spaces
+
+    return isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+
+
+def _scale(obs: Any) -> np.ndarray:
+    """uint8 planes (C, H, W), or a batch of them, as flat float32 vectors in [0, 1]."""
+    a = np.asarray(obs, dtype=np.float32) / np.float32(255.0)
+    return a.reshape(-1) if a.ndim == 3 else a.reshape(len(a), -1)
+
+
 def _algorithms() -> dict[str, Any]:
     from stable_baselines3 import A2C, DQN, PPO
 
@@ -69,6 +97,7 @@ class SB3Agent:
         self.log = TrainingLog(unit=self.unit)
         self._steps_to_do = 0
         self._max_episodes: int | None = None
+        self._scales = False  # observations are uint8 images that sb3_view scales
 
     def config(self) -> dict[str, Any]:
         out = typed.as_dict(self.settings)
@@ -91,6 +120,7 @@ class SB3Agent:
 
     def begin(self, env: Any, seed: int) -> None:
         self.model = self._build(env, seed)
+        self._scales = _is_image(env.unwrapped.observation_space)
         self.seed = seed
 
     def learn(self, env: Any, index: int, progress: float) -> dict[str, Any]:
@@ -118,7 +148,7 @@ class SB3Agent:
             raise AgentError(f"{self.name} cannot --resume (SB3 keeps its training state in pickles); start anew")
         if any(getattr(cb, "records_episodes", False) for cb in callbacks):
             raise AgentError(f"{self.name} trains inside Stable-Baselines3, which Arena cannot record; drop --record-training")
-        self._monitor = Monitor(env)
+        self._monitor = Monitor(sb3_view(env))
         self._max_episodes = int(episodes) if episodes else None
         self._steps_to_do = self.settings.steps
         total = 1 if episodes else -(-self.settings.steps // CHUNK_STEPS)
@@ -139,6 +169,8 @@ class SB3Agent:
     def act(self, obs: Any, state: Any = None, greedy: bool = True) -> tuple[Any, Any]:
         if self.model is None:
             raise AgentError(f"{self.name} has not been fitted; call fit(env) or load(path, env=env) first")
+        if self._scales:
+            obs = _scale(obs)
         action, _ = self.model.predict(obs, deterministic=greedy)
         a = np.asarray(action)
         return (int(a) if a.ndim == 0 else a), None
@@ -169,7 +201,8 @@ class SB3Agent:
         arrays, meta = load_checkpoint(path, self.name)
         saved = load_settings(SB3Settings, meta, path, self.name)
         self.settings = typed.build(SB3Settings, {**typed.as_dict(saved), "device": self.settings.device}, CheckpointError)
-        self.model = self._build(env, 0)
+        self.model = self._build(sb3_view(env), 0)
+        self._scales = _is_image(env.observation_space)
         weights = {k[len("policy."):]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("policy.")}
         try:
             self.model.policy.load_state_dict(weights)

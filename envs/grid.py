@@ -685,7 +685,10 @@ class GridWorldVectorEnv(NativeVectorEnv):
         self.t += 1
         terminated = self.terminal[ns]
         truncated = (self.t >= self.max_steps) & ~terminated
-        return rewards, terminated, truncated, {}
+        return rewards, terminated, truncated, {"state": ns.copy(), "_state": np.ones(self.num_envs, dtype=bool)}
+
+    def _reset_info(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        return {"state": self.s[idx]}
 
     def _observe(self) -> Any:
         mode = self.single.obs_mode

@@ -362,6 +362,9 @@ class SequenceVectorEnv(NativeVectorEnv):
             self.curriculum.record(acc)
         return rewards, terminated, truncated, {"accuracy": np.where(terminated, accuracy, 0.0), "_accuracy": terminated.copy()}
 
+    def _reset_info(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        return {"length": np.full(len(idx), self.curriculum.length, dtype=np.int64)}
+
     def _observe(self) -> np.ndarray:
         t = np.minimum(self.t, self.steps - 1)
         return np.stack([self.shown[self._rows, t], (self.targets[self._rows, t] >= 0).astype(np.int64)], axis=1)

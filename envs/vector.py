@@ -115,7 +115,9 @@ class NativeVectorEnv(VectorEnv):
         everyone = np.arange(self.num_envs)
         self._reset_copies(everyone, seeded=seed is not None)
         self._needs_reset[:] = False
-        return self._observe(), {}
+        infos: dict[str, Any] = {}
+        self._merge_info(infos, everyone, self._reset_info(everyone))
+        return self._observe(), infos
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = np.asarray(actions)
@@ -130,8 +132,18 @@ class NativeVectorEnv(VectorEnv):
             truncated[resetting] = False
             for key in [k for k in infos if not k.startswith("_")]:
                 infos["_" + key][resetting] = False
+            self._merge_info(infos, resetting, self._reset_info(resetting))  # what the single env's reset reports
         self._needs_reset = terminated | truncated
         return self._observe(), rewards, terminated, truncated, infos
+
+    def _merge_info(self, infos: dict[str, Any], idx: np.ndarray, values: dict[str, np.ndarray]) -> None:
+        """Set info[key] for copies idx, with Gymnasium's `_key` mask saying which copies have it."""
+        for key, vals in values.items():
+            if key not in infos:
+                infos[key] = np.zeros(self.num_envs, dtype=np.asarray(vals).dtype)
+                infos["_" + key] = np.zeros(self.num_envs, dtype=bool)
+            infos[key][idx] = vals
+            infos["_" + key][idx] = True
 
     # subclasses ---------------------------------------------------------------
 
@@ -141,6 +153,10 @@ class NativeVectorEnv(VectorEnv):
 
     def _step_all(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         raise NotImplementedError
+
+    def _reset_info(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """The info the single env's reset reports, for copies idx (one value per copy)."""
+        return {}
 
     def _observe(self) -> Any:
         raise NotImplementedError

@@ -361,3 +361,70 @@ def test_same_object_same_json_header_for_every_agent_family(tmp_path):
         header = json.loads(bytes(np.load(path)["__header__"]).decode())
         assert len(header["sha256"]) == 64
         make_agent(name).load(path, env=env)
+
+
+@pytest.mark.parametrize("env_id,kwargs", [("arena/GridWorld-v0", {"layout": "frozenlake-4x4"}),
+                                           ("arena/SequencePrediction-v0", {"task": "copy", "length": 2})])
+def test_batched_envs_report_the_info_keys_the_single_env_reports(env_id, kwargs):
+    n = 4
+    venv = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", **kwargs)
+    singles = [gym.make(env_id, **kwargs).unwrapped for _ in range(n)]
+    obs, infos = venv.reset(seed=10)
+    expected = [env.reset(seed=10 + i)[1] for i, env in enumerate(singles)]
+    rng = np.random.default_rng(0)
+    done = np.zeros(n, dtype=bool)
+    for _ in range(30):
+        for i in range(n):
+            for key, value in expected[i].items():
+                assert infos["_" + key][i] and infos[key][i] == value, (key, i)
+        actions = rng.integers(2, size=n)
+        obs, _, term, trunc, infos = venv.step(actions)
+        expected = []
+        for i, env in enumerate(singles):
+            if done[i]:  # next-step autoreset: the copy reports what a reset reports
+                expected.append(env.reset()[1])
+            else:
+                info = env.step(int(actions[i]))[4]
+                expected.append({k: v for k, v in info.items() if k != "accuracy"})
+        done = term | trunc
+
+
+@pytest.mark.parametrize("obs", ["index", "coords", "image"])
+@pytest.mark.parametrize("layout", ["open-5x5", "cliff", "windy", "frozenlake-8x8", "four-rooms"])
+def test_sb3_env_checker_passes_with_warnings_as_errors_on_what_sb3_agents_see(layout, obs):
+    import warnings
+
+    from stable_baselines3.common.env_checker import check_env
+
+    from agents.sb3 import sb3_view
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(sb3_view(gym.make("arena/GridWorld-v0", layout=layout, obs=obs).unwrapped))
+
+
+@pytest.mark.parametrize("env_id,kwargs", [("arena/SequencePrediction-v0", {"task": t})
+                                           for t in ("copy", "reverse", "parity", "addition", "sine", "text")]
+                         + [("arena/MaximizationBias-v0", {})])
+def test_sb3_env_checker_passes_with_warnings_as_errors_on_the_other_envs(env_id, kwargs):
+    import warnings
+
+    from stable_baselines3.common.env_checker import check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(gym.make(env_id, **kwargs).unwrapped)
+
+
+def test_sb3_plays_image_observations_through_the_adapter(tmp_path):
+    from arena.evaluate import exact_score
+    from arena.registry import make_agent
+
+    env = gym.make("arena/GridWorld-v0", layout="open-5x5", obs="image")
+    agent = make_agent("sb3-ppo", steps=256, n_steps=64, batch_size=64, device="cpu")
+    agent.fit(env, seed=0)
+    path = agent.save(tmp_path / "ppo.npz")
+    loaded = make_agent("sb3-ppo", device="cpu").load(path, env=env)
+    obs, _ = env.reset(seed=0)
+    assert loaded.act(obs)[0] == agent.act(obs)[0]
+    assert exact_score(loaded, env) is not None
