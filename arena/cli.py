@@ -102,11 +102,11 @@ def agents(name: Optional[str] = typer.Argument(None, help="an agent: show its s
         console.print(table)
         console.print(f"set one with [bold]arena run {name} ENV --set key=value[/]", soft_wrap=True)
         return
-    table = Table(title="Agents")
+    table = Table(title="Agents", caption="plays: the env families whose spaces the agent reads (agents/spaces.py)")
     for col in ("name", "plays", "what"):
         table.add_column(col)
     for spec in registry.AGENTS.values():
-        table.add_row(spec.name, ", ".join(sorted(spec.families)).replace("*", "any"), spec.summary)
+        table.add_row(spec.name, ", ".join(registry.playable_families(spec.name)), spec.summary)
     console.print(table)
     console.print("settings of one agent: [bold]arena agents NAME[/]")
 
@@ -177,8 +177,7 @@ def _job(agent: str, env: str, kwargs: list[str] | None, seed: int, episodes: in
         if agent in registry.AGENTS and not registry.AGENTS[agent].neural:
             raise RegistryError(f"--device applies to neural agents; {agent} is tabular and runs on the CPU")
         agent_config["device"] = device
-    registry.make_agent(agent, **agent_config)  # fail fast on a bad name or setting
-    registry.check_pairing(agent, env_id)
+    registry.make_agent(agent, **agent_config)  # fail fast on a bad name or setting (the pairing: in run_job)
     return Job(agent, env_id, env_kwargs, agent_config, seed, episodes, str(checkpoint) if checkpoint else None, **training)
 
 

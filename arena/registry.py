@@ -6,6 +6,7 @@ matches and tournaments call, so every way in checks its input the same way.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any, Callable
 import gymnasium as gym
 
 import envs  # noqa: F401  (registers arena/* ids)
+from agents import spaces as rules
 from arena import settings as typed
 from arena.errors import AgentError, EnvError, RegistryError
 from envs.grid import GridSettings, GridWorldEnv
@@ -25,7 +27,7 @@ from envs.textbook import MaximizationBiasEnv, MaximizationBiasSettings
 class AgentSpec:
     name: str
     factory: Callable[..., Any]
-    families: frozenset[str]
+    accepts: Callable[[Any], "str | None"]  # agents/spaces.py: None if it can play the env, else why not
     summary: str
     neural: bool = False  # takes --device
     settings: Callable[[], type] | None = None  # the settings dataclass (imported on demand)
@@ -84,41 +86,41 @@ def _random(**kwargs: Any) -> Any:
     return RandomAgent(**kwargs)
 
 
-TABULAR = frozenset({"grid", "bias"})  # and any env with Discrete observations and actions
-NEURAL = frozenset({"grid", "seq", "bias"})
-
 AGENTS: dict[str, AgentSpec] = {
     spec.name: spec
     for spec in [
-        AgentSpec("value-iteration", _dp("ValueIterationAgent"), frozenset({"grid"}),
+        AgentSpec("value-iteration", _dp("ValueIterationAgent"), rules.model,
                   "plans on the exact model: in-place value iteration (S&B 4.4)"),
-        AgentSpec("policy-iteration", _dp("PolicyIterationAgent"), frozenset({"grid"}),
+        AgentSpec("policy-iteration", _dp("PolicyIterationAgent"), rules.model,
                   "plans on the exact model: exact evaluation + greedy improvement (S&B 4.3)"),
-        AgentSpec("random", _random, frozenset({"*"}), "uniformly random actions: the baseline"),
-        AgentSpec("sarsa", _from("agents.td", "SarsaAgent"), TABULAR, "on-policy TD control (S&B 6.4)"),
-        AgentSpec("q-learning", _from("agents.td", "QLearningAgent"), TABULAR, "off-policy TD control (S&B 6.5)"),
-        AgentSpec("expected-sarsa", _from("agents.td", "ExpectedSarsaAgent"), TABULAR,
+        AgentSpec("random", _random, rules.discrete_actions, "uniformly random actions: the baseline"),
+        AgentSpec("sarsa", _from("agents.td", "SarsaAgent"), rules.tables, "on-policy TD control (S&B 6.4)"),
+        AgentSpec("q-learning", _from("agents.td", "QLearningAgent"), rules.tables, "off-policy TD control (S&B 6.5)"),
+        AgentSpec("expected-sarsa", _from("agents.td", "ExpectedSarsaAgent"), rules.tables,
                   "TD control on the expected next value (S&B 6.6)"),
-        AgentSpec("n-step-sarsa", _from("agents.td", "NStepSarsaAgent"), TABULAR, "n-step SARSA, n=4 (S&B 7.2)"),
-        AgentSpec("double-q-learning", _from("agents.td", "DoubleQLearningAgent"), TABULAR,
+        AgentSpec("n-step-sarsa", _from("agents.td", "NStepSarsaAgent"), rules.tables, "n-step SARSA, n=4 (S&B 7.2)"),
+        AgentSpec("double-q-learning", _from("agents.td", "DoubleQLearningAgent"), rules.tables,
                   "two Q tables against maximisation bias (S&B 6.7)"),
-        AgentSpec("mc-control", _from("agents.monte_carlo", "MCControlAgent"), TABULAR,
+        AgentSpec("mc-control", _from("agents.monte_carlo", "MCControlAgent"), rules.tables,
                   "on-policy first-visit MC control, epsilon-soft (S&B 5.4)"),
-        AgentSpec("mc-exploring-starts", _from("agents.monte_carlo", "MCExploringStartsAgent"), frozenset({"grid"}),
+        AgentSpec("mc-exploring-starts", _from("agents.monte_carlo", "MCExploringStartsAgent"), rules.model,
                   "MC control with exploring starts (S&B 5.3)"),
-        AgentSpec("mc-off-policy", _from("agents.monte_carlo", "OffPolicyMCControlAgent"), TABULAR,
+        AgentSpec("mc-off-policy", _from("agents.monte_carlo", "OffPolicyMCControlAgent"), rules.tables,
                   "off-policy MC control, weighted importance sampling (S&B 5.7)"),
-        AgentSpec("reinforce-mlp", _reinforce("mlp"), NEURAL,
+        AgentSpec("reinforce-mlp", _reinforce("mlp"), rules.network("mlp"),
                   "REINFORCE with baseline, MLP policy: memoryless", neural=True),
-        AgentSpec("reinforce-cnn", _reinforce("cnn"), frozenset({"grid"}),
+        AgentSpec("reinforce-cnn", _reinforce("cnn"), rules.network("cnn"),
                   "REINFORCE with baseline, CNN policy reading image observations (obs=image)", neural=True),
-        AgentSpec("reinforce-lstm", _reinforce("lstm"), NEURAL,
+        AgentSpec("reinforce-lstm", _reinforce("lstm"), rules.network("lstm"),
                   "REINFORCE with baseline, LSTM policy: remembers the episode", neural=True),
-        AgentSpec("reinforce-transformer", _reinforce("transformer"), NEURAL,
+        AgentSpec("reinforce-transformer", _reinforce("transformer"), rules.network("transformer"),
                   "REINFORCE with baseline, causal Transformer policy with a key/value cache", neural=True),
-        AgentSpec("sb3-ppo", _sb3("ppo"), NEURAL, "Stable-Baselines3 PPO (reference implementation)", neural=True),
-        AgentSpec("sb3-a2c", _sb3("a2c"), NEURAL, "Stable-Baselines3 A2C (reference implementation)", neural=True),
-        AgentSpec("sb3-dqn", _sb3("dqn"), NEURAL, "Stable-Baselines3 DQN (reference implementation)", neural=True),
+        AgentSpec("sb3-ppo", _sb3("ppo"), rules.sb3("ppo"), "Stable-Baselines3 PPO (reference implementation)",
+                  neural=True),
+        AgentSpec("sb3-a2c", _sb3("a2c"), rules.sb3("a2c"), "Stable-Baselines3 A2C (reference implementation)",
+                  neural=True),
+        AgentSpec("sb3-dqn", _sb3("dqn"), rules.sb3("dqn"), "Stable-Baselines3 DQN (reference implementation)",
+                  neural=True),
     ]
 }
 
@@ -225,23 +227,40 @@ def make_env(env_id: str, kwargs: dict[str, Any], render_mode: str | None = None
         raise EnvError(f"{env_id} with {kwargs} does not fit in memory; make it smaller") from None
 
 
-def check_pairing(agent_name: str, env_id: str) -> None:
-    """Fail early when an agent cannot play an env family (before any training)."""
-    families = AGENTS[agent_name].families
-    if "*" not in families and family_of(env_id) not in families:
-        why = ""
-        if families <= TABULAR:
-            try:
-                space = gym.make(env_id).observation_space
-                why = f" (it is tabular and needs Discrete observations; {env_id} has {type(space).__name__} observations)"
-            except Exception:  # noqa: BLE001 - the hint is optional
-                pass
-        raise RegistryError(
-            f"{agent_name} cannot play {env_id}{why}; it plays {', '.join(sorted(families))} envs"
-        )
+# what `arena agents` probes to say which families an agent plays: each family's envs in every obs mode
+PROBES: dict[str, tuple[dict[str, Any], ...]] = {
+    "grid": ({"obs": "index"}, {"obs": "coords"}, {"obs": "image"}),
+    "seq": ({},),
+    "bias": ({},),
+}
+
+
+@functools.cache
+def _probe(family: str, index: int) -> gym.Env:
+    return gym.make(FAMILIES[family].env_id, **PROBES[family][index])
+
+
+def playable_families(agent_name: str) -> list[str]:
+    """The env families (`grid (obs=index, coords)`, `seq`, ...) whose envs the agent's spaces rule accepts."""
+    out = []
+    for family, probes in PROBES.items():
+        ok = [p for i, p in enumerate(probes) if AGENTS[agent_name].accepts(_probe(family, i)) is None]
+        if ok and len(ok) < len(probes):
+            out.append(f"{family} ({', '.join(f'{k}={v}' for p in ok for k, v in p.items())})")
+        elif ok:
+            out.append(family)
+    return out
+
+
+def check_pairing(agent_name: str, env_id: str, env: gym.Env | None = None, kwargs: dict[str, Any] | None = None) -> None:
+    """Fail early, before any training, when the agent's spaces rule does not accept the env."""
+    env = env if env is not None else make_env(env_id, kwargs or {})
+    why = AGENTS[agent_name].accepts(env)
+    if why is not None:
+        raise RegistryError(f"{agent_name} cannot play {env_id}: {why}")
 
 
 __all__ = [
     "AGENTS", "FAMILIES", "AgentError", "RegistryError", "agent_names", "check_pairing",
-    "make_agent", "make_env", "parse_env", "settings_of",
+    "make_agent", "make_env", "parse_env", "playable_families", "settings_of",
 ]

@@ -66,9 +66,9 @@ def run_job(
     """Train (or load), evaluate with recording, score. Returns the row and the training log."""
     if job.episodes < 1:
         raise RegistryError(f"episodes={job.episodes}; evaluate at least 1 episode")
-    check_pairing(job.agent, job.env_id)
     agent = make_agent(job.agent, **job.agent_config)
     env = make_env(job.env_id, job.env_kwargs)
+    check_pairing(job.agent, job.env_id, env)
     t0 = time.perf_counter()
     try:
         if job.checkpoint:

@@ -258,7 +258,7 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(workdir):
         (["run", "q-learning", "grid:cliff", "--set", "alpha=0"], "alpha must be a number in (0, 1], got 0"),
         (["run", "sarsa", "grid:cliff", "--set", "epsilon=1.5"], "epsilon must be a number in [0, 1], got 1.5"),
         (["run", "mc-control", "grid:cliff", "--set", "gamma=-1"], "gamma must be a number in [0, 1], got -1"),
-        (["run", "q-learning", "CartPole-v1"], "needs Discrete observations; CartPole-v1 has Box observations"),
+        (["run", "q-learning", "CartPole-v1"], "q-learning cannot play CartPole-v1: it is tabular and needs Discrete observations, not Box 4"),
         (["run", "q-learning", "grid:cliff", "--record-training", "-1"], "--record-training -1"),
         (["run", "q-learning", "grid:cliff", "--resume", "nowhere.npz"], "does not exist"),
     ],
