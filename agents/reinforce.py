@@ -283,10 +283,10 @@ class ReinforceAgent:
         spec_steps = env.spec.max_episode_steps if env.spec else 0
         self.max_steps = int(getattr(env.unwrapped, "max_steps", 0) or spec_steps or 1000)
         self.venv = self.batched(env)
-        extra = {} if checkpoint_every is None else {"checkpoint_every": checkpoint_every}
         try:
             out = train(self, env, seed=seed, total=total, run_dir=run_dir, resume=resume, progress=progress,
-                        callbacks=callbacks, episodes_per_unit=self.settings.num_envs, **extra)
+                        callbacks=callbacks, episodes_per_unit=self.settings.num_envs,
+                        checkpoint_every=checkpoint_every)
         finally:
             self.venv.close()
             self.venv = None

@@ -152,9 +152,8 @@ class SB3Agent:
         self._max_episodes = int(episodes) if episodes else None
         self._steps_to_do = self.settings.steps
         total = 1 if episodes else -(-self.settings.steps // CHUNK_STEPS)
-        extra = {} if checkpoint_every is None else {"checkpoint_every": checkpoint_every}
         out = train(self, self._monitor, seed=seed, total=total, run_dir=run_dir, progress=progress,
-                    callbacks=callbacks, **extra)
+                    callbacks=callbacks, checkpoint_every=checkpoint_every)
         self.trained_on = env_ref(env)
         if run_dir:  # the final checkpoint names the env, not the monitor around it
             out["checkpoint"] = str(self.save(Path(run_dir) / "checkpoint.npz"))

@@ -286,9 +286,8 @@ class TabularLearner(TabularAgent):
         """Train for `episodes` (default: the `episodes` setting) through the one training loop."""
         self.check_env(env)
         total = episodes if episodes is not None else (None if resume else self.settings.episodes)
-        extra = {} if checkpoint_every is None else {"checkpoint_every": checkpoint_every}
         return train(self, env, seed=seed, total=total, run_dir=run_dir, resume=resume, progress=progress,
-                     callbacks=callbacks, **extra)
+                     callbacks=callbacks, checkpoint_every=checkpoint_every)
 
     # ---------------------------------------------------------------- checkpoints with training state
 

@@ -141,14 +141,16 @@ def train(
     resume: str | Path | None = None,
     progress: bool | None = None,
     callbacks: tuple[Callback, ...] | list[Callback] = (),
-    checkpoint_every: float = CHECKPOINT_EVERY_S,
+    checkpoint_every: float | None = None,
     episodes_per_unit: int = 1,
 ) -> dict[str, Any]:
     """Train `learner` on `env` for `total` units (see the module docstring). Returns the log's figures.
 
     With `resume`, the learner continues from that checkpoint: its seed, settings, RNG
-    state and budget done come from the file; `total` may extend the budget.
+    state and budget done come from the file; `total` (None: the file's) may extend the
+    budget. `checkpoint_every` is in seconds (None: CHECKPOINT_EVERY_S).
     """
+    checkpoint_every = CHECKPOINT_EVERY_S if checkpoint_every is None else checkpoint_every
     if total is not None and total < 1:
         raise TrainingError(f"{learner.name}: a budget of {total} {plural(learner.unit)} is empty; train for at least 1")
     run_dir = Path(run_dir) if run_dir else None
