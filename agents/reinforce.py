@@ -278,6 +278,8 @@ class ReinforceAgent:
                 f"{self.name} trains on batches of {self.settings.num_envs} episodes at once, so single training "
                 "episodes cannot be recorded; drop --record-training (evaluation episodes are always recorded)"
             )
+        if resume:  # the checkpoint's settings (num_envs among them) size the batches and the budget
+            self.load(resume, env=env)
         budget = episodes if episodes is not None else (None if resume else self.settings.episodes)
         total = None if budget is None else -(-int(budget) // self.settings.num_envs)
         spec_steps = env.spec.max_episode_steps if env.spec else 0

@@ -118,8 +118,9 @@ def test_checkpoint_round_trip_and_resume_continue_the_same_run(tmp_path):
     first = ReinforceAgent(network="transformer", episodes=64 * 10, device="cpu")
     first.fit(env, seed=1, run_dir=tmp_path)
     ckpt = first.save(tmp_path / "half.npz")
-    resumed = ReinforceAgent(network="transformer", device="cpu")
+    resumed = ReinforceAgent(network="transformer", num_envs=8, device="cpu")  # the checkpoint's settings win
     resumed.fit(env, seed=1, resume=ckpt, episodes=64 * 20)
+    assert resumed.settings.num_envs == 64
     assert resumed.updates_done == 20
     for a, b in zip(resumed.net.state_dict().values(), straight.net.state_dict().values()):
         torch.testing.assert_close(a, b)
