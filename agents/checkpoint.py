@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from arena import settings as typed
 from arena.errors import CheckpointError, FileFormatError, one_line
 
 HEADER_KEY = "__header__"
@@ -193,8 +194,6 @@ def require(arrays: dict[str, np.ndarray], path: str | Path, agent: str, **shape
 
 def load_settings(cls: type, meta: dict[str, Any], path: str | Path, agent: str) -> Any:
     """The checkpoint's settings as `cls`, checked like any other settings."""
-    from arena import settings as typed
-
     try:
         return typed.build(cls, meta["settings"], CheckpointError, where=f"{path}: setting ")
     except CheckpointError as exc:

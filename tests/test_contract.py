@@ -179,6 +179,14 @@ def saved(tmp_path_factory):
     write_arrays(folder / "badseed.npz", "arena-replay", 1, arrays, {**meta, "seed": -3})
     ckpt = next(folder.glob("runs/*/checkpoint.npz"))
     (folder / "damaged.npz").write_bytes(ckpt.read_bytes()[:-40])
+    from arena.registry import make_agent
+
+    neural = make_agent("reinforce-mlp", episodes=64, device="cpu")
+    neural.fit(gym.make("arena/SequencePrediction-v0", task="copy", length=2), seed=0)
+    data = bytearray(neural.save(folder / "mlp.npz").read_bytes())
+    data[len(data) // 2] ^= 0x10  # one flipped bit in the middle of the weights
+    (folder / "mlp-flipped.npz").write_bytes(bytes(data))
+    (folder / "mlp.npz").unlink()
     (folder / "a-file").write_text("not a folder")
     return folder
 
@@ -205,6 +213,7 @@ FAULTS = [
     (["replay", "forged.npz", "--verify"], "names env 'this:Zen-v0', which is not an Arena env"),
     (["replay", "badseed.npz", "--verify"], "is not a non-negative 64-bit integer"),
     (["eval", "q-learning", "grid:cliff", "--checkpoint", "damaged.npz"], "is truncated or corrupt"),
+    (["eval", "reinforce-mlp", "seq:copy", "length=2", "--checkpoint", "mlp-flipped.npz"], "mlp-flipped.npz is "),
     (["eval", "sarsa", "grid:cliff", "--checkpoint", "CKPT"], "is a checkpoint of q-learning, not of sarsa"),
     (["eval", "random", "grid:cliff", "--checkpoint", "CKPT"], "is a checkpoint of q-learning, not of random"),
     (["replay", "REPLAY", "--video", "out.mp4", "--fps", "0"], "--fps 0.0: use a number of steps per second"),
@@ -253,7 +262,7 @@ def test_reading_the_leaderboard_neither_creates_nor_switches_it_to_wal(tmp_path
     from arena.leaderboard import Leaderboard, Result
 
     db = tmp_path / "board.sqlite"
-    Leaderboard(db).add(Result("k1", "arena/GridWorld-v0", {"layout": "cliff"}, "[red]x|y\nz", {}, 0, [1000], [1.0],
+    Leaderboard(db).add(Result("k1", "arena/GridWorld-v0", {"layout": "cliff"}, "[red]x|y\nz<b>", {}, 0, [1000], [1.0],
                                1.0, 0.0, 1.0))
     with sqlite3.connect(db) as conn:
         conn.execute("PRAGMA journal_mode = DELETE")
@@ -261,8 +270,13 @@ def test_reading_the_leaderboard_neither_creates_nor_switches_it_to_wal(tmp_path
     assert result.exit_code == 0, result.output
     row = result.output.splitlines()[2]
     assert "[red]x\\|y z" in row and row.count("|") == 12 + 1  # the pipe is escaped, the newline folded
+    assert result.output.splitlines()[0].startswith("| id | date | env | agent |")
     table = CliRunner().invoke(app, ["leaderboard", "--db", str(db)], terminal_width=200)
     assert "[red]x|y" in table.output  # shown as text, not read as markup
+    header = next(line for line in table.output.splitlines() if "score" in line)
+    assert all(col in header for col in ("id", "date", "seed"))
+    page = CliRunner().invoke(app, ["leaderboard", "--db", str(db), "--format", "html"]).output
+    assert "[red]x|y" in page and "z&lt;b&gt;" in page and "<b>" not in page
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
 
@@ -445,3 +459,13 @@ def test_sb3_plays_image_observations_through_the_adapter(tmp_path):
     obs, _ = env.reset(seed=0)
     assert loaded.act(obs)[0] == agent.act(obs)[0]
     assert exact_score(loaded, env) is not None
+
+
+def test_the_random_agents_checkpoint_round_trips_through_arena_eval(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ARENA_DB", raising=False)
+    runner = CliRunner()
+    assert runner.invoke(app, ["run", "random", "grid:cliff", "--episodes", "2"]).exit_code == 0
+    ckpt = str(next(tmp_path.glob("runs/*/checkpoint.npz")))
+    again = runner.invoke(app, ["eval", "random", "grid:cliff", "--checkpoint", ckpt, "--episodes", "2"])
+    assert again.exit_code == 0, again.output
