@@ -158,8 +158,16 @@ def test_config_comes_from_the_settings_dataclass():
 
 
 def files_digest(folder: Path) -> dict[str, str]:
+    """SHA-256 of every saved file. SQLite's -wal/-shm sidecars are left out: a reader of a WAL
+    database creates them and the last writer removes them; what they hold is compared as rows."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+
+
+def board_rows(folder: Path) -> list:
+    from arena.leaderboard import Leaderboard
+
+    return [(r.id, r.run_key, r.returns) for r in Leaderboard(folder / "replays" / "leaderboard.sqlite", readonly=True).results()]
 
 
 @pytest.fixture(scope="module")
@@ -231,13 +239,14 @@ def test_each_fault_is_one_line_exit_2_and_changes_no_saved_file(saved, monkeypa
     ckpt = str(next(saved.glob("runs/*/checkpoint.npz")).relative_to(saved))
     replay = str(next(saved.glob("replays/*/episode-seed1000.npz")).relative_to(saved))
     args = [ckpt if a == "CKPT" else replay if a == "REPLAY" else a for a in args]
-    before = files_digest(saved)
+    before, rows = files_digest(saved), board_rows(saved)
     result = CliRunner().invoke(app, args)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.exit_code == 2, result.output
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.stderr
     after = files_digest(saved)
     assert {k: v for k, v in after.items() if k in before} == before  # nothing saved changed
+    assert board_rows(saved) == rows
     assert not any(k.endswith(".sqlite") for k in set(after) - set(before))  # no database created
 
 
