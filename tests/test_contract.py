@@ -478,3 +478,25 @@ def test_the_random_agents_checkpoint_round_trips_through_arena_eval(tmp_path, m
     ckpt = str(next(tmp_path.glob("runs/*/checkpoint.npz")))
     again = runner.invoke(app, ["eval", "random", "grid:cliff", "--checkpoint", ckpt, "--episodes", "2"])
     assert again.exit_code == 0, again.output
+
+
+def test_ctrl_c_during_reinforce_stops_at_the_next_batch_and_saves(tmp_path):
+    from agents.reinforce import ReinforceAgent
+    from agents.training import TrainingInterrupted
+
+    env = gym.make("arena/SequencePrediction-v0", task="copy", length=2)
+    agent = ReinforceAgent(network="mlp", num_envs=8, episodes=8 * 10, device="cpu")
+    learn = agent.learn
+
+    def learn_then_interrupt(env, index, progress):
+        if index == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return learn(env, index, progress)
+
+    agent.learn = learn_then_interrupt
+    with pytest.raises(TrainingInterrupted) as stop:
+        agent.fit(env, seed=0, run_dir=tmp_path)
+    assert stop.value.done == 3 and stop.value.unit == "batch" and stop.value.checkpoint.exists()
+    resumed = ReinforceAgent(network="mlp", device="cpu")
+    resumed.fit(env, seed=0, resume=stop.value.checkpoint)
+    assert resumed.updates_done == 10
