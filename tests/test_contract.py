@@ -500,3 +500,31 @@ def test_ctrl_c_during_reinforce_stops_at_the_next_batch_and_saves(tmp_path):
     resumed = ReinforceAgent(network="mlp", device="cpu")
     resumed.fit(env, seed=0, resume=stop.value.checkpoint)
     assert resumed.updates_done == 10
+
+
+def test_a_non_finite_loss_through_the_cli_is_one_line_exit_2_and_the_last_good_state_is_saved(tmp_path, monkeypatch):
+    """Fault injection: the third update's policy loss is NaN (as a too-large step size makes it)."""
+    from agents.checkpoint import load_checkpoint
+    from agents.reinforce import ReinforceAgent
+    from agents.training import NonFinite
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ARENA_DB", raising=False)
+    update, calls = ReinforceAgent.update, {"n": 0}
+
+    def poisoned(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise NonFinite("policy loss", float("nan"))
+        return update(self, batch)
+
+    monkeypatch.setattr(ReinforceAgent, "update", poisoned)
+    result = CliRunner().invoke(app, ["run", "reinforce-mlp", "seq:copy", "length=2", "--set", "num_envs=8",
+                                      "--train-episodes", "80", "--device", "cpu"])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and "the policy loss became nan in batch 3" in lines[0]
+    assert "the last good state (after 2 batches) is saved in runs/" in lines[0]
+    ckpt = next(tmp_path.glob("runs/*/checkpoint.npz"))
+    assert load_checkpoint(ckpt, "reinforce-mlp")[1]["budget"]["done"] == 2
+    assert not list(tmp_path.glob("replays/*/episode-*.npz"))  # no evaluation, no leaderboard row
