@@ -1,4 +1,5 @@
-"""Reference points every score is measured against: the uniformly random agent."""
+"""Reference points every score is measured against: the uniformly random agent, and for
+images the held-out real data (the ceiling) and uniform noise (the floor)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from agents.checkpoint import load_checkpoint, load_settings, require, save_checkpoint
+from agents.generator import GeneratorAgent, ImageSpec
 from agents.training import env_ref
 from arena import settings as typed
 from arena.errors import AgentError, CheckpointError
@@ -83,4 +85,78 @@ class RandomAgent:
             raise CheckpointError(f"{path}: n_actions={n} is not a number of actions; the checkpoint is damaged")
         n = int(n)
         self.n_actions, self.trained_on = n, meta["env"]
+        return self
+
+
+# --------------------------------------------------------------------------- image references
+
+
+@dataclass(frozen=True)
+class ImageReferenceSettings:
+    """The image references take no settings."""
+
+
+class RealDataAgent(GeneratorAgent):
+    """Answers with held-out real images (the env's second held-out set, never trained on):
+    the ceiling of every generator score. Conditional envs get an image of the class asked for."""
+
+    name = "real-data"
+    Settings = ImageReferenceSettings
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__()
+        self.settings = typed.build(ImageReferenceSettings, settings, AgentError)
+        self.images = np.zeros((0, 1, 1, 1), dtype=np.float32)
+        self.labels = np.zeros(0, dtype=np.int64)
+
+    def bind(self, env: Any) -> ImageSpec:
+        spec = super().bind(env)
+        data = env.unwrapped.data
+        self.images, self.labels = np.asarray(data.heldout_b), np.asarray(data.heldout_b_labels)
+        return spec
+
+    def generate(self, z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+        if y is None:
+            idx = self.rng.integers(len(self.images), size=len(z))
+        else:
+            idx = np.array([self.rng.choice(np.flatnonzero(self.labels == k)) for k in y.argmax(axis=1)])
+        return self.images[idx].copy()
+
+    def save(self, path: str | Path) -> Path:
+        state = {"image": self._spec().as_dict()}
+        return save_checkpoint(path, self.name, {}, {}, env=self.trained_on, state=state)
+
+    def load(self, path: str | Path, env: Any = None) -> "RealDataAgent":
+        arrays, meta = load_checkpoint(path, self.name)
+        if env is None:
+            raise AgentError("real-data.load needs the env whose held-out images it plays: load(path, env=env)")
+        self.spec = ImageSpec.from_dict((meta.get("state") or {}).get("image"), path)
+        self.check_fits(env)
+        self.bind(env)
+        self.trained_on = meta["env"]
+        return self
+
+
+class NoiseAgent(GeneratorAgent):
+    """Answers with uniform noise pixels: the floor of every generator score."""
+
+    name = "noise"
+    Settings = ImageReferenceSettings
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__()
+        self.settings = typed.build(ImageReferenceSettings, settings, AgentError)
+
+    def generate(self, z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+        return self.rng.uniform(0.0, 1.0, (len(z), *self._spec().shape)).astype(np.float32)
+
+    def save(self, path: str | Path) -> Path:
+        return save_checkpoint(path, self.name, {}, {}, env=self.trained_on, state={"image": self._spec().as_dict()})
+
+    def load(self, path: str | Path, env: Any = None) -> "NoiseAgent":
+        arrays, meta = load_checkpoint(path, self.name)
+        self.spec = ImageSpec.from_dict((meta.get("state") or {}).get("image"), path)
+        if env is not None:
+            self.check_fits(env)
+        self.trained_on = meta["env"]
         return self

@@ -314,3 +314,117 @@ def module_digest(module: Any) -> str:
         h.update(name.encode())
         h.update(tensor.detach().cpu().numpy().tobytes())
     return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- image networks (DCGAN style)
+
+
+class ConvDecoder(nn.Module):
+    """Latent (B, Z) -> image (B, 1, S, S) in [0, 1]: the GAN's generator and the VAE's decoder.
+
+    DCGAN (Radford et al. 2016): a dense layer to (2H, S/4, S/4), then two transposed
+    convolutions that each double the side, batch norm and ReLU between, sigmoid out.
+    """
+
+    def __init__(self, latent: int, size: int, hidden: int) -> None:
+        super().__init__()
+        self.side, self.hidden = (size + 3) // 4, hidden
+        self.project = nn.Sequential(nn.Linear(latent, 2 * hidden * self.side**2), nn.BatchNorm1d(2 * hidden * self.side**2),
+                                     nn.ReLU())
+        self.up = nn.Sequential(
+            nn.ConvTranspose2d(2 * hidden, hidden, 4, stride=2, padding=1), nn.BatchNorm2d(hidden), nn.ReLU(),  # (B, H, S/2, S/2)
+            nn.ConvTranspose2d(hidden, 1, 4, stride=2, padding=1), nn.Sigmoid(),  # (B, 1, S, S)
+        )
+        self.size = size
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.project(z).view(-1, 2 * self.hidden, self.side, self.side)
+        return self.up(x)[..., : self.size, : self.size]
+
+
+class ConvEncoder(nn.Module):
+    """Image (B, C, S, S) -> features (B, F): the GAN's discriminator body and the VAE's encoder.
+
+    Two strided 4x4 convolutions with leaky ReLU (DCGAN's discriminator); `norm` picks batch
+    norm (GAN with BCE or least squares), layer norm (WGAN-GP: the gradient penalty is per
+    sample, so no batch statistics) or none.
+    """
+
+    def __init__(self, channels: int, size: int, hidden: int, norm: str = "batch") -> None:
+        super().__init__()
+        quarter = (size + 3) // 4
+        norms = {"batch": lambda c, s: nn.BatchNorm2d(c), "layer": lambda c, s: nn.LayerNorm([c, s, s]),
+                 "none": lambda c, s: nn.Identity()}[norm]
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, hidden, 4, stride=2, padding=1), nn.LeakyReLU(0.2),  # (B, H, S/2, S/2)
+            nn.Conv2d(hidden, 2 * hidden, 4, stride=2, padding=1), norms(2 * hidden, quarter), nn.LeakyReLU(0.2),
+            nn.Flatten(),  # (B, 2H * S/4 * S/4)
+        )
+        self.out_dim = 2 * hidden * quarter * quarter
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def class_maps(y: torch.Tensor | None, n_classes: int, size: int) -> torch.Tensor | None:
+    """One-hot classes (B, K) as constant image channels (B, K, S, S): how a conditional
+    network reads the class beside the image (Mirza & Osindero 2014)."""
+    if y is None:
+        return None
+    return y[:, :, None, None].expand(-1, n_classes, size, size)
+
+
+# --------------------------------------------------------------------------- torch state <-> checkpoint arrays
+
+
+def torch_arrays(modules: dict[str, nn.Module], optims: dict[str, torch.optim.Optimizer],
+                 generator: torch.Generator | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Modules' weights, optimisers' state and a sampler's RNG state as NumPy arrays, plus
+    the JSON-able rest (param groups): what agents/checkpoint.py stores. Restore with
+    `restore_torch`."""
+    arrays: dict[str, np.ndarray] = {}
+    state: dict[str, Any] = {"param_groups": {}}
+    for name, module in modules.items():
+        arrays.update({f"{name}.{k}": v.detach().cpu().numpy() for k, v in module.state_dict().items()})
+    for name, optim in optims.items():
+        saved = optim.state_dict()
+        state["param_groups"][name] = saved["param_groups"]
+        for idx, st in saved["state"].items():
+            for key, value in st.items():
+                if torch.is_tensor(value):
+                    arrays[f"optim-{name}.{idx}.{key}"] = value.detach().cpu().numpy()
+    if generator is not None:
+        arrays["sampler"] = generator.get_state().numpy()
+    return arrays, state
+
+
+def restore_torch(arrays: dict[str, np.ndarray], state: dict[str, Any], modules: dict[str, nn.Module],
+                  optims: dict[str, torch.optim.Optimizer], generator: torch.Generator | None, device: torch.device,
+                  path: Any) -> None:
+    """The inverse of `torch_arrays`; whatever does not fit is a CheckpointError naming `path`."""
+    from arena.errors import CheckpointError
+
+    try:
+        _restore_torch(arrays, state, modules, optims, generator, device)
+    except Exception as exc:  # noqa: BLE001 - whatever torch raises on a forged file, the file is the problem
+        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path} does not fit these networks ({msg}); it is damaged or from another version") from None
+
+
+def _restore_torch(arrays: dict[str, np.ndarray], state: dict[str, Any], modules: dict[str, nn.Module],
+                   optims: dict[str, torch.optim.Optimizer], generator: torch.Generator | None, device: torch.device) -> None:
+    for name, module in modules.items():
+        prefix = f"{name}."
+        module.load_state_dict({k[len(prefix):]: torch.from_numpy(v.copy()) for k, v in arrays.items()
+                                if k.startswith(prefix)})
+    for name, optim in optims.items():
+        optim_state: dict[str, Any] = {"param_groups": state["param_groups"][name], "state": {}}
+        prefix = f"optim-{name}."
+        for key, value in arrays.items():
+            if key.startswith(prefix):
+                idx, what = key[len(prefix):].split(".", 1)
+                tensor = torch.from_numpy(value.copy())
+                optim_state["state"].setdefault(int(idx), {})[what] = tensor.to(device) if tensor.ndim else tensor
+        optim.load_state_dict(optim_state)
+    if generator is not None:
+        generator.set_state(torch.from_numpy(arrays["sampler"].astype(np.uint8)))

@@ -24,15 +24,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.distributions import Normal
 
 from agents.checkpoint import load_checkpoint, load_settings, save_checkpoint
-from agents.networks import BODIES, NetConfig, PolicyNet, module_digest, resolve_device
-from agents.training import Budget, Callback, NonFinite, TrainingLog, env_ref, episode_seed, train
+from agents.generator import NeuralGenerator
+from agents.networks import BODIES, NetConfig, PolicyNet, module_digest, resolve_device, restore_torch, torch_arrays
+from agents.training import Budget, Callback, NonFinite, TrainingLog, env_ref, episode_seed, restore_progress, train
 from arena import settings as typed
 from arena.errors import AgentError, CheckpointError, TrainingError
 from arena.settings import setting
 
-__all__ = ["Batch", "ReinforceAgent", "ReinforceSettings", "TrainingError", "reward_to_go"]
+__all__ = ["Batch", "ReinforceAgent", "ReinforceGenerator", "ReinforceGeneratorSettings", "ReinforceSettings",
+           "TrainingError", "reward_to_go"]
 
 
 @dataclass(frozen=True)
@@ -304,15 +307,8 @@ class ReinforceAgent:
 
     def save(self, path: str | Path) -> Path:
         """Weights, optimiser and sampler state as arrays; settings, env and budget in the header."""
-        net = self._net()
-        arrays = {f"model.{k}": v.detach().cpu().numpy() for k, v in net.state_dict().items()}
-        optim_state = self.optim.state_dict()
-        for idx, st in optim_state["state"].items():
-            for key, value in st.items():
-                if torch.is_tensor(value):
-                    arrays[f"optim.{idx}.{key}"] = value.detach().cpu().numpy()
-        arrays["sampler"] = self.sampler.get_state().numpy()
-        state = {"param_groups": optim_state["param_groups"], "spaces": list(self.spaces)}
+        arrays, state = torch_arrays({"model": self._net()}, {"adam": self.optim}, self.sampler)
+        state["spaces"] = list(self.spaces)
         arrays.update(self.log.arrays())
         return save_checkpoint(path, self.name, typed.as_dict(self.settings), arrays, env=self.trained_on,
                                budget=self.budget.as_dict() if self.budget else None, seed=self.seed, state=state)
@@ -332,26 +328,104 @@ class ReinforceAgent:
         if list(self.spaces) != state.get("spaces"):
             raise CheckpointError(f"{path} was trained on observations/actions {state.get('spaces')}; this env has "
                                   f"{list(self.spaces)}: use a checkpoint trained on this env")
-        try:
-            weights = {k[len("model."):]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("model.")}
-            self.net.load_state_dict(weights)
-            optim_state: dict[str, Any] = {"param_groups": state["param_groups"], "state": {}}
-            for key, value in arrays.items():
-                if key.startswith("optim."):
-                    _, idx, name = key.split(".", 2)
-                    tensor = torch.from_numpy(value.copy())
-                    optim_state["state"].setdefault(int(idx), {})[name] = tensor.to(self.device) if tensor.ndim else tensor
-            self.optim.load_state_dict(optim_state)
-            self.sampler.set_state(torch.from_numpy(arrays["sampler"].astype(np.uint8)))
-        except Exception as exc:  # noqa: BLE001 - whatever torch raises on a forged file, the file is the problem
-            msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            raise CheckpointError(f"{path} does not fit this network ({msg}); it is damaged or from another version") from None
-        self.seed = int(meta["seed"] or 0)
-        self.trained_on = meta["env"]
-        self.budget = Budget.from_dict(meta["budget"], path) if meta["budget"] else None
-        self.log = TrainingLog(unit=self.unit)
-        self.log.restore_arrays(arrays)
+        restore_torch(arrays, state, {"model": self.net}, {"adam": self.optim}, self.sampler, self.device, path)
+        restore_progress(self, arrays, meta, path)
         return self
 
     def check_fits(self, env: Any) -> None:
         return None
+
+
+# --------------------------------------------------------------------------- a black-box image generator
+
+
+@dataclass(frozen=True)
+class ReinforceGeneratorSettings:
+    """The black-box generator's settings."""
+
+    hidden: int = setting(128, help="width of the policy's hidden layer", low=1, high=8192)
+    lr: float = setting(3e-3, help="Adam learning rate", low=0.0, high=1.0, low_open=True)
+    sigma: float = setting(0.15, help="initial pixel noise sigma of the Gaussian policy (learned)", low=1e-4, high=1.0)
+    baseline_rate: float = setting(0.05, help="step size of the running-mean reward baseline b", low=0.0, high=1.0,
+                                   low_open=True)
+    updates: int = setting(1000, help="training budget in episodes (one update each)", low=1, high=10**8)
+    device: str = setting("auto", help="auto (CUDA when present), cpu or cuda", choices=("auto", "cpu", "cuda"))
+
+
+class PixelPolicy(torch.nn.Module):
+    """pi(x | z) = N(mu(z), diag sigma^2): mu(z) = sigmoid(MLP(z)) per pixel, log sigma learned
+    per pixel. `baseline` is the running mean reward b (a buffer: it travels in checkpoints)."""
+
+    def __init__(self, in_dim: int, shape: tuple[int, ...], hidden: int, sigma: float) -> None:
+        super().__init__()
+        self.shape = shape
+        n = int(np.prod(shape))
+        self.mu = torch.nn.Sequential(torch.nn.Linear(in_dim, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, n))
+        self.log_sigma = torch.nn.Parameter(torch.full((n,), float(np.log(sigma))))
+        self.register_buffer("baseline", torch.zeros(()))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:  # (B, in) -> mean images (B, *shape)
+        return torch.sigmoid(self.mu(obs)).view(-1, *self.shape)
+
+    def distribution(self, obs: torch.Tensor) -> Normal:
+        return Normal(torch.sigmoid(self.mu(obs)), self.log_sigma.exp())
+
+
+class ReinforceGenerator(NeuralGenerator):
+    """A generator that sees only the env's rewards: each image is a one-step bandit, so
+
+        G_t = R_{t+1}                                    (the judge's score of image t)
+        loss = -mean_t[ (G_t - b) log pi(x_t | z_t) ]     (REINFORCE with baseline b)
+        b <- b + beta (mean_t G_t - b)                   (running-mean baseline)
+
+    One unit of the training loop is one episode (`batch` images) played through
+    env.step, then one Adam step. The action sent is the sample clipped to [0, 1]; the
+    log-probability is the unclipped sample's (as SB3 does for Box actions). Greedy play
+    sends the mean mu(z). It will be weak: 256 pixels learned from one number each, the
+    lesson the leaderboard shows next to the GAN, which reads the judge's gradient.
+    """
+
+    name = "reinforce-generator"
+    Settings = ReinforceGeneratorSettings
+    unit = "episode"
+    decoder_name = "policy"
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(typed.build(ReinforceGeneratorSettings, settings, AgentError))
+
+    def build(self, env: Any) -> None:
+        spec = self._spec()
+        in_dim = spec.latent + (spec.n_classes if spec.conditional else 0)
+        policy = PixelPolicy(in_dim, spec.shape, self.settings.hidden, self.settings.sigma).to(self.device)
+        self.modules = {"policy": policy}
+        self.optims = {"adam": torch.optim.Adam(policy.parameters(), lr=self.settings.lr)}
+
+    def decode(self, z: Any, y: Any) -> Any:
+        return self.modules["policy"](z if y is None else torch.cat([z, y], dim=1))
+
+    def update(self, index: int) -> dict[str, float]:
+        policy, env = self.modules["policy"], self.env
+        obs, _ = env.reset(seed=episode_seed(self.seed, index))
+        observations, samples, rewards = [], [], []
+        done = False
+        while not done:
+            o = torch.as_tensor(obs, device=self.device)[None]
+            with torch.no_grad():
+                dist = policy.distribution(o)
+                x = dist.mean + dist.stddev * torch.randn(dist.mean.shape, generator=self.sampler).to(self.device)
+            image = x.clamp(0, 1).view(self._spec().shape).cpu().numpy()
+            obs, r, terminated, truncated, _ = env.step(image)
+            observations.append(o)
+            samples.append(x)
+            rewards.append(float(r))
+            done = terminated or truncated
+        G = torch.tensor(rewards, device=self.device)  # (T,)
+        log_prob = policy.distribution(torch.cat(observations)).log_prob(torch.cat(samples)).sum(dim=1)  # (T,)
+        b = policy.baseline
+        loss = -((G - b) * log_prob).mean()
+        self.check_finite(policy_loss=loss)
+        self.optims["adam"].zero_grad()
+        loss.backward()
+        self.optims["adam"].step()
+        policy.baseline += self.settings.baseline_rate * (G.mean() - b)
+        return {"return": float(G.sum()), "policy_loss": loss.item(), "sigma": policy.log_sigma.exp().mean().item()}

@@ -69,6 +69,19 @@ def network(body: str) -> Rule:
     return rule
 
 
+def generator(env: Any) -> str | None:
+    """Image generators: latent noise in (a flat Box), an image out (a Box C x H x W), and an
+    env that serves real images (`real_batch`) and judges them."""
+    obs, act = env.observation_space, env.action_space
+    if not (isinstance(act, spaces.Box) and len(act.shape) == 3):
+        return f"it answers with an image (a Box channels x height x width), not {_describe(act)} actions"
+    if not (isinstance(obs, spaces.Box) and len(obs.shape) == 1):
+        return f"it reads latent noise (a flat Box), not {_describe(obs)}"
+    if not hasattr(env.unwrapped, "real_batch"):
+        return "it needs an env that serves real images (env.unwrapped.real_batch), like img:digits"
+    return None
+
+
 def sb3(algo: str) -> Rule:
     """Stable-Baselines3 with an MlpPolicy: Discrete, MultiDiscrete or Box observations;
     DQN needs Discrete actions, PPO and A2C also take Box and MultiDiscrete ones."""
@@ -85,4 +98,4 @@ def sb3(algo: str) -> Rule:
     return rule
 
 
-__all__ = ["Rule", "discrete_actions", "model", "network", "sb3", "tables"]
+__all__ = ["Rule", "discrete_actions", "generator", "model", "network", "sb3", "tables"]

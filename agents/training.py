@@ -55,6 +55,15 @@ def env_ref(env: Any) -> dict[str, Any] | None:
     return {"id": spec.id, "kwargs": {k: v for k, v in spec.kwargs.items() if k != "render_mode"}}
 
 
+def restore_progress(learner: Any, arrays: dict[str, np.ndarray], meta: dict[str, Any], path: Any) -> None:
+    """What a checkpoint carries of training itself: the seed, the env, the budget done and the log."""
+    learner.seed = int(meta["seed"] or 0)
+    learner.trained_on = meta["env"]
+    learner.budget = Budget.from_dict(meta["budget"], path) if meta["budget"] else None
+    learner.log = TrainingLog(unit=learner.unit)
+    learner.log.restore_arrays(arrays)
+
+
 class NonFinite(Exception):
     """Raised by a learner, before it changes its state, when `component` became NaN or inf."""
 
@@ -294,6 +303,12 @@ class TrainingLog:
             if self.optimum is not None:
                 writer.add_scalar("eval/optimal_J", self.optimum, done)
 
+    def image(self, tag: str, image: np.ndarray, step: int) -> None:
+        """An image (C, H, W) in [0, 1] to TensorBoard (e.g. a generator's sample grid)."""
+        writer = self._tb()
+        if writer is not None:
+            writer.add_image(tag, image, step)
+
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.returns:
@@ -442,5 +457,5 @@ class CtrlC:
 
 __all__ = [
     "Budget", "CHECKPOINT_EVERY_S", "Callback", "CtrlC", "Learner", "NonFinite", "ProgressBar", "TrainingInterrupted",
-    "TrainingLog", "env_ref", "episode_seed", "plural", "train",
+    "TrainingLog", "env_ref", "episode_seed", "plural", "restore_progress", "train",
 ]

@@ -151,15 +151,26 @@ def _print_training_log(agent: str, log: dict[str, Any]) -> None:
 def _results_table(results: list[Result], title: str) -> Table:
     """Results as a rich table; every string from a database or file is escaped (no markup runs)."""
     table = Table(title=escape(title))
+    images = any("fid" in r.metrics for r in results)
     columns = ("id", "date", "env", "agent", "seed", "score", "mean return", "std", "exact return", "n")
+    columns += ("FID", "IS", "coverage") if images else ()
     for col in columns:
         table.add_column(col, justify="left" if col in ("date", "env", "agent") else "right",
                          no_wrap=col in ("date", "env", "agent"))
     for r in results:
         cells = (str(r.id or ""), short_date(r.created), env_label(r), r.agent, str(r.train_seed), fmt(r.score),
                  fmt(r.mean_return, 2), fmt(r.std_return, 2), fmt(r.exact_return, 2), str(r.episodes))
+        if images:
+            m = r.metrics
+            covered = f"{m['classes_covered']}/{m['n_classes']}" if "fid" in m else ""
+            flag = " collapsed" if m.get("mode_collapse") else ""
+            cells += (fmt(m.get("fid"), 1) if "fid" in m else "", fmt(m.get("inception_score"), 2) if "fid" in m else "",
+                      covered + flag)
         table.add_row(*(escape(c) for c in cells))
     table.caption = "score: exact normalised score (1 optimal, 0 random); exact return: expected return, computed by DP"
+    if images:
+        table.caption += ("\nimages: score = (FID_noise - FID) / (FID_noise - FID_real), 1 = as real as held-out data, "
+                          "0 = noise; FID, IS and coverage in the data set's classifier features")
     return table
 
 
@@ -353,6 +364,8 @@ DEMO_LAYOUTS = ("cliff", "frozenlake-4x4", "four-rooms", "maze-15x15")
 DEMO_AGENTS = ("value-iteration", "policy-iteration", "random")
 # model-free learners, with their training budgets (episodes) and how often to record training
 DEMO_LEARNERS = (("q-learning", "cliff", 3000, 300), ("sarsa", "cliff", 3000, 0), ("mc-control", "frozenlake-4x4", 30000, 0))
+# a short generator match: a GAN against the held-out data (the ceiling) and noise (the floor), on digits
+DEMO_GENERATORS = (("gan", {"device": "cpu"}, 400), ("real-data", {}, None), ("noise", {}, None))
 
 
 @app.command()
@@ -375,12 +388,16 @@ def demo(
     ] + [
         Job("reinforce-transformer", "arena/SequencePrediction-v0", {"task": "copy", "length": 8},
             {"target": 0.98, "device": "cpu"}, 0, episodes, train_episodes=64 * 500),
+    ] + [
+        Job(agent, "arena/ImageGeneration-v0", {"dataset": "digits"}, config, 0, max(episodes, 5), train_episodes=budget)
+        for agent, config, budget in DEMO_GENERATORS
     ]
     results, logs = [], []
     with _progress() as progress:
         task = progress.add_task("demo matches", total=len(jobs))
         for job in jobs:
-            progress.update(task, description=f"{job.agent} on {job.env_kwargs.get('layout') or job.env_kwargs.get('task')}")
+            where = job.env_kwargs.get("layout") or job.env_kwargs.get("task") or job.env_kwargs.get("dataset")
+            progress.update(task, description=f"{job.agent} on {where}")
             result, log = run_job(job, replays)
             board.add(result)
             results.append(result)
@@ -399,6 +416,10 @@ def demo(
     console.print(f"export a replay: [bold]arena replay {best.replay_paths[0]} --video cliff.mp4[/]", soft_wrap=True)
     copier = next(r for r in results if r.agent == "reinforce-transformer")
     console.print(f"a Transformer copying 8 tokens: [bold]arena replay {copier.replay_paths[0]}[/]", soft_wrap=True)
+    gan = next(r for r in results if r.agent == "gan")
+    console.print(f"a GAN's digits, judged (score {gan.score:.2f} after {DEMO_GENERATORS[0][2]} batches; "
+                  f"train longer: [bold]arena run gan img:digits[/]): [bold]arena replay {gan.replay_paths[0]}[/]",
+                  soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover

@@ -95,6 +95,26 @@ def expected_return(mdp: Any, pi: np.ndarray, horizon: int) -> float | None:
     return float(mdp.start @ dp.finite_horizon_evaluation(mdp, pi, horizon))
 
 
+def image_score(env: Any, episodes: list[Any]) -> Any:
+    """For the image env: the generator's scores (arena/image_score.py) from the images it
+    made in the evaluation episodes; None for other envs."""
+    u = env.unwrapped
+    if not hasattr(u, "image_shape") or not episodes:
+        return None
+    from arena.image_score import score_images
+
+    images = np.concatenate([e.actions for e in episodes if e.actions is not None and len(e.actions)])
+    judge = float(np.mean([e.episode_return / max(e.length, 1) for e in episodes]))
+    return score_images(images, u.dataset, u.size, judge=judge)
+
+
+def image_metrics(score: Any) -> dict[str, Any]:
+    """The figures a leaderboard row keeps for a generator (FID, IS, coverage, ...)."""
+    keep = ("fid", "fid_real", "fid_noise", "inception_score", "coverage", "classes_covered", "n_classes",
+            "pairwise_distance", "mode_collapse", "judge", "images")
+    return {k: v for k, v in score.as_dict().items() if k in keep}
+
+
 class ExactEvaluation(Callback):
     """Evaluation during training, as a callback of the training loop: the exact J of the
     learner's current greedy policy (DP policy evaluation) against the optimum J*.

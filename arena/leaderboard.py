@@ -25,7 +25,7 @@ from typing import Any, Iterator
 from arena.errors import LeaderboardError, one_line
 
 APPLICATION_ID = 0x4152454E  # "AREN"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the metrics column (per-family figures, e.g. FID for generators)
 DEFAULT_DB = Path("replays") / "leaderboard.sqlite"
 BUSY_TIMEOUT_S = 5.0
 
@@ -53,10 +53,13 @@ CREATE TABLE IF NOT EXISTS results (
     train_seconds   REAL NOT NULL,
     eval_seconds    REAL NOT NULL,
     code_version    TEXT NOT NULL,
-    note            TEXT NOT NULL DEFAULT ''
+    note            TEXT NOT NULL DEFAULT '',
+    metrics         TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS results_env ON results (env_id, env_kwargs);
 """
+# how each older schema becomes the next one, in place (rows are never dropped)
+MIGRATIONS = {1: "ALTER TABLE results ADD COLUMN metrics TEXT NOT NULL DEFAULT '{}'"}
 
 
 @dataclass
@@ -85,6 +88,7 @@ class Result:
     note: str = ""
     created: str = ""
     id: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)  # per-family figures: fid, inception_score, coverage, ...
 
     @property
     def episodes(self) -> int:
@@ -192,6 +196,7 @@ class Leaderboard:
             return
         conn.execute("PRAGMA journal_mode = WAL")
         if not empty:
+            self._migrate(conn)
             return
         conn.execute("BEGIN IMMEDIATE")  # one creator at a time; the others wait, then find it made
         try:
@@ -200,6 +205,22 @@ class Leaderboard:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring an older schema up to this one in place, one version at a time, in one transaction."""
+        if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # (another process may have done it)
+            while version < SCHEMA_VERSION:
+                conn.execute(MIGRATIONS[version])
+                version += 1
+                conn.execute(f"PRAGMA user_version = {version}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -216,7 +237,7 @@ class Leaderboard:
         row["episodes"] = result.episodes
         for key in ("mean_return", "std_return", "iqm_return", "score", "exact_return"):
             row[key] = _finite(row[key])
-        for key in ("env_kwargs", "agent_config", "eval_seeds", "returns", "replay_paths"):
+        for key in ("env_kwargs", "agent_config", "eval_seeds", "returns", "replay_paths", "metrics"):
             row[key] = json.dumps(row[key], sort_keys=True, allow_nan=True)
         cols = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
@@ -253,7 +274,9 @@ class Leaderboard:
     def _row(self, d: dict[str, Any]) -> Result:
         """A database row as a Result, or one line naming the damaged row."""
         d.pop("episodes", None)
-        expect = {"env_kwargs": dict, "agent_config": dict, "eval_seeds": list, "returns": list, "replay_paths": list}
+        d.setdefault("metrics", "{}")  # a schema-1 file opened read-only (never migrated by a reader)
+        expect = {"env_kwargs": dict, "agent_config": dict, "eval_seeds": list, "returns": list, "replay_paths": list,
+                  "metrics": dict}
         try:
             for key, kind in expect.items():
                 d[key] = json.loads(d[key])
@@ -279,7 +302,8 @@ class Leaderboard:
             return int(conn.execute("SELECT count(*) FROM results").fetchone()[0])
 
 
-ALIASES = {"arena/GridWorld-v0": ("grid", "layout"), "arena/SequencePrediction-v0": ("seq", "task")}
+ALIASES = {"arena/GridWorld-v0": ("grid", "layout"), "arena/SequencePrediction-v0": ("seq", "task"),
+           "arena/ImageGeneration-v0": ("img", "dataset")}
 
 
 def env_label(result: Result) -> str:
@@ -295,10 +319,21 @@ def env_label(result: Result) -> str:
 
 
 def fmt(x: float | None, digits: int = 3) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
+    return "n/a" if not isinstance(x, (int, float)) else f"{x:.{digits}f}"
 
 
-REPORT_COLUMNS = ("id", "date", "env", "agent", "score", "mean return", "std", "exact return", "episodes", "seeds", "code")
+REPORT_COLUMNS = ("id", "date", "env", "agent", "score", "mean return", "std", "exact return", "episodes", "seeds", "code",
+                  "image scores")
+
+
+def image_figures(r: Result) -> str:
+    """'FID 41.2  IS 9.3  coverage 10/10' for a generator's row (plus a mode-collapse flag); '' otherwise."""
+    m = r.metrics
+    if "fid" not in m:
+        return ""
+    flag = "  MODE COLLAPSE" if m.get("mode_collapse") else ""
+    return (f"FID {fmt(m.get('fid'), 1)}  IS {fmt(m.get('inception_score'), 2)}  "
+            f"coverage {m.get('classes_covered')}/{m.get('n_classes')}{flag}")
 
 
 def short_date(created: str) -> str:
@@ -312,7 +347,7 @@ def report_rows(results: list[Result]) -> list[tuple[str, ...]]:
         (
             str(r.id or ""), short_date(r.created), env_label(r), r.agent, fmt(r.score), fmt(r.mean_return, 2), fmt(r.std_return, 2),
             fmt(r.exact_return, 2), str(r.episodes), f"train {r.train_seed}; eval {r.eval_seeds[0]}..{r.eval_seeds[-1]}"
-            if r.eval_seeds else f"train {r.train_seed}", r.code_version,
+            if r.eval_seeds else f"train {r.train_seed}", r.code_version, image_figures(r),
         )
         for r in results
     ]

@@ -21,18 +21,28 @@ class Episode:
     length: int
     terminated: bool
     replay_path: str | None
+    actions: np.ndarray | None = None  # what the agent did: (T,) ints, or (T, ...) images
+    last_info: dict[str, Any] | None = None  # the info of the episode's last step (e.g. diversity)
+
+
+def stack_actions(actions: list[Any], space: Any) -> np.ndarray:
+    """An episode's actions as one array: (T,) int64 for discrete spaces, else (T, *shape) float32."""
+    if isinstance(space, gym.spaces.Discrete) or not actions or np.ndim(actions[0]) == 0:
+        return np.array([int(a) for a in actions], dtype=np.int64)
+    return np.stack([np.asarray(a, dtype=np.float32) for a in actions])
 
 
 def record_episode(agent: Any, env: Any, seed: int, greedy: bool = True, agent_name: str | None = None) -> Replay:
-    """Play one episode from `env.reset(seed=seed)` and keep what re-simulating it needs."""
-    obs, _ = env.reset(seed=seed)
+    """Play one episode from `env.reset(seed=seed)` and keep what re-simulating it needs
+    (`Replay.last_info` holds the info of its last step)."""
+    obs, info = env.reset(seed=seed)
     state = agent.reset(seed=seed)
     actions, rewards, crcs = [], [], [obs_checksum(obs)]
     terminated = truncated = False
     while not (terminated or truncated):
         action, state = agent.act(obs, state, greedy=greedy)
-        obs, r, terminated, truncated, _ = env.step(action)
-        actions.append(int(action))
+        obs, r, terminated, truncated, info = env.step(action)
+        actions.append(action)
         rewards.append(float(r))
         crcs.append(obs_checksum(obs))
     spec = env.spec
@@ -41,7 +51,7 @@ def record_episode(agent: Any, env: Any, seed: int, greedy: bool = True, agent_n
         env_kwargs={k: v for k, v in (spec.kwargs if spec else {}).items() if k != "render_mode"},
         agent=agent_name or agent.name,
         seed=seed,
-        actions=np.array(actions, dtype=np.int64),
+        actions=stack_actions(actions, env.action_space),
         rewards=np.array(rewards, dtype=np.float64),
         obs_crc=np.array(crcs, dtype=np.uint32),
         terminated=bool(terminated),
@@ -49,6 +59,7 @@ def record_episode(agent: Any, env: Any, seed: int, greedy: bool = True, agent_n
         agent_config=agent.config(),
         checkpoint=agent.digest(),
         overlay={k: np.asarray(v) for k, v in agent.overlay().items()},
+        last_info=dict(info),
     )
 
 
@@ -61,16 +72,24 @@ def play(
     prefix: str = "episode",
     on_episode: Callable[[Episode], None] | None = None,
 ) -> list[Episode]:
-    """Greedy evaluation episodes, one per seed, each saved as `<record_dir>/<prefix>-seed<k>.npz`."""
+    """Greedy evaluation episodes, one per seed, each saved as `<record_dir>/<prefix>-seed<k>.npz`.
+
+    An env that learns across episodes (the adaptive image judge) is made afresh for each
+    one, so every recorded episode re-simulates from its seed alone.
+    """
     env = make_env(env_id, env_kwargs)
     episodes = []
     try:
         for seed in seeds:
+            if episodes and getattr(env.unwrapped, "learns_across_episodes", False):
+                env.close()
+                env = make_env(env_id, env_kwargs)
             replay = record_episode(agent, env, seed)
             path = None
             if record_dir is not None:
                 path = str(save_replay(Path(record_dir) / f"{prefix}-seed{seed}.npz", replay))
-            ep = Episode(seed, replay.episode_return, replay.steps, replay.terminated, path)
+            ep = Episode(seed, replay.episode_return, replay.steps, replay.terminated, path, replay.actions,
+                         replay.last_info)
             episodes.append(ep)
             if on_episode:
                 on_episode(ep)

@@ -19,6 +19,7 @@ from agents import spaces as rules
 from arena import settings as typed
 from arena.errors import AgentError, EnvError, RegistryError
 from envs.grid import GridSettings, GridWorldEnv
+from envs.imagegen import ImageGenerationEnv, ImageGenSettings
 from envs.sequence import SequencePredictionEnv, SequenceSettings
 from envs.textbook import MaximizationBiasEnv, MaximizationBiasSettings
 
@@ -115,6 +116,17 @@ AGENTS: dict[str, AgentSpec] = {
                   "REINFORCE with baseline, LSTM policy: remembers the episode", neural=True),
         AgentSpec("reinforce-transformer", _reinforce("transformer"), rules.network("transformer"),
                   "REINFORCE with baseline, causal Transformer policy with a key/value cache", neural=True),
+        AgentSpec("gan", _from("agents.gan", "GANAgent"), rules.generator,
+                  "DCGAN generator + discriminator; loss bce | lsgan | wgan-gp; conditional", neural=True),
+        AgentSpec("vae", _from("agents.vae", "VAEAgent"), rules.generator,
+                  "convolutional VAE (ELBO = reconstruction + KL); beta=0 is a plain autoencoder", neural=True),
+        AgentSpec("reinforce-generator", _from("agents.reinforce", "ReinforceGenerator"), rules.generator,
+                  "black-box generator: Gaussian pixel policy trained by REINFORCE from the judge's rewards only",
+                  neural=True),
+        AgentSpec("real-data", _from("agents.baselines", "RealDataAgent"), rules.generator,
+                  "held-out real images: the ceiling of the image scores"),
+        AgentSpec("noise", _from("agents.baselines", "NoiseAgent"), rules.generator,
+                  "uniform noise images: the floor of the image scores"),
         AgentSpec("sb3-ppo", _sb3("ppo"), rules.sb3("ppo"), "Stable-Baselines3 PPO (reference implementation)",
                   neural=True),
         AgentSpec("sb3-a2c", _sb3("a2c"), rules.sb3("a2c"), "Stable-Baselines3 A2C (reference implementation)",
@@ -138,6 +150,11 @@ FAMILIES: dict[str, EnvFamily] = {
     "bias": EnvFamily(
         "bias", "arena/MaximizationBias-v0", MaximizationBiasEnv, "n_actions", MaximizationBiasSettings,
         "Sutton & Barto's maximisation-bias MDP (Example 6.7)", ("bias", "bias:4"),
+    ),
+    "img": EnvFamily(
+        "img", "arena/ImageGeneration-v0", ImageGenerationEnv, "dataset", ImageGenSettings,
+        "image generation judged by a discriminator: digits, shapes",
+        ("img:digits", "img:shapes size=32", "img:digits conditional=true judge=adaptive"),
     ),
 }
 FAMILY_OF_ID = {f.env_id: f for f in FAMILIES.values()}
@@ -232,6 +249,7 @@ PROBES: dict[str, tuple[dict[str, Any], ...]] = {
     "grid": ({"obs": "index"}, {"obs": "coords"}, {"obs": "image"}),
     "seq": ({},),
     "bias": ({},),
+    "img": ({},),
 }
 
 

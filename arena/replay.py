@@ -38,7 +38,7 @@ class Replay:
     env_kwargs: dict[str, Any]
     agent: str
     seed: int
-    actions: np.ndarray  # (T,) int64
+    actions: np.ndarray  # (T,) int64, or (T, ...) float32 for array actions (images)
     rewards: np.ndarray  # (T,) float64
     obs_crc: np.ndarray  # (T + 1,) uint32: the reset observation, then one per step
     terminated: bool = False
@@ -48,6 +48,7 @@ class Replay:
     overlay: dict[str, np.ndarray] = field(default_factory=dict)
     label: str = ""  # e.g. "eval" or "training episode 40"
     reset_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"state": 7} for exploring starts
+    last_info: dict[str, Any] = field(default_factory=dict)  # in memory only: the last step's info
 
     @property
     def steps(self) -> int:
@@ -63,8 +64,9 @@ def save_replay(path: str | Path, replay: Replay) -> Path:
     path = Path(path)
     if path.exists():
         raise ReplayError(f"{path} already exists; replays are never overwritten: choose another path")
+    actions = np.asarray(replay.actions)
     arrays = {
-        "actions": np.asarray(replay.actions, dtype=np.int64),
+        "actions": actions.astype(np.int64 if actions.ndim == 1 else np.float32),
         "rewards": np.asarray(replay.rewards, dtype=np.float64),
         "obs_crc": np.asarray(replay.obs_crc, dtype=np.uint32),
         **{f"overlay_{k}": np.asarray(v) for k, v in replay.overlay.items()},
@@ -115,7 +117,8 @@ def load_replay(path: str | Path) -> Replay:
         )
     for name, dtype in (("actions", np.int64), ("rewards", np.float64), ("obs_crc", np.uint32)):
         a = arrays.get(name)
-        if a is None or a.ndim != 1 or a.dtype != dtype or len(a) > MAX_STEPS + 1:
+        image_actions = name == "actions" and a is not None and a.ndim in (3, 4) and a.dtype == np.float32
+        if a is None or (a.ndim != 1 or a.dtype != dtype) and not image_actions or len(a) > MAX_STEPS + 1:
             raise ReplayError(f"{path}: replay array {name!r} is missing or malformed; the file is damaged: re-record it")
     replay = Replay(
         env_id=meta["env_id"],
@@ -143,7 +146,7 @@ class Frame:
     """One moment of a re-simulated episode: after `step` actions (0 = just reset)."""
 
     step: int
-    action: int | None
+    action: Any  # None at step 0; an int, or an array (an image)
     reward: float
     episode_return: float
     obs: Any
@@ -156,7 +159,8 @@ def resimulate(replay: Replay, render_mode: str | None = None, env: Any = None) 
     obs, _ = env.reset(seed=replay.seed, options=replay.reset_options or None)
     G = 0.0
     yield env, Frame(0, None, 0.0, 0.0, obs, replay.steps == 0)
-    for t, action in enumerate(replay.actions.tolist(), start=1):
+    actions = replay.actions.tolist() if replay.actions.ndim == 1 else list(replay.actions)  # ints, or images
+    for t, action in enumerate(actions, start=1):
         obs, r, term, trunc, _ = env.step(action)
         G += r
         yield env, Frame(t, action, float(r), G, obs, bool(term or trunc))

@@ -108,6 +108,7 @@ def run_job(
         t1 = time.perf_counter()
         episodes = play(agent, job.env_id, job.env_kwargs, job.eval_seeds, Path(replays_dir) / job.run_key, on_episode=on_episode)
         exact = evaluate.exact_score(agent, env)
+        image = evaluate.image_score(env, episodes)
     finally:
         env.close()
     summary = evaluate.summarise([e.episode_return for e in episodes])
@@ -123,7 +124,7 @@ def run_job(
         mean_return=summary.mean,
         std_return=summary.std,
         iqm_return=summary.iqm,
-        score=exact.score if exact else None,
+        score=exact.score if exact else image.normalised if image else None,
         exact_return=exact.expected_return if exact else None,
         eval_gamma=evaluate.EVAL_GAMMA if exact else None,
         replay_paths=[e.replay_path for e in episodes if e.replay_path],
@@ -131,6 +132,7 @@ def run_job(
         train_seconds=train_seconds,
         eval_seconds=time.perf_counter() - t1,
         code_version=code_version(),
-        note=summary.note,
+        note="; ".join(n for n in (summary.note, image.note if image else "") if n),
+        metrics=evaluate.image_metrics(image) if image else {},
     )
     return result, log

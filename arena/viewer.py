@@ -55,9 +55,11 @@ class Timeline:
         return len(self.frames)
 
 
-def _action_name(env: Any, action: int | None) -> str:
+def _action_name(env: Any, action: Any) -> str:
     if action is None:
         return "-"
+    if hasattr(env.unwrapped, "describe_action"):  # array actions (images) name themselves
+        return str(env.unwrapped.describe_action(action))
     names = getattr(env.unwrapped, "action_names", None)
     return names[action] if names else str(action)
 

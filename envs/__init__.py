@@ -3,10 +3,11 @@
 from gymnasium.envs.registration import register, registry
 
 from envs.grid import GridError, GridWorldEnv
+from envs.imagegen import ImageError, ImageGenerationEnv
 from envs.sequence import SequenceError, SequencePredictionEnv
 from envs.textbook import MaximizationBiasEnv
 
-__all__ = ["GridError", "GridWorldEnv", "MaximizationBiasEnv", "SequenceError", "SequencePredictionEnv"]
+__all__ = ["GridError", "GridWorldEnv", "ImageError", "ImageGenerationEnv", "MaximizationBiasEnv", "SequenceError", "SequencePredictionEnv"]
 
 if "arena/GridWorld-v0" not in registry:
     register(id="arena/GridWorld-v0", entry_point="envs.grid:GridWorldEnv", vector_entry_point="envs.grid:GridWorldVectorEnv")
@@ -18,3 +19,5 @@ if "arena/SequencePrediction-v0" not in registry:
         entry_point="envs.sequence:SequencePredictionEnv",
         vector_entry_point="envs.sequence:SequenceVectorEnv",
     )
+if "arena/ImageGeneration-v0" not in registry:
+    register(id="arena/ImageGeneration-v0", entry_point="envs.imagegen:ImageGenerationEnv")

@@ -101,7 +101,13 @@ def test_demo_prints_a_leaderboard_and_the_command_to_watch_a_replay(workdir):
     assert "Demo leaderboard" in result.output and "watch a replay: arena replay replays/" in result.output
     assert "watch Q-learning explore early in training: arena replay replays/" in result.output
     assert "a Transformer copying 8 tokens: arena replay replays/" in result.output
+    assert "a GAN's digits, judged" in result.output
     rows = Leaderboard().results()
+    generators = {r.agent: r for r in rows if r.env_id == "arena/ImageGeneration-v0"}
+    assert set(generators) == {"gan", "real-data", "noise"}
+    assert generators["noise"].score < generators["gan"].score < generators["real-data"].score
+    assert all("fid" in r.metrics for r in generators.values())
+    rows = [r for r in rows if r.env_id != "arena/ImageGeneration-v0"]
     assert len(rows) == 16 and {r.env_kwargs.get("layout") for r in rows} >= {"cliff", "frozenlake-4x4", "four-rooms"}
     assert {(r.agent, r.env_kwargs.get("layout")) for r in rows} >= {
         ("q-learning", "cliff"), ("sarsa", "cliff"), ("mc-control", "frozenlake-4x4")}

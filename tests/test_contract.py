@@ -268,7 +268,7 @@ def test_a_damaged_leaderboard_row_is_one_line_naming_its_id(tmp_path, monkeypat
 def test_reading_the_leaderboard_neither_creates_nor_switches_it_to_wal(tmp_path):
     import sqlite3
 
-    from arena.leaderboard import Leaderboard, Result
+    from arena.leaderboard import REPORT_COLUMNS, Leaderboard, Result
 
     db = tmp_path / "board.sqlite"
     Leaderboard(db).add(Result("k1", "arena/GridWorld-v0", {"layout": "cliff"}, "[red]x|y\nz<b>", {}, 0, [1000], [1.0],
@@ -278,7 +278,7 @@ def test_reading_the_leaderboard_neither_creates_nor_switches_it_to_wal(tmp_path
     result = CliRunner().invoke(app, ["leaderboard", "--db", str(db), "--format", "markdown"])
     assert result.exit_code == 0, result.output
     row = result.output.splitlines()[2]
-    assert "[red]x\\|y z" in row and row.count("|") == 12 + 1  # the pipe is escaped, the newline folded
+    assert "[red]x\\|y z" in row and row.count("|") == len(REPORT_COLUMNS) + 1 + 1  # the pipe escaped, the newline folded
     assert result.output.splitlines()[0].startswith("| id | date | env | agent |")
     table = CliRunner().invoke(app, ["leaderboard", "--db", str(db)], terminal_width=200)
     assert "[red]x|y" in table.output  # shown as text, not read as markup

@@ -167,11 +167,13 @@ def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("valid")
     grid = gym.make("arena/GridWorld-v0", layout="cliff")
     seq = gym.make("arena/SequencePrediction-v0", task="copy", length=2)
+    images_env = gym.make("arena/ImageGeneration-v0", batch=2)
     out = {}
     for name, env, kwargs in [("q-learning", grid, {"episodes": 20}), ("value-iteration", grid, {}), ("random", grid, {}),
                               ("mc-off-policy", grid, {"episodes": 20}),
                               ("reinforce-mlp", seq, {"episodes": 64, "device": "cpu"}),
-                              ("sb3-ppo", grid, {"steps": 64, "n_steps": 32, "batch_size": 32, "device": "cpu"})]:
+                              ("sb3-ppo", grid, {"steps": 64, "n_steps": 32, "batch_size": 32, "device": "cpu"}),
+                              ("gan", images_env, {"episodes": 1, "device": "cpu"})]:
         agent = make_agent(name, **kwargs)
         agent.fit(env, seed=0)
         out[name] = agent.save(folder / f"{name}.npz")
@@ -194,8 +196,9 @@ def load_replay_and_verify(path: Path) -> None:
 
 def load_checkpoint_and_act(name: str, path: Path) -> None:
     env = gym.make("arena/SequencePrediction-v0", task="copy", length=2) if name.startswith("reinforce") \
+        else gym.make("arena/ImageGeneration-v0", batch=2) if name == "gan" \
         else gym.make("arena/GridWorld-v0", layout="cliff")
-    agent = make_agent(name, **({"device": "cpu"} if name.startswith(("reinforce", "sb3")) else {}))
+    agent = make_agent(name, **({"device": "cpu"} if name.startswith(("reinforce", "sb3", "gan")) else {}))
     agent.load(path, env=env)
     agent.check_fits(env)
     obs, _ = env.reset(seed=0)
@@ -228,7 +231,7 @@ def test_a_damaged_tabular_checkpoint_loads_or_is_one_arena_error(files, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["reinforce-mlp", "sb3-ppo"])
+@pytest.mark.parametrize("name", ["reinforce-mlp", "sb3-ppo", "gan"])
 @CASES
 @given(data=st.data())
 def test_a_damaged_neural_checkpoint_loads_or_is_one_arena_error(files, tmp_path, name, data):
@@ -259,3 +262,43 @@ def test_a_damaged_database_reads_or_is_one_arena_error(files, tmp_path, data):
             except (sqlite3.Error, OverflowError):  # the edit itself was refused: the file stays valid
                 pass
     assert outcome(lambda: (Leaderboard(db, readonly=True).results(), Leaderboard(db).count())) in ("ok", "refused")
+
+
+# --------------------------------------------------------------------------- images
+
+
+image_kwargs = st.fixed_dictionaries({}, optional={
+    "dataset": st.one_of(st.sampled_from(["digits", "shapes", "faces"]), values),
+    "judge": st.one_of(st.sampled_from(["frozen", "adaptive", "oracle"]), values),
+    "conditional": st.one_of(st.booleans(), values),
+    "batch": st.one_of(st.integers(-2, 6), values),
+    "size": st.one_of(st.sampled_from([None, 8, 16, 32, 12]), values),
+    "latent": st.one_of(st.integers(-1, 20), values),
+})
+pixels = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=32), st.sampled_from([0.0, 1.0, -0.0, 0.5, 1.0000001, -1e-9]),
+)
+images = st.one_of(
+    st.builds(lambda v, shape, dtype: np.full(shape, v, dtype=dtype), pixels,
+              st.sampled_from([(1, 16, 16), (16, 16), (1, 8, 8), (1, 16, 16, 1), (3, 16, 16), ()]),
+              st.sampled_from([np.float32, np.float64, np.float16, np.int64, np.uint8, bool])),
+    st.builds(lambda seed: np.random.default_rng(seed).uniform(0, 1, (1, 16, 16)).astype(np.float32), st.integers(0, 9)),
+    scalars, st.lists(scalars, max_size=3),
+)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # (numpy casting NaN to ints while the test builds images)
+@CASES
+@given(kwargs=image_kwargs, actions=st.lists(images, max_size=6))
+def test_any_image_env_configuration_and_any_image_is_accepted_or_one_arena_error(kwargs, actions):
+    try:
+        env = make_env("arena/ImageGeneration-v0", kwargs)
+        obs, _ = env.reset(seed=0)
+        assert env.observation_space.contains(obs)
+        for a in actions:
+            obs, r, term, trunc, _ = env.step(a)
+            assert 0.0 <= r <= 1.0
+            if term or trunc:
+                env.reset()
+    except ArenaError as exc:
+        assert_one_line(exc)

@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from arena.leaderboard import Leaderboard, LeaderboardError, Result, html_report, markdown_report
+from arena.leaderboard import SCHEMA_VERSION, Leaderboard, LeaderboardError, Result, html_report, markdown_report
 
 
 def row(key="run-1", agent="value-iteration", score=1.0, mean=-13.0):
@@ -30,7 +30,7 @@ def test_database_is_wal_with_schema_version(tmp_path):
     Leaderboard(tmp_path / "lb.sqlite")
     conn = sqlite3.connect(tmp_path / "lb.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
 
 
 def test_a_retried_job_lands_once(tmp_path):
@@ -95,8 +95,25 @@ def test_newer_schema_asks_for_an_upgrade(tmp_path):
     conn.execute("PRAGMA user_version = 7")
     conn.commit()
     conn.close()
-    with pytest.raises(LeaderboardError, match="schema 7, newer than this Arena's 1; upgrade Arena"):
+    with pytest.raises(LeaderboardError, match=f"schema 7, newer than this Arena's {SCHEMA_VERSION}; upgrade Arena"):
         Leaderboard(path)
+
+
+def test_a_schema_1_database_is_migrated_in_place_keeping_its_rows(tmp_path):
+    """Schema 1 had no metrics column: a writer adds it in place; a reader reads it as it is."""
+    path = tmp_path / "lb.sqlite"
+    Leaderboard(path).add(row("old"))
+    with sqlite3.connect(path) as conn:  # turn it back into a schema-1 file
+        conn.execute("ALTER TABLE results DROP COLUMN metrics")
+        conn.execute("PRAGMA user_version = 1")
+    assert [r.run_key for r in Leaderboard(path, readonly=True).results()] == ["old"]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1  # the reader changed nothing
+    board = Leaderboard(path)
+    board.add(row("new"))
+    assert sorted(r.run_key for r in board.results()) == ["new", "old"]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_committed_rows_survive_a_killed_writer(tmp_path):

@@ -1,0 +1,147 @@
+"""Generative adversarial networks (Goodfellow et al. 2014) as an Arena agent: DCGAN-style
+convolutional generator G and discriminator D (Radford et al. 2016), three losses, and
+an optional class condition (Mirza & Osindero 2014).
+
+The game, one unit of the training loop (a batch):
+  1. D step(s) on real images x (the env's `real_batch`) against fakes G(z), z ~ N(0, I);
+  2. one G step on fresh fakes.
+
+Losses (`--set loss=...`), D's objective first, then G's:
+- bce (the minimax game; G uses the non-saturating form):
+      max_D  E[log D(x)] + E[log(1 - D(G(z)))]
+      max_G  E[log D(G(z))]
+- lsgan (least squares, Mao et al. 2017):
+      min_D  1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]
+      min_G  1/2 E[(D(G(z)) - 1)^2]
+- wgan-gp (Wasserstein with gradient penalty, Gulrajani et al. 2017), D is a critic:
+      min_D  E[D(G(z))] - E[D(x)] + lambda E[(||grad D(x_hat)|| - 1)^2],  x_hat between x and G(z)
+      min_G  -E[D(G(z))]
+
+Images play the env through the generator alone: act(obs) = G(z, y).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from agents.generator import NeuralGenerator
+from agents.networks import ConvDecoder, ConvEncoder, class_maps
+from arena import settings as typed
+from arena.errors import AgentError
+from arena.settings import setting
+
+LOSSES = ("bce", "wgan-gp", "lsgan")
+
+
+@dataclass(frozen=True)
+class GANSettings:
+    """The GAN's settings."""
+
+    loss: str = setting("bce", help="bce (minimax), lsgan (least squares) or wgan-gp (Wasserstein + penalty)",
+                        choices=LOSSES)
+    conditional: bool = setting(False, help="condition G and D on the class (the env must be conditional)")
+    hidden: int = setting(64, help="channels of the first conv layer (the second has twice as many)", low=4, high=1024)
+    lr: float = setting(5e-4, help="Adam learning rate (G and D)", low=0.0, high=1.0, low_open=True)
+    beta1: float = setting(0.5, help="Adam beta1 (DCGAN: 0.5)", low=0.0, high=1.0, high_open=True)
+    batch_size: int = setting(64, help="real and fake images per step", low=2, high=4096)
+    updates: int = setting(1200, help="training budget in batches (1200: about 2 minutes on 2 CPU cores)", low=1,
+                          high=10**8)
+    n_critic: int = setting(1, help="D steps per G step (wgan-gp: 5 is usual)", low=1, high=100)
+    gp: float = setting(10.0, help="gradient penalty weight lambda (wgan-gp)", low=0.0, high=1e4)
+    device: str = setting("auto", help="auto (CUDA when present), cpu or cuda", choices=("auto", "cpu", "cuda"))
+
+
+class Discriminator(nn.Module):
+    """D(x, y): image (and class maps) -> one number per image (a logit, or a critic's score)."""
+
+    def __init__(self, size: int, hidden: int, n_classes: int, norm: str) -> None:
+        super().__init__()
+        self.size, self.n_classes = size, n_classes
+        self.body = ConvEncoder(1 + n_classes, size, hidden, norm)
+        self.head = nn.Linear(self.body.out_dim, 1)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.n_classes:
+            x = torch.cat([x, class_maps(y, self.n_classes, self.size)], dim=1)
+        return self.head(self.body(x)).squeeze(-1)  # (B,)
+
+
+class GANAgent(NeuralGenerator):
+    """A GAN whose generator plays the image env; `GANSettings` are its settings."""
+
+    name = "gan"
+    Settings = GANSettings
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(typed.build(GANSettings, settings, AgentError))
+
+    def build(self, env: Any) -> None:
+        s, spec = self.settings, self._spec()
+        k = spec.n_classes if s.conditional else 0
+        G = ConvDecoder(spec.latent + k, spec.size, s.hidden).to(self.device)
+        D = Discriminator(spec.size, s.hidden, k, "layer" if s.loss == "wgan-gp" else "batch").to(self.device)
+        betas = (s.beta1, 0.9 if s.loss == "wgan-gp" else 0.999)
+        self.modules = {"generator": G, "discriminator": D}
+        self.optims = {"generator": torch.optim.Adam(G.parameters(), lr=s.lr, betas=betas),
+                       "discriminator": torch.optim.Adam(D.parameters(), lr=s.lr, betas=betas)}
+
+    # ---------------------------------------------------------------- the losses
+
+    def d_loss(self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """D's loss on real images and (detached) fakes: the module docstring's objectives, minimised."""
+        D, loss = self.modules["discriminator"], self.settings.loss
+        d_real, d_fake = D(real, y), D(fake, y)
+        if loss == "bce":  # -(log D(x) + log(1 - D(G(z))))
+            bce = nn.functional.binary_cross_entropy_with_logits
+            return bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+        if loss == "lsgan":  # 1/2 (D(x) - 1)^2 + 1/2 D(G(z))^2
+            return 0.5 * ((d_real - 1) ** 2).mean() + 0.5 * (d_fake**2).mean()
+        # wgan-gp: D(G(z)) - D(x) + lambda (||grad D(x_hat)|| - 1)^2
+        return d_fake.mean() - d_real.mean() + self.settings.gp * self.gradient_penalty(real, fake, y)
+
+    def g_loss(self, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """G's loss on fakes it made (gradients flow through D into G)."""
+        d_fake, loss = self.modules["discriminator"](fake, y), self.settings.loss
+        if loss == "bce":  # -log D(G(z)), the non-saturating form
+            return nn.functional.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+        if loss == "lsgan":  # 1/2 (D(G(z)) - 1)^2
+            return 0.5 * ((d_fake - 1) ** 2).mean()
+        return -d_fake.mean()  # wgan-gp: -D(G(z))
+
+    def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """E[(||grad_x D(x_hat)|| - 1)^2] at x_hat = eps x + (1 - eps) G(z), eps ~ U(0, 1) per image."""
+        eps = torch.rand(real.shape[0], 1, 1, 1, generator=self.sampler).to(self.device)
+        x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+        grad, = torch.autograd.grad(self.modules["discriminator"](x_hat, y).sum(), x_hat, create_graph=True)
+        return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+    # ---------------------------------------------------------------- one unit of training
+
+    def update(self, index: int) -> dict[str, float]:
+        s = self.settings
+        G, optim_G, optim_D = self.modules["generator"], self.optims["generator"], self.optims["discriminator"]
+        for k in range(s.n_critic):
+            real, y_real = self.real(s.batch_size, index, k)
+            y = y_real if s.conditional else None
+            z, _ = self.noise(s.batch_size)
+            fake = self.decode(z, y).detach()
+            d_loss = self.d_loss(real, fake, y)
+            self.check_finite(d_loss=d_loss)
+            optim_D.zero_grad()
+            d_loss.backward()
+            optim_D.step()
+        z, y = self.noise(s.batch_size)
+        fake = self.decode(z, y)
+        g_loss = self.g_loss(fake, y)
+        self.check_finite(g_loss=g_loss)
+        optim_G.zero_grad()
+        g_loss.backward()
+        optim_G.step()
+        return {"return": self.judge_return(fake), "d_loss": d_loss.item(), "g_loss": g_loss.item()}
+
+
+__all__ = ["GANAgent", "GANSettings", "LOSSES"]

@@ -1,0 +1,140 @@
+"""The variational autoencoder (Kingma & Welling 2014) as an Arena agent, and the plain
+autoencoder it becomes with beta = 0.
+
+Encoder q(z | x) = N(mu(x), diag sigma^2(x)), decoder p(x | z) (Bernoulli pixels), prior
+p(z) = N(0, I). One unit of the training loop is one batch and one Adam step on
+
+    ELBO(x) = E_q[log p(x | z)] - beta KL(q(z | x) || p(z))
+    loss    = reconstruction + beta KL
+              reconstruction = BCE(decoder(z), x) summed over pixels, z = mu + sigma eps
+              KL = -1/2 sum(1 + log sigma^2 - mu^2 - sigma^2)
+
+beta = 1 is the VAE; beta = 0 drops the KL term, so nothing pulls q(z | x) towards the
+prior: a plain autoencoder, which reconstructs well but whose decoder, fed the env's
+z ~ N(0, I), draws from a space it never organised (the lesson the leaderboard shows).
+Conditional (`--set conditional=true`): encoder and decoder also read the class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from agents.generator import NeuralGenerator
+from agents.networks import ConvDecoder, ConvEncoder, class_maps
+from arena import settings as typed
+from arena.errors import AgentError
+from arena.settings import setting
+
+
+@dataclass(frozen=True)
+class VAESettings:
+    """The VAE's settings."""
+
+    beta: float = setting(1.0, help="weight of the KL term (1: VAE; 0: plain autoencoder)", low=0.0, high=1e3)
+    conditional: bool = setting(False, help="condition encoder and decoder on the class (the env must be conditional)")
+    hidden: int = setting(32, help="channels of the first conv layer (the second has twice as many)", low=4, high=1024)
+    lr: float = setting(2e-3, help="Adam learning rate", low=0.0, high=1.0, low_open=True)
+    batch_size: int = setting(64, help="images per step", low=2, high=4096)
+    updates: int = setting(4000, help="training budget in batches (4000: about 2 minutes on 2 CPU cores)", low=1,
+                          high=10**8)
+    device: str = setting("auto", help="auto (CUDA when present), cpu or cuda", choices=("auto", "cpu", "cuda"))
+
+
+class Encoder(nn.Module):
+    """q(z | x, y): image (and class maps) -> (mu, log sigma^2), each (B, latent)."""
+
+    def __init__(self, size: int, hidden: int, latent: int, n_classes: int) -> None:
+        super().__init__()
+        self.size, self.n_classes = size, n_classes
+        self.body = ConvEncoder(1 + n_classes, size, hidden, "batch")
+        self.mu = nn.Linear(self.body.out_dim, latent)
+        self.log_var = nn.Linear(self.body.out_dim, latent)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.n_classes:
+            x = torch.cat([x, class_maps(y, self.n_classes, self.size)], dim=1)
+        h = self.body(x)
+        return self.mu(h), self.log_var(h).clamp(-12, 12)
+
+
+class VAEAgent(NeuralGenerator):
+    """A VAE (or, with beta = 0, an autoencoder) whose decoder plays the image env."""
+
+    name = "vae"
+    Settings = VAESettings
+    decoder_name = "decoder"
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(typed.build(VAESettings, settings, AgentError))
+
+    def build(self, env: Any) -> None:
+        s, spec = self.settings, self._spec()
+        k = spec.n_classes if s.conditional else 0
+        encoder = Encoder(spec.size, s.hidden, spec.latent, k).to(self.device)
+        decoder = ConvDecoder(spec.latent + k, spec.size, s.hidden).to(self.device)
+        self.modules = {"encoder": encoder, "decoder": decoder}
+        params = list(encoder.parameters()) + list(decoder.parameters())
+        self.optims = {"adam": torch.optim.Adam(params, lr=s.lr)}
+
+    def elbo_terms(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reconstruction, KL), each averaged over the batch (the module docstring's loss)."""
+        mu, log_var = self.modules["encoder"](x, y)
+        eps = torch.randn(mu.shape, generator=self.sampler).to(self.device)
+        z = mu + (0.5 * log_var).exp() * eps  # the reparameterisation trick
+        reconstruction = nn.functional.binary_cross_entropy(self.decode(z, y), x, reduction="sum") / len(x)
+        kl = -0.5 * (1 + log_var - mu**2 - log_var.exp()).sum() / len(x)
+        return reconstruction, kl
+
+    def update(self, index: int) -> dict[str, float]:
+        s = self.settings
+        x, y_real = self.real(s.batch_size, index)
+        y = y_real if s.conditional else None
+        reconstruction, kl = self.elbo_terms(x, y)
+        loss = reconstruction + s.beta * kl  # -ELBO
+        self.check_finite(reconstruction=reconstruction, kl=kl)
+        self.optims["adam"].zero_grad()
+        loss.backward()
+        self.optims["adam"].step()
+        with torch.no_grad():
+            z, yz = self.noise(s.batch_size)
+            fake = self.decode(z, yz)
+        return {"return": self.judge_return(fake), "reconstruction": reconstruction.item(), "kl": kl.item()}
+
+    def interpolate(self, path: str | Path, steps: int = 10, seed: int = 0) -> Path:
+        """A PNG strip decoding z along the straight line between two latents z0 -> z1 (rows:
+        `4` pairs), which shows how smooth the decoder's space is (smooth for a VAE, less so for an AE)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        spec = self._spec()
+        rng = np.random.default_rng(seed)
+        rows = []
+        for _ in range(4):
+            z0, z1 = rng.standard_normal((2, spec.latent)).astype(np.float32)
+            t = np.linspace(0, 1, steps, dtype=np.float32)[:, None]
+            z = (1 - t) * z0 + t * z1  # (steps, latent)
+            y = None
+            if spec.conditional:
+                y = np.eye(spec.n_classes, dtype=np.float32)[np.full(steps, rng.integers(spec.n_classes))]
+            rows.append(self.generate(z, y))
+        grid = self.grid(np.concatenate(rows), cols=steps)[0]
+        fig, ax = plt.subplots(figsize=(steps * 0.6, 4 * 0.6 + 0.4))
+        ax.imshow(grid, cmap="gray", vmin=0, vmax=1)
+        ax.set_axis_off()
+        ax.set_title(f"{self.name}: decoding z0 -> z1 in {steps} steps", fontsize=8)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        return path
+
+
+__all__ = ["VAEAgent", "VAESettings"]
