@@ -197,15 +197,20 @@ class NeuralGenerator(GeneratorAgent):
     def learn(self, env: Any, index: int, progress: float) -> dict[str, Any]:
         """One batch; "return" is what an episode of this batch's images would earn from the env's judge."""
         self.env = env
+        if getattr(self.settings, "lr_decay", False):  # lr_t = lr (1 - t/T): small last steps settle the game
+            for optim in self.optims.values():
+                for group in optim.param_groups:
+                    group["lr"] = self.settings.lr * (1.0 - progress)
         scalars = self.update(index)
         total = self.budget.total if self.budget else 1
         if index % max(1, total // self.GRID_EVERY) == 0 or index + 1 == total:
             self.log.image("samples", self.grid(self.sample(64, seed=0)), index + 1)
         return scalars
 
-    def judge_return(self, fakes: Any) -> float:
-        """The env judge's mean realness of a batch of fakes, times the env's batch (an episode's return)."""
-        scores = self.env.unwrapped.score(fakes.detach().cpu().numpy())
+    def judge_return(self, fakes: Any, n: int = 16) -> float:
+        """The env judge's mean realness of (the first `n` of) a batch of fakes, times the env's
+        batch: what an episode of such images would earn. A progress figure, kept cheap."""
+        scores = self.env.unwrapped.score(fakes[:n].detach().cpu().numpy())
         return float(scores.mean() * self.env.unwrapped.batch)
 
     def real(self, n: int, index: int, k: int = 0) -> tuple[Any, Any]:

@@ -116,6 +116,12 @@ class Callback:
 
     def after_unit(self, learner: Any, done: int, total: int) -> None: ...
 
+    def on_checkpoint(self, learner: Any, done: int) -> None:
+        """Called after each checkpoint is written (periodic and final; only with a run folder)."""
+
+    def on_end(self, learner: Any) -> None:
+        """Called once when training finishes normally (after the final checkpoint)."""
+
 
 @dataclass
 class Budget:
@@ -213,6 +219,8 @@ def train(
             if checkpoint and time.monotonic() - last_save >= checkpoint_every:
                 learner.save(checkpoint)
                 last_save = time.monotonic()
+                for cb in callbacks:
+                    cb.on_checkpoint(learner, budget.done)
             if scalars.get("stop"):
                 break
     finally:
@@ -223,8 +231,12 @@ def train(
     out.update(log.summary())
     if checkpoint:
         out["checkpoint"] = str(learner.save(checkpoint))
+        for cb in callbacks:
+            cb.on_checkpoint(learner, budget.done)
         if log.values:
             out["curve"] = str(log.plot(run_dir / "learning_curve.png", f"{learner.name}: learning curve"))
+    for cb in callbacks:
+        cb.on_end(learner)
     return out
 
 

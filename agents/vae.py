@@ -40,6 +40,7 @@ class VAESettings:
     conditional: bool = setting(False, help="condition encoder and decoder on the class (the env must be conditional)")
     hidden: int = setting(32, help="channels of the first conv layer (the second has twice as many)", low=4, high=1024)
     lr: float = setting(2e-3, help="Adam learning rate", low=0.0, high=1.0, low_open=True)
+    lr_decay: bool = setting(False, help="decay the learning rate linearly to 0 over the budget")
     batch_size: int = setting(64, help="images per step", low=2, high=4096)
     updates: int = setting(4000, help="training budget in batches (4000: about 2 minutes on 2 CPU cores)", low=1,
                           high=10**8)
@@ -105,6 +106,14 @@ class VAEAgent(NeuralGenerator):
             z, yz = self.noise(s.batch_size)
             fake = self.decode(z, yz)
         return {"return": self.judge_return(fake), "reconstruction": reconstruction.item(), "kl": kl.item()}
+
+    def fit(self, env: Any, seed: int = 0, episodes: int | None = None, run_dir: str | Path | None = None,
+            **training: Any) -> dict[str, Any]:
+        """Train through the one loop; with a run folder, also write runs/<run>/interpolation.png."""
+        out = super().fit(env, seed=seed, episodes=episodes, run_dir=run_dir, **training)
+        if run_dir:
+            out["interpolation"] = str(self.interpolate(Path(run_dir) / "interpolation.png"))
+        return out
 
     def interpolate(self, path: str | Path, steps: int = 10, seed: int = 0) -> Path:
         """A PNG strip decoding z along the straight line between two latents z0 -> z1 (rows:

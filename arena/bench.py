@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -216,7 +216,7 @@ def bench_rollout(batches: int = 5) -> BenchRow:
 
 
 def bench_gpu(updates: int = 20) -> list[BenchRow]:
-    """REINFORCE training throughput (env steps/s, rollouts and updates) on CUDA vs CPU, per network."""
+    """REINFORCE (env steps/s, per network) and GAN (images/s) training throughput on CUDA vs CPU."""
     import torch
 
     from arena.errors import AgentError
@@ -246,7 +246,114 @@ def bench_gpu(updates: int = 20) -> list[BenchRow]:
             f"REINFORCE training, {network}", "CPU", rates["cpu"], rates["cuda"], "steps/s",
             rates["cuda"] / rates["cpu"], "report", True, f"256 envs, {updates} updates, {torch.cuda.get_device_name()}",
         ))
+    from agents.gan import GANAgent
+
+    image_env = gym.make("arena/ImageGeneration-v0")
+    rates = {}
+    for device in ("cpu", "cuda"):
+        agent = GANAgent(device=device, batch_size=256)
+        agent.fit(image_env, seed=0, episodes=2, progress=False)  # warm up
+        t0 = time.perf_counter()
+        agent.fit(image_env, seed=0, episodes=updates, progress=False)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        rates[device] = updates * 256 / (time.perf_counter() - t0)
+    rows.append(BenchRow("GAN training, img:digits", "CPU", rates["cpu"], rates["cuda"], "images/s",
+                         rates["cuda"] / rates["cpu"], "report", True, f"batch 256, {updates} updates"))
     return rows
+
+
+def plain_gan_loop(updates: int, batch: int = 64, device: str = "cpu", seed: int = 0) -> Any:
+    """The baseline: the same DCGAN (agents/gan.py's networks, BCE loss, Adam) trained as a
+    plain PyTorch loop in the pytorch/examples style: real images from a tensor, no env, no
+    Arena loop. Returns the generator."""
+    import torch
+    from torch import nn
+
+    from agents.gan import Discriminator
+    from agents.networks import ConvDecoder
+    from envs.data import image_dataset
+
+    torch.manual_seed(seed)
+    data = torch.from_numpy(np.array(image_dataset("digits").train)).to(device)
+    G, D = ConvDecoder(16, 16, 64).to(device), Discriminator(16, 64, 0, "batch").to(device)
+    opt_G = torch.optim.Adam(G.parameters(), lr=5e-4, betas=(0.5, 0.999))
+    opt_D = torch.optim.Adam(D.parameters(), lr=5e-4, betas=(0.5, 0.999))
+    bce = nn.functional.binary_cross_entropy_with_logits
+    ones, zeros = torch.ones(batch, device=device), torch.zeros(batch, device=device)
+    for _ in range(updates):
+        real = data[torch.randint(len(data), (batch,), device=device)]
+        fake = G(torch.randn(batch, 16, device=device))
+        loss_D = bce(D(real), ones) + bce(D(fake.detach()), zeros)
+        opt_D.zero_grad()
+        loss_D.backward()
+        opt_D.step()
+        loss_G = bce(D(fake), ones)
+        opt_G.zero_grad()
+        loss_G.backward()
+        opt_G.step()
+    return G
+
+
+def _interleaved(baseline: Callable[[], object], ours: Callable[[], object], repeats: int) -> tuple[list[float], list[float]]:
+    """Seconds of each, measured baseline, ours, baseline, ours, ... after one warm-up of each."""
+    baseline()
+    ours()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for fn, out in ((baseline, times[0]), (ours, times[1])):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return times
+
+
+def bench_gan_training(updates: int = 40, repeats: int = 3) -> BenchRow:
+    """GAN training throughput (generated images/s): `gan` through Arena's training loop on
+    img:digits against the same model as a plain PyTorch loop, interleaved, median ratio."""
+    import statistics
+
+    import torch
+
+    from agents.gan import GANAgent
+
+    env = gym.make("arena/ImageGeneration-v0")
+    theirs, ours = _interleaved(lambda: plain_gan_loop(updates),
+                                lambda: GANAgent(device="cpu").fit(env, seed=0, episodes=updates, progress=False), repeats)
+    ratios = [b / o for b, o in zip(theirs, ours)]
+    images = updates * 64
+    return BenchRow(
+        "GAN training, img:digits", "plain PyTorch loop", images / statistics.median(theirs),
+        images / statistics.median(ours), "images/s", statistics.median(ratios), ">= 0.8x", statistics.median(ratios) >= 0.8,
+        f"{updates} batches of 64, median of {repeats}, ratio spread {min(ratios):.2f}-{max(ratios):.2f}, "
+        f"{torch.get_num_threads()} threads",
+    )
+
+
+def bench_gan_sampling(n: int = 4096, repeats: int = 5) -> BenchRow:
+    """Sampling rate (images/s): a trained-shape `gan` agent's `sample(n)` against calling the
+    same generator on torch.randn in a plain loop, interleaved."""
+    import statistics
+
+    import torch
+
+    from agents.gan import GANAgent
+
+    agent = GANAgent(device="cpu")
+    agent.fit(gym.make("arena/ImageGeneration-v0"), seed=0, episodes=1, progress=False)
+    G = agent.modules["generator"].eval()
+
+    def plain() -> None:
+        with torch.no_grad():
+            G(torch.randn(n, 16)).clamp(0, 1).numpy()
+
+    theirs, ours = _interleaved(plain, lambda: agent.sample(n, seed=0), repeats)
+    ratios = [b / o for b, o in zip(theirs, ours)]
+    return BenchRow(
+        "GAN sampling", "plain G(torch.randn)", n / statistics.median(theirs), n / statistics.median(ours), "images/s",
+        statistics.median(ratios), ">= 0.8x", statistics.median(ratios) >= 0.8,
+        f"{n} images, median of {repeats}, ratio spread {min(ratios):.2f}-{max(ratios):.2f}",
+    )
 
 
 def bench_cli_startup(repeats: int = 5) -> BenchRow:
@@ -281,6 +388,8 @@ BENCHMARKS: list[Callable[[bool], BenchRow]] = [
     lambda quick: bench_batched_grid(steps=500 if quick else 2000),
     lambda quick: bench_rollout(batches=2 if quick else 5),
     lambda quick: bench_cli_startup(repeats=3 if quick else 5),
+    lambda quick: bench_gan_training(updates=10 if quick else 40),
+    lambda quick: bench_gan_sampling(n=1024 if quick else 4096),
 ]
 
 

@@ -140,10 +140,10 @@ def _run_and_record(job: Any, db: Optional[Path], replays: Path) -> Result:
 
 
 def _print_training_log(agent: str, log: dict[str, Any]) -> None:
-    shown = {k: v for k, v in log.items() if k not in ("checkpoint", "curve")}
+    shown = {k: v for k, v in log.items() if k not in ("checkpoint", "curve", "interpolation", "video")}
     if shown:
         console.print(f"[dim]{agent}: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()) + "[/]")
-    for key in ("checkpoint", "curve"):
+    for key in ("checkpoint", "curve", "interpolation", "video"):
         if key in log:
             console.print(f"[dim]{key}: {log[key]}[/]", soft_wrap=True)
 
@@ -206,6 +206,7 @@ def run(
     resume: Optional[Path] = typer.Option(None, help="continue training from a checkpoint (after Ctrl-C or a crash)"),
     checkpoint_every: float = typer.Option(5.0, help="seconds of training between checkpoints (a killed run loses at most this)"),
     device: Optional[str] = typer.Option(None, help="neural agents: auto (CUDA when present), cpu or cuda"),
+    video: Optional[Path] = typer.Option(None, help="generators: write a video (.mp4/.gif) of fixed-latent samples, one frame per checkpoint"),
     db: Optional[Path] = typer.Option(None, help=DB_HELP),
     replays: Path = typer.Option(Path("replays"), help="folder for recorded episodes"),
 ) -> None:
@@ -224,7 +225,11 @@ def run(
         raise RegistryError(f"--train-episodes {train_episodes}: train for at least 1 episode")
     job = _job(agent, env, kwargs, seed, episodes, set_, device=device, train_episodes=train_episodes,
                record_training=record_training, resume=str(resume) if resume else None,
-               checkpoint_every=checkpoint_every)
+               checkpoint_every=checkpoint_every, video=str(video) if video else None)
+    if video is not None:
+        from arena.viewer import SampleVideo
+
+        SampleVideo(video)  # a bad suffix or an existing file fails before any training
     try:
         result = _run_and_record(job, db, replays)
     except TrainingInterrupted as stop:

@@ -39,6 +39,7 @@ class Job:
     record_training: int = 0  # record every k-th training episode (0: none)
     resume: str | None = None  # continue training from this checkpoint
     checkpoint_every: float | None = None  # seconds between checkpoints while training (None: the loop's default)
+    video: str | None = None  # generators: a video of fixed-latent samples, one frame per checkpoint
 
     def __post_init__(self) -> None:
         if not self.run_key:
@@ -89,6 +90,12 @@ def run_job(
             if job.record_training > 0:
                 recorder = RecordTraining(job.record_training, Path(replays_dir) / job.run_key, job.agent)
                 callbacks.append(recorder)
+            if job.video:
+                if not hasattr(agent, "sample"):
+                    raise RegistryError(f"--video shows a generator's samples as it trains; {job.agent} makes no images")
+                from arena.viewer import SampleVideo
+
+                callbacks.append(SampleVideo(job.video))
             budget: dict[str, Any] = {"run_dir": run_dir}
             if job.train_episodes:
                 budget["episodes"] = job.train_episodes
@@ -101,6 +108,8 @@ def run_job(
             log = agent.fit(env, seed=job.train_seed, **budget)
             if recorder is not None:
                 log["training_replays"] = len(recorder.saved)
+            if job.video and Path(job.video).exists():
+                log["video"] = job.video
             if "checkpoint" not in log:
                 log["checkpoint"] = str(agent.save(run_dir / "checkpoint.npz"))
         train_seconds = time.perf_counter() - t0

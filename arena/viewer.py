@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from agents.training import Callback
 from arena.errors import ViewerError
 from arena.replay import Frame, Replay, resimulate
 
@@ -323,3 +324,46 @@ def export_video(replay: Replay, path: str | Path, fps: float | None = None, sho
                 writer.append_data(np.pad(frame, ((0, ph), (0, pw), (0, 0)), mode="edge"))
     os.replace(tmp, path)
     return len(frames)
+
+
+class SampleVideo(Callback):
+    """A training-loop callback for generators: one frame per checkpoint, the images the
+    generator makes from one fixed batch of latents (so the frames show the same z learning
+    to become digits), written to .mp4 or .gif when training ends."""
+
+    def __init__(self, path: str | Path, n: int = 64, fps: float = 4.0) -> None:
+        path = Path(path)
+        if path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise ViewerError(f"cannot write {path.suffix or 'a file without suffix'}; use a path ending in .mp4 or .gif")
+        if path.exists():
+            raise ViewerError(f"{path} already exists; choose another name (nothing was overwritten)")
+        self.path, self.n, self.fps = path, n, fps
+        self.frames: list[np.ndarray] = []
+
+    def on_start(self, learner: Any, env: Any) -> None:
+        if not hasattr(learner, "sample"):
+            raise ViewerError(f"--video shows a generator's samples as it trains; {learner.name} makes no images")
+
+    def on_checkpoint(self, learner: Any, done: int) -> None:
+        grid = learner.grid(learner.sample(self.n, seed=0))[0]  # (H, W) in [0, 1]
+        scale = max(1, 384 // grid.shape[1])
+        big = np.kron((grid * 255).astype(np.uint8), np.ones((scale, scale), dtype=np.uint8))
+        self.frames.append(np.repeat(big[:, :, None], 3, axis=2))
+
+    def on_end(self, learner: Any) -> None:
+        import imageio.v2 as imageio
+
+        if not self.frames:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        frames = self.frames + [self.frames[-1]] * max(1, round(self.fps))  # the end held about a second
+        if self.path.suffix.lower() == ".gif":
+            imageio.mimsave(tmp, frames, duration=1000.0 / self.fps, loop=0)
+        else:
+            h, w = frames[0].shape[:2]
+            with imageio.get_writer(tmp, fps=self.fps, codec="libx264", quality=8, pixelformat="yuv420p",
+                                    macro_block_size=16) as writer:
+                for frame in frames:
+                    writer.append_data(np.pad(frame, ((0, -h % 16), (0, -w % 16), (0, 0)), mode="edge"))
+        os.replace(tmp, self.path)

@@ -173,13 +173,16 @@ def files(tmp_path_factory):
                               ("mc-off-policy", grid, {"episodes": 20}),
                               ("reinforce-mlp", seq, {"episodes": 64, "device": "cpu"}),
                               ("sb3-ppo", grid, {"steps": 64, "n_steps": 32, "batch_size": 32, "device": "cpu"}),
-                              ("gan", images_env, {"episodes": 1, "device": "cpu"})]:
+                              ("gan", images_env, {"updates": 1, "device": "cpu"})]:
         agent = make_agent(name, **kwargs)
         agent.fit(env, seed=0)
         out[name] = agent.save(folder / f"{name}.npz")
     vi = make_agent("value-iteration")
     vi.fit(grid)
     out["replay"] = save_replay(folder / "replay.npz", record_episode(vi, grid, 1000))
+    painter = make_agent("real-data")
+    painter.fit(images_env)
+    out["image_replay"] = save_replay(folder / "image-replay.npz", record_episode(painter, images_env, 1000))
     db = folder / "board.sqlite"
     result, _ = run_job(Job("random", "arena/GridWorld-v0", {"layout": "cliff"}, {}, 0, 2), folder / "replays",
                         folder / "runs")
@@ -219,6 +222,13 @@ def outcome(fn, *args) -> str:
 @given(data=st.data())
 def test_a_damaged_replay_loads_verifies_or_is_one_arena_error(files, tmp_path, data):
     path = data.draw(damaged(files["replay"], "arena-replay", 1, tmp_path / "replay.npz"))
+    assert outcome(load_replay_and_verify, path) in ("ok", "refused")
+
+
+@CASES
+@given(data=st.data())
+def test_a_damaged_image_replay_loads_verifies_or_is_one_arena_error(files, tmp_path, data):
+    path = data.draw(damaged(files["image_replay"], "arena-replay", 1, tmp_path / "replay.npz"))
     assert outcome(load_replay_and_verify, path) in ("ok", "refused")
 
 
