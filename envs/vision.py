@@ -206,11 +206,12 @@ def _cached(kind: str, dataset: str, size: int, seed: int) -> nn.Module:
         t0 = time.perf_counter()
         print(f"arena: training the {dataset} {size}x{size} {kind} (seed {seed}) once; it is cached in {path.parent}",
               file=sys.stderr, flush=True)
-        if kind == "classifier":
-            model, acc = train_classifier(data, seed)
-            extra = {"heldout_accuracy": f"{acc:.4f}"}
-        else:
-            model, extra = train_judge(data, seed), {}
+        with torch.enable_grad():  # the first use may come from inside a caller's torch.no_grad()
+            if kind == "classifier":
+                model, acc = train_classifier(data, seed)
+                extra = {"heldout_accuracy": f"{acc:.4f}"}
+            else:
+                model, extra = train_judge(data, seed), {}
         _write(path, model, kind, dataset, size, seed, extra)
         print(f"arena: trained in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     for p in model.parameters():
