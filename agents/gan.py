@@ -158,6 +158,27 @@ class GANAgent(NeuralGenerator):
             self.average()
         return {"return": self.judge_return(fake), "d_loss": d_loss.item(), "g_loss": g_loss.item()}
 
+    def discriminate(self, images: Any, labels: Any = None) -> Any:
+        """The trained D as a judge of any images (N, 1, S, S): one number per image, higher
+        is more real (a logit, or the critic's value). A conditional D reads `labels` (N,)
+        class indices. Evaluation mode: batch-norm uses its running statistics."""
+        import numpy as np
+
+        D, spec = self.modules["discriminator"], self._spec()
+        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(self.device)
+        y = None
+        if self.settings.conditional:
+            if labels is None:
+                raise AgentError("a conditional discriminator judges an image of a class: pass labels")
+            y = nn.functional.one_hot(torch.as_tensor(np.asarray(labels), dtype=torch.int64),
+                                      spec.n_classes).float().to(self.device)
+        D.eval()
+        try:
+            with torch.no_grad():
+                return D(x, y).double().cpu().numpy()
+        finally:
+            D.train()
+
     def train_decode(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """G(z, y) with the weights being trained (decode() uses the averaged ones)."""
         G = self.modules["generator"]

@@ -148,8 +148,9 @@ def _print_training_log(agent: str, log: dict[str, Any]) -> None:
             console.print(f"[dim]{key}: {log[key]}[/]", soft_wrap=True)
 
 
-def _results_table(results: list[Result], title: str) -> Table:
-    """Results as a rich table; every string from a database or file is escaped (no markup runs)."""
+def _results_table(results: list[Result], title: str, labels: dict[str, str] | None = None) -> Table:
+    """Results as a rich table; every string from a database or file is escaped (no markup runs).
+    `labels` names agents by run key (a suite's "gan loss=lsgan") where the name alone is ambiguous."""
     table = Table(title=escape(title))
     images = any("fid" in r.metrics for r in results)
     columns = ("id", "date", "env", "agent", "seed", "score", "mean return", "std", "exact return", "n")
@@ -158,7 +159,8 @@ def _results_table(results: list[Result], title: str) -> Table:
         table.add_column(col, justify="left" if col in ("date", "env", "agent") else "right",
                          no_wrap=col in ("date", "env", "agent"))
     for r in results:
-        cells = (str(r.id or ""), short_date(r.created), env_label(r), r.agent, str(r.train_seed), fmt(r.score),
+        agent = (labels or {}).get(r.run_key, r.agent)
+        cells = (str(r.id or ""), short_date(r.created), env_label(r), agent, str(r.train_seed), fmt(r.score),
                  fmt(r.mean_return, 2), fmt(r.std_return, 2), fmt(r.exact_return, 2), str(r.episodes))
         if images:
             m = r.metrics
@@ -306,6 +308,82 @@ def replay(
 
 
 # --------------------------------------------------------------------------- leaderboard
+
+
+@app.command()
+@user_errors
+def tournament(
+    suite: str = typer.Argument(..., help="a suite: a name from arena/suites (e.g. imagegen) or a .toml path"),
+    db: Optional[Path] = typer.Option(None, help=DB_HELP),
+    replays: Path = typer.Option(Path("replays"), help="folder for recorded episodes"),
+    runs: Path = typer.Option(Path("runs"), help="folder for checkpoints, curves and the judging table"),
+) -> None:
+    """Run every (agent, env, seed) job of a SUITE and add each result to the leaderboard.
+
+    A suite is a small TOML file: envs, agents (with settings and budgets), training seeds
+    and evaluation episodes; the file is checked whole before any job starts. Image suites
+    with `cross_judge = true` then show every generator to every trained discriminator
+    (the env's judge and each GAN's own) and print who fools whom, with Bradley-Terry ratings.
+    """
+    import json
+    from datetime import datetime, timezone
+
+    from arena.tournament import judge_suite, load_suite, run_suite
+
+    spec = load_suite(suite)
+    board = Leaderboard(db)
+    jobs = spec.jobs()
+    console.print(f"[bold]{escape(spec.name)}[/]: {len(jobs)} jobs" + (f" ({escape(spec.description)})" if spec.description else ""))
+    for pair in spec.skipped:
+        console.print(f"[dim]skipped {escape(pair)}: the agent cannot play it[/]")
+
+    def started(i: int, n: int, agent: Any, job: Any) -> None:
+        console.print(f"[{i + 1}/{n}] {escape(agent.label)} on {escape(env_label(job))} seed {job.train_seed}")
+
+    results, labels = [], {}
+
+    def landed(agent: Any, result: Result, log: dict[str, Any]) -> None:
+        board.add(result)
+        results.append(result)
+        labels[result.run_key] = agent.label
+
+    finished = run_suite(spec, replays, runs, on_result=landed, on_start=started)
+    ranked = sorted(results, key=lambda r: (r.env_id, -(r.score if r.score is not None else float("-inf"))))
+    console.print(_results_table(ranked, f"Tournament {spec.name}", labels))
+    if spec.cross_judge:
+        for env_text, judged in judge_suite(finished):
+            console.print(_fooling_table(env_text, judged))
+            console.print(_ratings_table(judged))
+            out = runs / f"{spec.name}-judging-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps({"suite": spec.name, "env": env_text, **judged.as_dict()}, indent=1))
+            console.print(f"[dim]judging table: {out}[/]", soft_wrap=True)
+    console.print("see them all: [bold]arena leaderboard[/]")
+
+
+def _fooling_table(env_text: str, judged: Any) -> Table:
+    table = Table(title=escape(f"Who fools whom on {env_text}: % of comparisons each judge (column) "
+                               "rated the generator's image above a held-out real one"))
+    table.add_column("generator", no_wrap=True)
+    for name in judged.judges:
+        table.add_column(escape(name), justify="right")
+    order = sorted(range(len(judged.generators)), key=lambda g: -judged.ratings[f"G {judged.generators[g]}"])
+    for g in order:
+        table.add_row(escape(judged.generators[g]), *(f"{100 * v:.0f}" for v in judged.fooled[g]))
+    table.caption = (f"50 = the judge cannot tell the images from real ones, 0 = it always can; "
+                     f"{judged.images} generated and {judged.images} real images per judge")
+    return table
+
+
+def _ratings_table(judged: Any) -> Table:
+    table = Table(title="Bradley-Terry ratings (Elo scale): generators and judges on one scale")
+    for col in ("rank", "player", "role", "rating"):
+        table.add_column(col, justify="right" if col in ("rank", "rating") else "left")
+    for i, (player, rating) in enumerate(sorted(judged.ratings.items(), key=lambda kv: -kv[1]), 1):
+        role, _, name = player.partition(" ")
+        table.add_row(str(i), escape(name), "generator" if role == "G" else "judge", f"{rating:.0f}")
+    table.caption = "a generator 400 points above a judge fools it at 10:1 odds per comparison"
+    return table
 
 
 @app.command()

@@ -32,6 +32,11 @@ class RegistryError(SettingsError):
     """An unknown agent or env name, or an agent paired with an env it cannot play."""
 
 
+class SuiteError(RegistryError):
+    """A suite file cannot be run: malformed TOML, an unknown agent or env, a bad seed list.
+    The message starts with the file and line."""
+
+
 class FileFormatError(ArenaError, ValueError):
     """A file is not what it claims to be: truncated, corrupt, forged, or another format or version."""
 

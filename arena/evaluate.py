@@ -142,3 +142,42 @@ class ExactEvaluation(Callback):
         if done % every == 0 or done == total:
             pi = np.asarray(learner.policy_table())
             learner.log.evaluation(done, float(self.mdp.start @ dp.policy_evaluation(self.mdp, pi, self.gamma)))
+
+
+# --------------------------------------------------------------------------- ratings from games
+
+ELO_BASE, ELO_SCALE = 1500.0, 400.0 / math.log(10.0)  # Elo: a 400-point gap is 10:1 odds
+
+
+def bradley_terry(games: list[tuple[str, str, float, float]], prior: float = 0.1) -> dict[str, float]:
+    """Ratings from games `(a, b, wins of a, games played)` under the Bradley-Terry model
+
+        P(a beats b) = 1 / (1 + exp(theta_b - theta_a)),
+
+    fitted by maximum likelihood with a Gaussian prior theta ~ N(0, 1 / prior), which keeps
+    a player who never wins (or never loses) finite. Wins may be fractional (a tie is half
+    a win). Returned on the Elo scale, 1500 + 400 theta / ln 10, so gaps read as odds."""
+    from scipy.optimize import minimize
+    from scipy.special import expit
+
+    if not games:
+        return {}
+    players = sorted({p for a, b, _, _ in games for p in (a, b)})
+    index = {p: i for i, p in enumerate(players)}
+    A = np.array([index[g[0]] for g in games])
+    B = np.array([index[g[1]] for g in games])
+    W = np.array([float(g[2]) for g in games])
+    N = np.array([float(g[3]) for g in games])
+    if np.any(N <= 0) or np.any(W < 0) or np.any(W > N):
+        raise ValueError("each game needs games played > 0 and 0 <= wins <= games played")
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        d = theta[A] - theta[B]
+        # -log L = -sum [w log sigma(d) + (n - w) log sigma(-d)], plus the prior's prior/2 |theta|^2
+        nll = float((W * np.logaddexp(0.0, -d) + (N - W) * np.logaddexp(0.0, d)).sum() + 0.5 * prior * theta @ theta)
+        g = N * expit(d) - W  # d(-log L)/d(d)
+        grad = np.bincount(A, g, len(players)) - np.bincount(B, g, len(players)) + prior * theta
+        return nll, grad
+
+    theta = minimize(loss, np.zeros(len(players)), jac=True, method="L-BFGS-B", options={"gtol": 1e-10}).x
+    return {p: float(ELO_BASE + ELO_SCALE * theta[index[p]]) for p in players}

@@ -15,13 +15,19 @@ Every measure is taken in the feature space of the data set's classifier (envs/v
 - coverage: the share of classes the classifier reads among the images; mode collapse:
   mean pairwise distance below COLLAPSE_FRACTION of the real data's (as the env reports).
 - judge: the mean realness the env's judge gave (a reward, not a score: it can be fooled).
+
+Who fools whom (`cross_judge`): every generator's images are shown to every judge (the
+env's, and each trained GAN's own discriminator). A judge's fooling rate is the chance it
+scores a random generated image above a random held-out real one (0.5: it cannot tell
+them apart; 0: it always can), and Bradley-Terry ratings of generators and judges on one
+scale summarise the table.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -144,4 +150,58 @@ def score_images(images: np.ndarray, dataset: str, size: int, judge: float | Non
     )
 
 
-__all__ = ["ImageScore", "SCORE_IMAGES", "fid", "inception_score", "references", "score_images"]
+__all__ = ["CrossJudgement", "ImageScore", "SCORE_IMAGES", "cross_judge", "fid", "fooling_rate", "inception_score",
+           "references", "score_images"]
+
+
+# --------------------------------------------------------------------------- who fools whom
+
+
+def fooling_rate(fake_scores: np.ndarray, real_scores: np.ndarray) -> float:
+    """P(a judge scores a random fake above a random real image), ties counting half: the
+    Mann-Whitney U of the fakes over n_fake n_real. Any judge whose higher number means
+    "more real" can be read this way (a probability, a logit, a critic's value)."""
+    from scipy.stats import mannwhitneyu
+
+    fake, real = np.asarray(fake_scores, dtype=float), np.asarray(real_scores, dtype=float)
+    if not (np.all(np.isfinite(fake)) and np.all(np.isfinite(real))):
+        raise ValueError("a judge gave a non-finite score")
+    return float(mannwhitneyu(fake, real).statistic / (len(fake) * len(real)))
+
+
+@dataclass
+class CrossJudgement:
+    """Every generator judged by every judge: `fooled[g, j]` is judge j's fooling rate on
+    generator g; `ratings` are Bradley-Terry ratings (Elo scale) of both on one scale."""
+
+    generators: list[str]
+    judges: list[str]
+    fooled: np.ndarray  # (generators, judges)
+    images: int  # generated images per generator (and real images) each judge compared
+    ratings: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"generators": self.generators, "judges": self.judges, "fooled": self.fooled.tolist(),
+                "images": self.images, "ratings": self.ratings}
+
+
+def cross_judge(generators: dict[str, np.ndarray], judges: dict[str, Callable[[np.ndarray], np.ndarray]],
+                real: np.ndarray) -> CrossJudgement:
+    """Show each generator's images (N, 1, S, S) and the `real` images to each judge (a
+    function: images -> scores, higher = more real). A generator "wins" a comparison when
+    the judge prefers its image to a real one; the fooling rates, counted as wins out of
+    the images shown, are the games of a Bradley-Terry fit."""
+    from arena.evaluate import bradley_terry
+
+    if not generators or not judges:
+        raise ValueError("cross-judging needs at least one generator and one judge")
+    n = min(SCORE_IMAGES, len(real), *(len(x) for x in generators.values()))
+    real = np.array(real[:n], dtype=np.float32)
+    fooled = np.zeros((len(generators), len(judges)))
+    for j, judge in enumerate(judges.values()):
+        real_scores = judge(real)
+        for g, images in enumerate(generators.values()):
+            fooled[g, j] = fooling_rate(judge(np.array(images[:n], dtype=np.float32)), real_scores)
+    games = [(f"G {gen}", f"D {jud}", fooled[g, j] * n, float(n))
+             for g, gen in enumerate(generators) for j, jud in enumerate(judges)]
+    return CrossJudgement(list(generators), list(judges), fooled, n, bradley_terry(games))

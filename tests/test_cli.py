@@ -28,7 +28,7 @@ def assert_one_line_error(result, fragment):
 
 def test_help_lists_every_command():
     out = arena("--help").output
-    for command in ("demo", "run", "eval", "replay", "leaderboard", "bench", "envs", "agents"):
+    for command in ("demo", "run", "eval", "replay", "leaderboard", "tournament", "bench", "envs", "agents"):
         assert command in out
 
 

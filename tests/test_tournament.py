@@ -1,0 +1,204 @@
+"""Suites and tournaments: the suite file is checked whole before any job starts, every job
+lands on the leaderboard, and image suites cross-judge their generators ("who fools
+whom") with Bradley-Terry ratings (issue 8's competition)."""
+
+import json
+import math
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from arena.cli import app
+from arena.errors import SuiteError
+from arena.evaluate import ELO_SCALE, bradley_terry
+from arena.image_score import cross_judge, fooling_rate
+from arena.tournament import load_suite, suite_names
+from envs.data import image_dataset
+
+runner = CliRunner()
+
+SMALL = """\
+format = 1
+description = "a quick image tournament"
+envs = ["img:digits"]
+train_seeds = [0]
+eval_episodes = 5
+cross_judge = true
+
+[[agents]]
+name = "gan"
+budget = 30
+set = { loss = "bce", device = "cpu" }
+
+[[agents]]
+name = "gan"
+label = "critic"
+budget = 5
+set = { loss = "wgan-gp", n_critic = 2, device = "cpu" }
+
+[[agents]]
+name = "real-data"
+
+[[agents]]
+name = "noise"
+"""
+
+
+# --------------------------------------------------------------------------- Bradley-Terry
+
+
+def test_two_players_rate_at_the_log_odds_of_their_games():
+    r = bradley_terry([("a", "b", 75.0, 100.0)], prior=1e-9)
+    assert (r["a"] - r["b"]) / ELO_SCALE == pytest.approx(math.log(75 / 25), abs=1e-4)
+    assert (r["a"] + r["b"]) / 2 == pytest.approx(1500.0, abs=1e-3)  # the prior centres the scale
+
+
+def test_known_strengths_are_recovered_from_many_games():
+    theta = {"a": 1.0, "b": 0.0, "c": -0.5, "d": -2.0}
+    games = []
+    for x in theta:
+        for y in theta:
+            if x < y:
+                p = 1 / (1 + math.exp(theta[y] - theta[x]))
+                games.append((x, y, p * 10_000, 10_000.0))
+    r = bradley_terry(games, prior=1e-9)
+    mean = np.mean(list(theta.values()))
+    for name, t in theta.items():
+        assert (r[name] - 1500) / ELO_SCALE == pytest.approx(t - mean, abs=1e-3)
+
+
+def test_a_player_who_never_wins_stays_finite_and_last():
+    r = bradley_terry([("a", "b", 0.0, 50.0), ("c", "b", 25.0, 50.0)])
+    assert all(math.isfinite(v) for v in r.values()) and r["a"] < r["c"] < r["b"]
+
+
+@pytest.mark.parametrize("game", [("a", "b", 3.0, 2.0), ("a", "b", -1.0, 2.0), ("a", "b", 0.0, 0.0)])
+def test_impossible_games_are_refused(game):
+    with pytest.raises(ValueError):
+        bradley_terry([game])
+
+
+# --------------------------------------------------------------------------- fooling rates
+
+
+def test_the_fooling_rate_is_half_for_indistinguishable_images_and_counts_ties_half():
+    assert fooling_rate(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0])) == pytest.approx(0.5)
+    assert fooling_rate(np.array([0.0, 0.0]), np.array([1.0, 1.0])) == 0.0
+    assert fooling_rate(np.array([2.0]), np.array([1.0, 3.0])) == 0.5
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(-40, 40), min_size=1, max_size=30), st.lists(st.integers(-40, 40), min_size=1, max_size=30))
+def test_the_fooling_rate_reads_a_logit_and_its_probability_alike(fake, real):
+    """Only the order counts, so a judge's logit and its sigmoid give one rate (on a grid of
+    logits whose sigmoids stay distinct in float64; nearer ones can round together)."""
+    fake, real = np.array(fake) / 4, np.array(real) / 4
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    direct = fooling_rate(fake, real)
+    brute = np.mean([(f > r) + 0.5 * (f == r) for f in fake for r in real])
+    assert direct == pytest.approx(brute) and 0.0 <= direct <= 1.0
+    assert fooling_rate(sigmoid(fake), sigmoid(real)) == pytest.approx(direct, abs=1e-9)
+
+
+def test_cross_judging_ranks_real_images_above_noise_with_the_env_judge():
+    data = image_dataset("digits", 16)
+    noise = np.random.default_rng(0).uniform(0, 1, (200, 1, 16, 16)).astype(np.float32)
+    brightness = lambda x: -np.abs(x.mean(axis=(1, 2, 3)) - data.heldout.mean())  # noqa: E731
+    judged = cross_judge({"real": data.heldout_b, "noise": noise}, {"brightness": brightness}, data.heldout)
+    assert judged.images == 200 and judged.fooled.shape == (2, 1)
+    assert 0.35 < judged.fooled[0, 0] < 0.65 and judged.fooled[1, 0] < 0.05
+    assert judged.ratings["G real"] > judged.ratings["G noise"]
+    assert json.loads(json.dumps(judged.as_dict()))["generators"] == ["real", "noise"]
+
+
+# --------------------------------------------------------------------------- suite files
+
+
+def test_the_built_in_suites_load_and_list_their_jobs():
+    assert "imagegen" in suite_names()
+    suite = load_suite("imagegen")
+    labels = [a.label for a in suite.agents]
+    assert suite.cross_judge and len(suite.jobs()) == len(labels) == len(set(labels))
+    assert {"gan loss=bce", "vae", "reinforce-generator", "real-data", "noise"} <= set(labels)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "suite.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("text,where,fragment", [
+    ('envs = ["img:digits"\n', ":", "not valid TOML"),
+    (SMALL.replace('name = "noise"', 'name = "nosie"'), ":23:", "unknown agent 'nosie'"),
+    (SMALL.replace("train_seeds = [0]", "train_seeds = [0, 0]"), ":4:", "distinct integers"),
+    (SMALL.replace("train_seeds = [0]", 'train_seeds = ["a"]'), ":4:", "train_seeds"),
+    (SMALL.replace("train_seeds = [0]", "train_seeds = [-1]"), ":4:", "train_seeds"),
+    (SMALL.replace("eval_episodes = 5", "eval_episodes = 0"), ":5:", "eval_episodes"),
+    (SMALL.replace('"img:digits"', '"img:letters"'), ":3:", "img:letters"),
+    (SMALL.replace('"img:digits"', '"nowhere:1"'), ":3:", "unknown env"),
+    (SMALL.replace("budget = 30", "budget = -3"), ":", "budget"),
+    (SMALL.replace('loss = "bce"', 'loss = "hinge"'), ":", "hinge"),
+    (SMALL.replace("cross_judge = true", "cross_judging = true"), ":6:", "unknown key 'cross_judging'"),
+    (SMALL + '\n[[agents]]\nname = "noise"\n', ":23:", "labelled 'noise'"),
+    (SMALL.replace('"img:digits"', '"grid:cliff"'), ":", "can play none"),
+    (SMALL.replace("format = 1", "format = 9"), ":1:", "format"),
+])
+def test_a_bad_suite_is_one_line_naming_the_file_and_line(tmp_path, text, where, fragment):
+    path = write(tmp_path, text)
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    message = str(info.value)
+    assert message.startswith(str(path) + where) and fragment in message and "\n" not in message, message
+
+
+def test_an_unknown_suite_name_lists_the_built_in_ones():
+    with pytest.raises(SuiteError, match="imagegen"):
+        load_suite("no-such-suite")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, len(SMALL) - 1), st.integers(0, 40), st.text(max_size=8))
+def test_a_damaged_suite_loads_or_is_a_suite_error(tmp_path, start, length, junk):
+    path = write(tmp_path, SMALL[:start] + junk + SMALL[start + length:])
+    try:
+        suite = load_suite(path)
+    except SuiteError as exc:
+        assert str(exc).startswith(str(path)) and "\n" not in str(exc)
+    else:
+        assert suite.jobs()
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_arena_tournament_runs_every_job_lands_each_and_says_who_fools_whom(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ARENA_DB", raising=False)
+    path = write(tmp_path, SMALL)
+    result = runner.invoke(app, ["tournament", str(path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for text in ("[4/4] noise", "Who fools whom", "env (frozen judge)", "Bradley-Terry", "critic", "gan loss=bce"):
+        assert text in out, text
+    rows = sqlite3.connect(tmp_path / "replays" / "leaderboard.sqlite").execute("select agent from results").fetchall()
+    assert sorted(r[0] for r in rows) == ["gan", "gan", "noise", "real-data"]
+    (table,) = (tmp_path / "runs").glob("suite-judging-*.json")
+    judged = json.loads(table.read_text())
+    assert judged["judges"] == ["env (frozen judge)", "gan loss=bce device=cpu", "critic"]
+    fooled = dict(zip(judged["generators"], judged["fooled"]))
+    assert all(0.3 < f < 0.7 for f in fooled["real-data"]) and all(f < 0.05 for f in fooled["noise"])
+    assert judged["ratings"]["G real-data"] > judged["ratings"]["G noise"]
+
+
+def test_a_bad_suite_stops_the_command_before_any_job(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, SMALL.replace('name = "noise"', 'name = "nosie"'))
+    result = runner.invoke(app, ["tournament", str(path)], catch_exceptions=False)
+    assert result.exit_code == 2 and "unknown agent 'nosie'" in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "replays").exists() and not (tmp_path / "runs").exists()
