@@ -153,15 +153,16 @@ def _results_table(results: list[Result], title: str, labels: dict[str, str] | N
     `labels` names agents by run key (a suite's "gan loss=lsgan") where the name alone is ambiguous."""
     table = Table(title=escape(title))
     images = any("fid" in r.metrics for r in results)
-    columns = ("id", "date", "env", "agent", "seed", "score", "mean return", "std", "exact return", "n")
-    columns += ("FID", "IS", "coverage") if images else ()
+    exact = any(r.exact_return is not None for r in results)  # a column of n/a only takes room
+    columns = ("id", "date", "env", "agent", "seed", "score", "mean return", "std") + (("exact return",) if exact else ())
+    columns += ("n",) + (("FID", "IS", "coverage") if images else ())
     for col in columns:
         table.add_column(col, justify="left" if col in ("date", "env", "agent") else "right",
                          no_wrap=col in ("date", "env", "agent"))
     for r in results:
         agent = (labels or {}).get(r.run_key, r.agent)
         cells = (str(r.id or ""), short_date(r.created), env_label(r), agent, str(r.train_seed), fmt(r.score),
-                 fmt(r.mean_return, 2), fmt(r.std_return, 2), fmt(r.exact_return, 2), str(r.episodes))
+                 fmt(r.mean_return, 2), fmt(r.std_return, 2)) + ((fmt(r.exact_return, 2),) if exact else ()) + (str(r.episodes),)
         if images:
             m = r.metrics
             covered = f"{m['classes_covered']}/{m['n_classes']}" if "fid" in m else ""
@@ -169,9 +170,10 @@ def _results_table(results: list[Result], title: str, labels: dict[str, str] | N
             cells += (fmt(m.get("fid"), 1) if "fid" in m else "", fmt(m.get("inception_score"), 2) if "fid" in m else "",
                       covered + flag)
         table.add_row(*(escape(c) for c in cells))
-    table.caption = "score: exact normalised score (1 optimal, 0 random); exact return: expected return, computed by DP"
+    table.caption = ("score: exact normalised score (1 optimal, 0 random); exact return: expected return, computed by DP"
+                     if exact else "")
     if images:
-        table.caption += ("\nimages: score = (FID_noise - FID) / (FID_noise - FID_real), 1 = as real as held-out data, "
+        table.caption += ("\n" if table.caption else "") + ("images: score = (FID_noise - FID) / (FID_noise - FID_real), 1 = as real as held-out data, "
                           "0 = noise; FID, IS and coverage in the data set's classifier features")
     return table
 
