@@ -91,6 +91,20 @@ def test_each_generator_trains_through_the_loop_and_its_checkpoint_round_trips(t
     e.step(image)  # the env accepts what it made
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("name,config", [("gan", {"loss": "bce"}), ("gan", {"loss": "wgan-gp"}), ("vae", {}),
+                                         ("reinforce-generator", {})])
+def test_generators_train_on_cuda_and_their_checkpoints_load_on_the_cpu(tmp_path, name, config):
+    e = env(batch=8)
+    agent = make_agent(name, **config, device="cuda")
+    log = agent.fit(e, seed=0, episodes=5, run_dir=tmp_path / "run", progress=False)
+    assert log["device"].startswith("cuda")
+    on_cpu = make_agent(name, **CPU).load(log["checkpoint"], env=e)
+    obs, _ = e.reset(seed=3)
+    gpu_image, cpu_image = agent.act(obs)[0], on_cpu.act(obs)[0]
+    assert cpu_image.shape == (1, 16, 16) and np.allclose(gpu_image, cpu_image, atol=1e-4)
+
+
 @pytest.mark.parametrize("name", ["gan", "vae", "reinforce-generator"])
 def test_resume_continues_bit_for_bit(tmp_path, name):
     e = env(batch=8)
