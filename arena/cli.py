@@ -114,7 +114,7 @@ def agents(name: Optional[str] = typer.Argument(None, help="an agent: show its s
 # --------------------------------------------------------------------------- run / eval
 
 
-def _run_and_record(job: Any, db: Optional[Path], replays: Path) -> Result:
+def _run_and_record(job: Any, db: Optional[Path], replays: Path, out: Console = console) -> Result:
     from arena.tournament import run_job
 
     board = Leaderboard(db)  # open first: a bad database fails before any work
@@ -135,17 +135,17 @@ def _run_and_record(job: Any, db: Optional[Path], replays: Path) -> Result:
         board.add(result)
     except LeaderboardError as exc:
         raise LeaderboardError(f"{exc} (the replays are kept in {replays / job.run_key})") from None
-    _print_training_log(job.agent, log)
+    _print_training_log(job.agent, log, out)
     return result
 
 
-def _print_training_log(agent: str, log: dict[str, Any]) -> None:
+def _print_training_log(agent: str, log: dict[str, Any], out: Console = console) -> None:
     shown = {k: v for k, v in log.items() if k not in ("checkpoint", "curve", "interpolation", "video")}
     if shown:
-        console.print(f"[dim]{agent}: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()) + "[/]")
+        out.print(f"[dim]{agent}: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()) + "[/]")
     for key in ("checkpoint", "curve", "interpolation", "video"):
         if key in log:
-            console.print(f"[dim]{key}: {log[key]}[/]", soft_wrap=True)
+            out.print(f"[dim]{key}: {log[key]}[/]", soft_wrap=True)
 
 
 def _results_table(results: list[Result], title: str, labels: dict[str, str] | None = None) -> Table:
@@ -154,15 +154,20 @@ def _results_table(results: list[Result], title: str, labels: dict[str, str] | N
     table = Table(title=escape(title))
     images = any("fid" in r.metrics for r in results)
     exact = any(r.exact_return is not None for r in results)  # a column of n/a only takes room
-    columns = ("id", "date", "env", "agent", "seed", "score", "mean return", "std") + (("exact return",) if exact else ())
+    success = any(r.successes for r in results)
+    columns = ("id", "date", "env", "agent", "seed", "score") + (("success",) if success else ())
+    columns += ("mean return", "std") + (("exact return",) if exact else ())
     columns += ("n",) + (("FID", "IS", "coverage") if images else ())
     for col in columns:
         table.add_column(col, justify="left" if col in ("date", "env", "agent") else "right",
                          no_wrap=col in ("date", "env", "agent"))
     for r in results:
         agent = (labels or {}).get(r.run_key, r.agent)
-        cells = (str(r.id or ""), short_date(r.created), env_label(r), agent, str(r.train_seed), fmt(r.score),
-                 fmt(r.mean_return, 2), fmt(r.std_return, 2)) + ((fmt(r.exact_return, 2),) if exact else ()) + (str(r.episodes),)
+        cells = (str(r.id or ""), short_date(r.created), env_label(r), agent, str(r.train_seed), fmt(r.score))
+        if success:
+            rate = r.success_rate
+            cells += ("n/a" if rate is None else f"{rate:.0%}" + (" never" if rate == 0 else ""),)
+        cells += (fmt(r.mean_return, 2), fmt(r.std_return, 2)) + ((fmt(r.exact_return, 2),) if exact else ()) + (str(r.episodes),)
         if images:
             m = r.metrics
             covered = f"{m['classes_covered']}/{m['n_classes']}" if "fid" in m else ""
@@ -172,6 +177,9 @@ def _results_table(results: list[Result], title: str, labels: dict[str, str] | N
         table.add_row(*(escape(c) for c in cells))
     table.caption = ("score: exact normalised score (1 optimal, 0 random); exact return: expected return, computed by DP"
                      if exact else "")
+    if success:
+        table.caption += ("\n" if table.caption else "") + ("success: share of evaluation episodes that reached the goal "
+                                                            "or answered all right; 'never': a policy that never does")
     if images:
         table.caption += ("\n" if table.caption else "") + ("images: score = (FID_noise - FID) / (FID_noise - FID_real), 1 = as real as held-out data, "
                           "0 = noise; FID, IS and coverage in the data set's classifier features")
@@ -213,6 +221,8 @@ def run(
     video: Optional[Path] = typer.Option(None, help="generators: write a video (.mp4/.gif) of fixed-latent samples, one frame per checkpoint"),
     db: Optional[Path] = typer.Option(None, help=DB_HELP),
     replays: Path = typer.Option(Path("replays"), help="folder for recorded episodes"),
+    json_: bool = typer.Option(False, "--json", help="print the result as JSON (the figures of arena.evaluate) instead of a table"),
+    min_score: Optional[float] = typer.Option(None, help="exit with status 1 when the normalised score is below this"),
 ) -> None:
     """Train AGENT on ENV, evaluate on fixed seeds with recording, and add the result to the leaderboard.
 
@@ -235,7 +245,7 @@ def run(
 
         SampleVideo(video)  # a bad suffix or an existing file fails before any training
     try:
-        result = _run_and_record(job, db, replays)
+        result = _run_and_record(job, db, replays, err if json_ else console)  # --json: stdout is the JSON alone
     except TrainingInterrupted as stop:
         err.print(f"[yellow]{escape(str(stop))}[/]", highlight=False, soft_wrap=True)
         if stop.checkpoint:
@@ -247,9 +257,28 @@ def run(
             err.print(f"continue with ({left} {stop.unit}s to go): " + " ".join(shlex.quote(w) for w in words),
                       highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
-    console.print(_results_table([result], "Result"))
-    if result.replay_paths:
-        console.print(f"watch it: [bold]arena replay {result.replay_paths[0]}[/]", soft_wrap=True)
+    _report([result], agent, " ".join([env, *(kwargs or [])]), json_, min_score)
+
+
+def _report(results: list[Result], agent: str, env: str, as_json: bool, min_score: Optional[float]) -> None:
+    """Print finished runs (a table, or JSON on stdout alone) and hold them to --min-score."""
+    import json
+
+    from arena.evaluate import Evaluation
+
+    evaluation = Evaluation.of(agent, env, results)
+    if as_json:
+        typer.echo(json.dumps(evaluation.as_dict(), indent=1))
+    else:
+        console.print(_results_table(results, "Result"))
+        if results[0].replay_paths:
+            console.print(f"watch it: [bold]arena replay {results[0].replay_paths[0]}[/]", soft_wrap=True)
+    if min_score is not None:
+        if evaluation.score is None:
+            raise RegistryError(f"--min-score: {agent} on {env} has no normalised score to hold to {min_score}")
+        if evaluation.score.iqm < min_score:
+            err.print(f"score {evaluation.score.iqm:.3f} is below --min-score {min_score}", highlight=False)
+            raise typer.Exit(1)
 
 
 @app.command("eval")
@@ -319,11 +348,14 @@ def tournament(
     db: Optional[Path] = typer.Option(None, help=DB_HELP),
     replays: Path = typer.Option(Path("replays"), help="folder for recorded episodes"),
     runs: Path = typer.Option(Path("runs"), help="folder for checkpoints, curves and the judging table"),
+    workers: int = typer.Option(1, help="jobs at once: 1 runs them in this process, more in a process pool"),
 ) -> None:
     """Run every (agent, env, seed) job of a SUITE and add each result to the leaderboard.
 
     A suite is a small TOML file: envs, agents (with settings and budgets), training seeds
-    and evaluation episodes; the file is checked whole before any job starts. Image suites
+    and evaluation episodes; the file is checked whole before any job starts. Each result
+    lands as its job finishes; a rerun skips the jobs already on the leaderboard (keyed by
+    agent, settings, env, seed and budget), so an interrupted tournament resumes. Image suites
     with `cross_judge = true` then show every generator to every trained discriminator
     (the env's judge and each GAN's own) and print who fools whom, with Bradley-Terry ratings.
     """
@@ -333,23 +365,29 @@ def tournament(
     from arena.tournament import judge_suite, load_suite, run_suite
 
     spec = load_suite(suite)
+    if workers < 1:
+        raise RegistryError(f"--workers {workers}: use 1 (in this process) or more (a process pool)")
     board = Leaderboard(db)
     jobs = spec.jobs()
-    console.print(f"[bold]{escape(spec.name)}[/]: {len(jobs)} jobs" + (f" ({escape(spec.description)})" if spec.description else ""))
+    done = board.run_keys()
+    todo = sum(job.run_key not in done for _, job in jobs)
+    console.print(f"[bold]{escape(spec.name)}[/]: {len(jobs)} jobs, {len(jobs) - todo} already on the leaderboard"
+                  + (f" ({escape(spec.description)})" if spec.description else ""))
     for pair in spec.skipped:
         console.print(f"[dim]skipped {escape(pair)}: the agent cannot play it[/]")
+    progress = _progress()
+    task = progress.add_task(f"tournament {spec.name} ({workers} worker{'s' if workers > 1 else ''})", total=todo)
 
-    def started(i: int, n: int, agent: Any, job: Any) -> None:
-        console.print(f"[{i + 1}/{n}] {escape(agent.label)} on {escape(env_label(job))} seed {job.train_seed}")
+    def landed(agent: Any, result: Result) -> None:
+        progress.advance(task)
+        if not err.is_terminal:  # a line per job where there is no bar
+            err.print(f"done: {agent.label} on {env_label(result)} seed {result.train_seed}: score {fmt(result.score)}",
+                      highlight=False)
 
-    results, labels = [], {}
-
-    def landed(agent: Any, result: Result, log: dict[str, Any]) -> None:
-        board.add(result)
-        results.append(result)
-        labels[result.run_key] = agent.label
-
-    finished = run_suite(spec, replays, runs, on_result=landed, on_start=started)
+    with progress:
+        finished = run_suite(spec, board, replays, runs, workers=workers, on_result=landed)
+    results = [result for _, _, result, _ in finished]
+    labels = {result.run_key: agent.label for agent, _, result, _ in finished}
     ranked = sorted(results, key=lambda r: (r.env_id, -(r.score if r.score is not None else float("-inf"))))
     console.print(_results_table(ranked, f"Tournament {spec.name}", labels))
     if spec.cross_judge:
@@ -396,8 +434,14 @@ def leaderboard(
     db: Optional[Path] = typer.Option(None, help=DB_HELP),
     format_: str = typer.Option("table", "--format", help="table, markdown or html"),
     limit: Optional[int] = typer.Option(None, help="at most this many rows"),
+    runs: bool = typer.Option(False, "--runs", help="list every run (one row per training seed) instead of the standings"),
 ) -> None:
-    """Show the leaderboard, best first within each env (opens the database read-only)."""
+    """Show the standings, best first within each env (opens the database read-only).
+
+    An entry is one agent with one set of settings on one env; its runs (one per training
+    seed) are aggregated as IQM score with a 95% bootstrap interval, and entries whose
+    intervals overlap share a rank (tied). `--runs` lists the runs themselves.
+    """
     if format_ not in ("table", "markdown", "html"):
         raise RegistryError(f"unknown --format {format_!r}; use table, markdown or html")
     board = Leaderboard(db, readonly=True)
@@ -407,10 +451,33 @@ def leaderboard(
         sys.stdout.write(markdown_report(results))
     elif format_ == "html":
         sys.stdout.write(html_report(results))
-    elif format_ == "table":
-        console.print(_results_table(results, f"Leaderboard ({board.path}, {len(results)} rows)"))
+    elif runs:
+        console.print(_results_table(results, f"Leaderboard ({board.path}, {len(results)} runs)"))
     else:
-        raise RegistryError(f"unknown --format {format_!r}; use table, markdown or html")
+        from arena.evaluate import standings
+
+        console.print(_standings_table(standings(results), f"Leaderboard ({board.path}, {len(results)} runs)"))
+
+
+def _standings_table(entries: list[Any], title: str) -> Table:
+    """Entries (arena.evaluate.Standing) as a rich table: rank (= when tied), IQM, CI, success, flags."""
+    table = Table(title=escape(title))
+    for col in ("rank", "env", "agent", "runs", "score IQM", "95% CI", "success", "mean return", "notes"):
+        table.add_column(col, justify="left" if col in ("env", "agent", "notes") else "right",
+                         no_wrap=col in ("env", "agent"))
+    for st in entries:
+        e = st.evaluation
+        ci = (f"[{e.score.ci[0]:.3f}, {e.score.ci[1]:.3f}]" if e.score and e.score.ci[0] == e.score.ci[0]
+              else "1 run" if len(e.runs) == 1 else "n/a")
+        success = "n/a" if e.success_rate is None else f"{e.success_rate:.0%}"
+        notes = list(e.flags)
+        cells = (f"{st.rank}{'=' if st.tied else ''}", st.env, st.agent, str(len(e.runs)),
+                 fmt(e.score.iqm if e.score else None), ci, success, fmt(e.mean_return.iqm if e.mean_return else None, 2),
+                 "; ".join(notes))
+        table.add_row(*(escape(c) for c in cells))
+    table.caption = ("score: normalised (exact for grids, accuracy for sequences, FID-based for images), IQM over "
+                     "runs; =: tied (95% intervals overlap); success: episodes that reached the goal or were all right")
+    return table
 
 
 # --------------------------------------------------------------------------- bench / demo

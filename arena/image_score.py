@@ -26,7 +26,7 @@ scale summarise the table.
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -172,13 +172,21 @@ def fooling_rate(fake_scores: np.ndarray, real_scores: np.ndarray) -> float:
 @dataclass
 class CrossJudgement:
     """Every generator judged by every judge: `fooled[g, j]` is judge j's fooling rate on
-    generator g; `ratings` are Bradley-Terry ratings (Elo scale) of both on one scale."""
+    generator g; `ratings` (filled by the caller: arena.evaluate.bradley_terry over
+    `games()`) are Bradley-Terry ratings (Elo scale) of both on one scale."""
 
     generators: list[str]
     judges: list[str]
     fooled: np.ndarray  # (generators, judges)
     images: int  # generated images per generator (and real images) each judge compared
-    ratings: dict[str, float]
+    ratings: dict[str, float] = field(default_factory=dict)
+
+    def games(self) -> list[tuple[str, str, float, float]]:
+        """Each (generator, judge) pair as Bradley-Terry games: the generator "wins" a
+        comparison when the judge prefers its image to a real one, out of `images`."""
+        n = float(self.images)
+        return [(f"G {gen}", f"D {jud}", self.fooled[g, j] * n, n)
+                for g, gen in enumerate(self.generators) for j, jud in enumerate(self.judges)]
 
     def as_dict(self) -> dict[str, Any]:
         return {"generators": self.generators, "judges": self.judges, "fooled": self.fooled.tolist(),
@@ -188,11 +196,7 @@ class CrossJudgement:
 def cross_judge(generators: dict[str, np.ndarray], judges: dict[str, Callable[[np.ndarray], np.ndarray]],
                 real: np.ndarray) -> CrossJudgement:
     """Show each generator's images (N, 1, S, S) and the `real` images to each judge (a
-    function: images -> scores, higher = more real). A generator "wins" a comparison when
-    the judge prefers its image to a real one; the fooling rates, counted as wins out of
-    the images shown, are the games of a Bradley-Terry fit."""
-    from arena.evaluate import bradley_terry
-
+    function: images -> scores, higher = more real) and tabulate the fooling rates."""
     if not generators or not judges:
         raise ValueError("cross-judging needs at least one generator and one judge")
     n = min(SCORE_IMAGES, len(real), *(len(x) for x in generators.values()))
@@ -202,6 +206,4 @@ def cross_judge(generators: dict[str, np.ndarray], judges: dict[str, Callable[[n
         real_scores = judge(real)
         for g, images in enumerate(generators.values()):
             fooled[g, j] = fooling_rate(judge(np.array(images[:n], dtype=np.float32)), real_scores)
-    games = [(f"G {gen}", f"D {jud}", fooled[g, j] * n, float(n))
-             for g, gen in enumerate(generators) for j, jud in enumerate(judges)]
-    return CrossJudgement(list(generators), list(judges), fooled, n, bradley_terry(games))
+    return CrossJudgement(list(generators), list(judges), fooled, n)

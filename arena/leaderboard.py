@@ -25,7 +25,7 @@ from typing import Any, Iterator
 from arena.errors import LeaderboardError, one_line
 
 APPLICATION_ID = 0x4152454E  # "AREN"
-SCHEMA_VERSION = 2  # 2: the metrics column (per-family figures, e.g. FID for generators)
+SCHEMA_VERSION = 3  # 2: the metrics column (per-family figures, e.g. FID for generators); 3: successes
 DEFAULT_DB = Path("replays") / "leaderboard.sqlite"
 BUSY_TIMEOUT_S = 5.0
 
@@ -54,12 +54,14 @@ CREATE TABLE IF NOT EXISTS results (
     eval_seconds    REAL NOT NULL,
     code_version    TEXT NOT NULL,
     note            TEXT NOT NULL DEFAULT '',
-    metrics         TEXT NOT NULL DEFAULT '{}'
+    metrics         TEXT NOT NULL DEFAULT '{}',
+    successes       TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS results_env ON results (env_id, env_kwargs);
 """
 # how each older schema becomes the next one, in place (rows are never dropped)
-MIGRATIONS = {1: "ALTER TABLE results ADD COLUMN metrics TEXT NOT NULL DEFAULT '{}'"}
+MIGRATIONS = {1: "ALTER TABLE results ADD COLUMN metrics TEXT NOT NULL DEFAULT '{}'",
+              2: "ALTER TABLE results ADD COLUMN successes TEXT NOT NULL DEFAULT '[]'"}
 
 
 @dataclass
@@ -89,10 +91,16 @@ class Result:
     created: str = ""
     id: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)  # per-family figures: fid, inception_score, coverage, ...
+    successes: list[bool] = field(default_factory=list)  # per evaluation episode; empty where the env has no goal
 
     @property
     def episodes(self) -> int:
         return len(self.returns)
+
+    @property
+    def success_rate(self) -> float | None:
+        """The share of evaluation episodes that succeeded (reached G; answered all right); None: no such notion."""
+        return sum(self.successes) / len(self.successes) if self.successes else None
 
 
 def default_db() -> Path:
@@ -237,7 +245,7 @@ class Leaderboard:
         row["episodes"] = result.episodes
         for key in ("mean_return", "std_return", "iqm_return", "score", "exact_return"):
             row[key] = _finite(row[key])
-        for key in ("env_kwargs", "agent_config", "eval_seeds", "returns", "replay_paths", "metrics"):
+        for key in ("env_kwargs", "agent_config", "eval_seeds", "returns", "replay_paths", "metrics", "successes"):
             row[key] = json.dumps(row[key], sort_keys=True, allow_nan=True)
         cols = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
@@ -274,9 +282,10 @@ class Leaderboard:
     def _row(self, d: dict[str, Any]) -> Result:
         """A database row as a Result, or one line naming the damaged row."""
         d.pop("episodes", None)
-        d.setdefault("metrics", "{}")  # a schema-1 file opened read-only (never migrated by a reader)
+        d.setdefault("metrics", "{}")  # an older file opened read-only (never migrated by a reader)
+        d.setdefault("successes", "[]")
         expect = {"env_kwargs": dict, "agent_config": dict, "eval_seeds": list, "returns": list, "replay_paths": list,
-                  "metrics": dict}
+                  "metrics": dict, "successes": list}
         try:
             for key, kind in expect.items():
                 d[key] = json.loads(d[key])
@@ -290,12 +299,19 @@ class Leaderboard:
                     raise TypeError(key)
             if not isinstance(d["train_seed"], int):
                 raise TypeError("train_seed")
+            if not all(isinstance(x, bool) for x in d["successes"]):
+                raise TypeError("successes")
             return Result(**d)
         except (TypeError, ValueError, KeyError) as exc:
             raise LeaderboardError(
                 f"{self.path}: row id {d.get('id')} is damaged ({type(exc).__name__}: {one_line(exc)[:60]}); "
                 f"delete it (DELETE FROM results WHERE id = {d.get('id')}) or use another --db"
             ) from None
+
+    def run_keys(self) -> set[str]:
+        """The run keys already on the board (a tournament skips those jobs on a rerun)."""
+        with self._connect() as conn:
+            return {k for (k,) in conn.execute("SELECT run_key FROM results")}
 
     def count(self) -> int:
         with self._connect() as conn:

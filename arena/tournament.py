@@ -1,151 +1,24 @@
-"""Jobs: one (agent, env, seed) run from training to a leaderboard row, and many of them.
+"""Tournaments: suites of (agent, env, seed) jobs, run one after another, each landing on
+the leaderboard as it finishes; image suites then cross-judge their generators.
 
-`run_job` trains, plays the fixed evaluation seeds with recording, scores, and returns a
-`Result`; it never writes the database itself. The caller (the driver) adds the row, so
-a job that is retried cannot land twice (rows are keyed by `Job.run_key`).
+One job is `arena.evaluate.run_job` (train, play the fixed evaluation seeds with
+recording, score); it never writes the database itself. The caller (the driver) adds the
+row, so a job that is retried cannot land twice (rows are keyed by `Job.run_key`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-import secrets
-import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from arena import evaluate
 from arena.errors import ArenaError, RegistryError, SuiteError, one_line
-from arena.leaderboard import Result, code_version, env_label
-from arena.match import Episode, RecordTraining, play
+from arena.evaluate import DEFAULT_EPISODES, EVAL_SEED_BASE, Job, new_run_key, run_job
+from arena.leaderboard import Result, env_label
 from arena.registry import check_pairing, make_agent, make_env
-
-DEFAULT_EPISODES = 10
-EVAL_SEED_BASE = 1000  # evaluation seeds 1000, 1001, ...: never the training seed
-
-
-@dataclass
-class Job:
-    agent: str
-    env_id: str
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    agent_config: dict[str, Any] = field(default_factory=dict)
-    train_seed: int = 0
-    episodes: int = DEFAULT_EPISODES
-    checkpoint: str | None = None  # evaluate this checkpoint instead of training
-    run_key: str = ""
-    train_episodes: int | None = None  # None: the agent's own budget
-    record_training: int = 0  # record every k-th training episode (0: none)
-    resume: str | None = None  # continue training from this checkpoint
-    checkpoint_every: float | None = None  # seconds between checkpoints while training (None: the loop's default)
-    video: str | None = None  # generators: a video of fixed-latent samples, one frame per checkpoint
-
-    def __post_init__(self) -> None:
-        if not self.run_key:
-            kw = self.env_kwargs
-            self.run_key = new_run_key(self.agent, str(kw.get("layout") or kw.get("task") or self.env_id.split("/")[-1]))
-
-    @property
-    def eval_seeds(self) -> list[int]:
-        return [EVAL_SEED_BASE + i for i in range(self.episodes)]
-
-
-def new_run_key(agent: str, env: str) -> str:
-    """A unique, readable key: time, agent, env and a random suffix."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    env_part = re.sub(r"[^A-Za-z0-9]+", "-", env.split("\n")[0] if "\n" not in env else "map")[:32].strip("-")
-    return f"{stamp}-{agent}-{env_part}-{secrets.token_hex(3)}"
-
-
-def run_job(
-    job: Job,
-    replays_dir: str | Path,
-    runs_dir: str | Path = "runs",
-    on_episode: Callable[[Episode], None] | None = None,
-) -> tuple[Result, dict[str, Any]]:
-    """Train (or load), evaluate with recording, score. Returns the row and the training log."""
-    if job.episodes < 1:
-        raise RegistryError(f"episodes={job.episodes}; evaluate at least 1 episode")
-    agent = make_agent(job.agent, **job.agent_config)
-    env = make_env(job.env_id, job.env_kwargs)
-    check_pairing(job.agent, job.env_id, env)
-    t0 = time.perf_counter()
-    try:
-        if job.checkpoint:
-            agent.load(job.checkpoint, env=env)
-            agent.check_fits(env)
-            log: dict[str, Any] = {"checkpoint": job.checkpoint}
-        else:
-            run_dir = Path(runs_dir) / job.run_key
-            callbacks: list[Any] = []
-            mdp = getattr(env.unwrapped, "mdp", None)
-            if mdp is not None and hasattr(agent, "learn_episode"):  # tabular learners: exact J while learning
-                callbacks.append(evaluate.ExactEvaluation(mdp))
-            recorder = None
-            if job.record_training > 0 and not hasattr(agent, "learn"):
-                raise RegistryError(
-                    f"--record-training: {job.agent} plans or plays without training episodes; nothing to record"
-                )
-            if job.record_training > 0:
-                recorder = RecordTraining(job.record_training, Path(replays_dir) / job.run_key, job.agent)
-                callbacks.append(recorder)
-            if job.video:
-                if not hasattr(agent, "sample"):
-                    raise RegistryError(f"--video shows a generator's samples as it trains; {job.agent} makes no images")
-                from arena.viewer import SampleVideo
-
-                callbacks.append(SampleVideo(job.video))
-            budget: dict[str, Any] = {"run_dir": run_dir}
-            if job.train_episodes:
-                budget["episodes"] = job.train_episodes
-            if job.resume:
-                budget["resume"] = job.resume
-            if callbacks:
-                budget["callbacks"] = callbacks
-            if job.checkpoint_every is not None and hasattr(agent, "learn"):
-                budget["checkpoint_every"] = job.checkpoint_every
-            log = agent.fit(env, seed=job.train_seed, **budget)
-            if recorder is not None:
-                log["training_replays"] = len(recorder.saved)
-            if job.video and Path(job.video).exists():
-                log["video"] = job.video
-            if "checkpoint" not in log:
-                log["checkpoint"] = str(agent.save(run_dir / "checkpoint.npz"))
-        train_seconds = time.perf_counter() - t0
-
-        t1 = time.perf_counter()
-        episodes = play(agent, job.env_id, job.env_kwargs, job.eval_seeds, Path(replays_dir) / job.run_key, on_episode=on_episode)
-        exact = evaluate.exact_score(agent, env)
-        image = evaluate.image_score(env, episodes)
-    finally:
-        env.close()
-    summary = evaluate.summarise([e.episode_return for e in episodes])
-    result = Result(
-        run_key=job.run_key,
-        env_id=job.env_id,
-        env_kwargs=job.env_kwargs,
-        agent=job.agent,
-        agent_config=agent.config(),
-        train_seed=job.train_seed,
-        eval_seeds=job.eval_seeds,
-        returns=summary.returns,
-        mean_return=summary.mean,
-        std_return=summary.std,
-        iqm_return=summary.iqm,
-        score=exact.score if exact else image.normalised if image else None,
-        exact_return=exact.expected_return if exact else None,
-        eval_gamma=evaluate.EVAL_GAMMA if exact else None,
-        replay_paths=[e.replay_path for e in episodes if e.replay_path],
-        checkpoint=agent.digest(),
-        train_seconds=train_seconds,
-        eval_seconds=time.perf_counter() - t1,
-        code_version=code_version(),
-        note="; ".join(n for n in (summary.note, image.note if image else "") if n),
-        metrics=evaluate.image_metrics(image) if image else {},
-    )
-    return result, log
-
 
 # --------------------------------------------------------------------------- suites
 
@@ -181,16 +54,28 @@ class Suite:
     skipped: list[str] = field(default_factory=list)  # "agent on env": pairs the agent cannot play
 
     def jobs(self) -> list[tuple[SuiteAgent, Job]]:
-        """Every (agent, env, seed) job the agents can play, env by env."""
+        """Every (agent, env, seed) job the agents can play, env by env, each keyed by what
+        it runs (so a rerun finds the jobs already on the leaderboard)."""
         out = []
         for text, env_id, kwargs in self.envs:
             for agent in self.agents:
                 if f"{agent.label} on {text}" in self.skipped:
                     continue
                 for seed in self.train_seeds:
-                    out.append((agent, Job(agent.name, env_id, dict(kwargs), dict(agent.config), seed,
-                                           self.eval_episodes, train_episodes=agent.budget)))
+                    job = Job(agent.name, env_id, dict(kwargs), dict(agent.config), seed, self.eval_episodes,
+                              train_episodes=agent.budget, quiet=True, run_key="pending")
+                    job.run_key = job_key(job)
+                    out.append((agent, job))
         return out
+
+
+def job_key(job: Job) -> str:
+    """A run key from the job's content: agent, settings, env, seed, episodes and budget."""
+    what = json.dumps([job.agent, job.agent_config, job.env_id, job.env_kwargs, job.train_seed, job.episodes,
+                       job.train_episodes], sort_keys=True, default=str)
+    env = str(job.env_kwargs.get("layout") or job.env_kwargs.get("task") or job.env_kwargs.get("dataset") or "env")
+    readable = re.sub(r"[^A-Za-z0-9]+", "-", f"{job.agent}-{env}"[:40]).strip("-")
+    return f"job-{readable}-s{job.train_seed}-{hashlib.sha256(what.encode()).hexdigest()[:12]}"
 
 
 def suite_names() -> list[str]:
@@ -295,32 +180,71 @@ def load_suite(name_or_path: str | Path) -> Suite:
     return Suite(path.stem, path, description, agents_, envs_, list(seeds), episodes, cross, skipped)
 
 
-def run_suite(suite: Suite, replays_dir: str | Path, runs_dir: str | Path = "runs",
-              on_result: Callable[[SuiteAgent, Result, dict[str, Any]], None] | None = None,
-              on_start: Callable[[int, int, SuiteAgent, Job], None] | None = None,
+def run_suite(suite: Suite, board: Any, replays_dir: str | Path, runs_dir: str | Path = "runs", workers: int = 1,
+              on_result: Callable[[SuiteAgent, Result], None] | None = None,
               ) -> list[tuple[SuiteAgent, Job, Result, dict[str, Any]]]:
-    """Run every job of the suite, one after another; `on_result` (the driver) records each
-    result as it lands, so an interrupted tournament keeps what finished."""
+    """Run the suite's jobs that are not on the leaderboard yet (`workers` processes; 1: in
+    this process) and add each result as it lands, so a killed tournament keeps what
+    finished and a rerun does the rest. Returns every job of the suite with its result."""
     jobs = suite.jobs()
-    out = []
-    for i, (agent, job) in enumerate(jobs):
-        if on_start:
-            on_start(i, len(jobs), agent, job)
-        result, log = run_job(job, replays_dir, runs_dir)
+    done = board.run_keys()
+    results: dict[str, tuple[Result, dict[str, Any]]] = {}
+    for agent, job in jobs:
+        if job.run_key in done:
+            (old,) = [r for r in board.results() if r.run_key == job.run_key]
+            results[job.run_key] = (old, {"checkpoint": str(Path(runs_dir) / job.run_key / "checkpoint.npz")})
+    pending = [(agent, job) for agent, job in jobs if job.run_key not in results]
+
+    def land(agent: SuiteAgent, result: Result, log: dict[str, Any]) -> None:
+        board.add(result)
+        results[result.run_key] = (result, log)
         if on_result:
-            on_result(agent, result, log)
-        out.append((agent, job, result, log))
-    return out
+            on_result(agent, result)
+
+    if workers <= 1:
+        for agent, job in pending:
+            land(agent, *run_job(job, replays_dir, runs_dir))
+    else:
+        import multiprocessing
+        import os
+        from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_worker_start, initargs=(threads,)) as pool:
+            futures = {pool.submit(run_job, job, replays_dir, runs_dir): agent for agent, job in pending}
+            try:
+                left = set(futures)
+                while left:
+                    finished, left = wait(left, return_when=FIRST_EXCEPTION)
+                    for future in finished:
+                        land(futures[future], *future.result())
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    return [(agent, job, *results[job.run_key]) for agent, job in jobs]
+
+
+def _worker_start(threads: int) -> None:
+    """A pool worker: its share of the cores for torch, and no second progress bar."""
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover
+        pass
 
 
 def judge_suite(finished: list[tuple[SuiteAgent, Job, Result, dict[str, Any]]]) -> list[tuple[str, Any]]:
     """Who fools whom, per image env of a finished suite: every generator's evaluation
     images (from its replays) judged by the env's judge and by every trained GAN
     discriminator (from its checkpoint). Returns (env label, CrossJudgement) pairs."""
-    import json
-
     import numpy as np
 
+    from arena.evaluate import bradley_terry
     from arena.image_score import SCORE_IMAGES, cross_judge
     from arena.replay import load_replay
 
@@ -364,6 +288,12 @@ def judge_suite(finished: list[tuple[SuiteAgent, Job, Result, dict[str, Any]]]) 
                 return D.discriminate(images, labels)
 
             judges[name(agent, job)] = judge
-        out.append((env_label(job0), cross_judge(generators, judges, u.data.heldout)))
+        judged = cross_judge(generators, judges, u.data.heldout)
+        judged.ratings = bradley_terry(judged.games())
+        out.append((env_label(job0), judged))
         env.close()
     return out
+
+
+__all__ = ["DEFAULT_EPISODES", "EVAL_SEED_BASE", "Job", "Suite", "SuiteAgent", "job_key", "judge_suite", "load_suite",
+           "new_run_key", "run_job", "run_suite", "suite_names"]

@@ -469,6 +469,7 @@ class GridWorldEnv(PygameRendering, gym.Env):
             ]
             for s in range(S)
         ]
+        self._goal = (self.grid[self.mdp.cell[:, 0], self.mdp.cell[:, 1]] == "G").tolist()  # success: reaching G
         self._start_states = np.flatnonzero(self.mdp.start > 0)
         self.s = int(self._start_states[0])
         self.t = 0
@@ -519,6 +520,8 @@ class GridWorldEnv(PygameRendering, gym.Env):
         truncated = self.t >= self.max_steps and not term
         if self.render_mode == "human":
             self.render()
+        if term or truncated:  # Stable-Baselines3's key: did the episode reach a goal?
+            return self._observe(), r, term, truncated, {"state": ns, "is_success": term and self._goal[ns]}
         return self._observe(), r, term, truncated, {"state": ns}
 
     def snapshot(self) -> tuple[int, int, int | None, int]:
@@ -656,6 +659,7 @@ class GridWorldVectorEnv(NativeVectorEnv):
         cumprob = np.cumsum(mdp.prob, axis=-1).reshape(-1, self.K)
         self.cum0, self.cum1 = (cumprob[:, 0], cumprob[:, 1]) if self.K == 3 else (None, None)
         self.terminal = mdp.terminal
+        self.goal = np.array(self.single._goal, dtype=bool)
         self.max_steps = self.single.max_steps
         self.s = np.zeros(self.num_envs, dtype=np.int64)
         self.t = np.zeros(self.num_envs, dtype=np.int64)
@@ -685,7 +689,9 @@ class GridWorldVectorEnv(NativeVectorEnv):
         self.t += 1
         terminated = self.terminal[ns]
         truncated = (self.t >= self.max_steps) & ~terminated
-        return rewards, terminated, truncated, {"state": ns.copy(), "_state": np.ones(self.num_envs, dtype=bool)}
+        done = terminated | truncated  # is_success, as the single env reports it: at an episode's end
+        return rewards, terminated, truncated, {"state": ns.copy(), "_state": np.ones(self.num_envs, dtype=bool),
+                                                "is_success": terminated & self.goal[ns], "_is_success": done}
 
     def _reset_info(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         return {"state": self.s[idx]}

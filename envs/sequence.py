@@ -245,6 +245,7 @@ class SequencePredictionEnv(PygameRendering, gym.Env):
         info: dict[str, Any] = {}
         if terminated:
             info["accuracy"] = self.correct / self.n_out
+            info["is_success"] = self.correct == self.n_out  # every output right (SB3's key)
             self.curriculum.record(info["accuracy"])
         if self.render_mode == "human":
             self.render()
@@ -360,7 +361,9 @@ class SequenceVectorEnv(NativeVectorEnv):
         accuracy = self.correct / self.n_out
         for acc in accuracy[terminated].tolist():
             self.curriculum.record(acc)
-        return rewards, terminated, truncated, {"accuracy": np.where(terminated, accuracy, 0.0), "_accuracy": terminated.copy()}
+        return rewards, terminated, truncated, {"accuracy": np.where(terminated, accuracy, 0.0), "_accuracy": terminated.copy(),
+                                                "is_success": terminated & (self.correct == self.n_out),
+                                                "_is_success": terminated.copy()}
 
     def _reset_info(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         return {"length": np.full(len(idx), self.curriculum.length, dtype=np.int64)}

@@ -8,6 +8,8 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import pytest  # noqa: E402
 
+pytest_plugins = ["pytester"]  # tests of Arena's own pytest plugin run pytest in a scratch project
+
 
 def pytest_collection_modifyitems(config, items):
     try:

@@ -280,7 +280,8 @@ def test_reinforce_on_a_sequence_task_lands_on_the_leaderboard_and_replays_the_t
     result = arena("run", "reinforce-mlp", "seq:parity", "length=3", "--train-episodes", "640", "--episodes", "2", "--device", "cpu")
     assert result.exit_code == 0, result.output
     (row,) = Leaderboard().results()
-    assert row.agent == "reinforce-mlp" and row.env_kwargs == {"task": "parity", "length": 3} and row.score is None
+    assert row.agent == "reinforce-mlp" and row.env_kwargs == {"task": "parity", "length": 3}
+    assert row.score == pytest.approx(row.mean_return) and len(row.successes) == 2  # sequence tasks: accuracy
     assert glob.glob("runs/*/checkpoint.npz") and glob.glob("runs/*/learning_curve.png")
     path = row.replay_paths[0]
     assert arena("replay", path, "--verify").exit_code == 0

@@ -99,6 +99,17 @@ def test_the_cli_does_not_import_torch():
     assert proc.returncode == 0, proc.stderr
 
 
+# As on a machine without torch: `import torch` raises and "torch" never enters sys.modules
+# (sys.modules["torch"] = None would also break SciPy, which looks torch up there).
+NO_TORCH = """import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, NoTorch())
+"""
+
+
 def test_commands_that_need_no_network_run_with_torch_unimportable(saved):
     """--help, envs, agents (and one agent's settings), leaderboard, and replaying or verifying
     a grid episode: each runs in a process where `import torch` fails."""
@@ -106,7 +117,7 @@ def test_commands_that_need_no_network_run_with_torch_unimportable(saved):
     db = str(saved / "replays" / "leaderboard.sqlite")
     for args in (["--help"], ["envs"], ["agents"], ["agents", "q-learning"], ["leaderboard", "--db", db],
                  ["replay", replay, "--verify"], ["replay", replay, "--seconds", "0.2"]):
-        code = ("import sys; sys.modules['torch'] = None; from arena.cli import app; "
+        code = (NO_TORCH + "from arena.cli import app\n"
                 f"app({args!r}, prog_name='arena')")
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=saved,
                               env={**os.environ, "SDL_VIDEODRIVER": "dummy"})
@@ -280,10 +291,12 @@ def test_reading_the_leaderboard_neither_creates_nor_switches_it_to_wal(tmp_path
     row = result.output.splitlines()[2]
     assert "[red]x\\|y z" in row and row.count("|") == len(REPORT_COLUMNS) + 1 + 1  # the pipe escaped, the newline folded
     assert result.output.splitlines()[0].startswith("| id | date | env | agent |")
-    table = CliRunner().invoke(app, ["leaderboard", "--db", str(db)], terminal_width=200)
+    table = CliRunner().invoke(app, ["leaderboard", "--db", str(db), "--runs"], terminal_width=200)
     assert "[red]x|y" in table.output  # shown as text, not read as markup
     header = next(line for line in table.output.splitlines() if "score" in line)
     assert all(col in header for col in ("id", "date", "seed"))
+    standings = CliRunner().invoke(app, ["leaderboard", "--db", str(db)], terminal_width=200)
+    assert "[red]x|y" in standings.output and "rank" in standings.output
     page = CliRunner().invoke(app, ["leaderboard", "--db", str(db), "--format", "html"]).output
     assert "[red]x|y" in page and "z&lt;b&gt;" in page and "<b>" not in page
     with sqlite3.connect(db) as conn:

@@ -58,13 +58,14 @@ def test_prediction_is_within_5_percent_rms_of_dp(layout, method):
 BUDGETS = {"open-5x5": 2000, "cliff": 3000, "four-rooms": 3000, "frozenlake-4x4": 30000}
 
 
+@pytest.mark.leaderboard
 @pytest.mark.parametrize("layout", ["open-5x5", "cliff", "four-rooms"])
 @pytest.mark.parametrize("agent_name", CONTROL)
-def test_control_reaches_095_exact_score(agent_name, layout):
-    env = grid(layout)
-    agent = make_agent(agent_name, episodes=BUDGETS[layout])
-    agent.fit(env, seed=0)
-    assert exact_score(agent, env).score >= 0.95
+def test_control_reaches_095_exact_score(arena_eval, agent_name, layout):
+    """A leaderboard evaluation test (Arena's pytest plugin): training seed 0, 3 evaluation
+    episodes; the exact score and every evaluation episode reaching the goal."""
+    result = arena_eval(agent_name, f"grid:{layout}", train_seeds=[0], eval_episodes=3, budget=BUDGETS[layout])
+    assert result.score.iqm >= 0.95 and result.success_rate == 1.0
 
 
 @pytest.mark.slow

@@ -112,6 +112,7 @@ def test_cross_judging_ranks_real_images_above_noise_with_the_env_judge():
     judged = cross_judge({"real": data.heldout_b, "noise": noise}, {"brightness": brightness}, data.heldout)
     assert judged.images == 200 and judged.fooled.shape == (2, 1)
     assert 0.35 < judged.fooled[0, 0] < 0.65 and judged.fooled[1, 0] < 0.05
+    judged.ratings = bradley_terry(judged.games())
     assert judged.ratings["G real"] > judged.ratings["G noise"]
     assert json.loads(json.dumps(judged.as_dict()))["generators"] == ["real", "noise"]
 
@@ -184,7 +185,8 @@ def test_arena_tournament_runs_every_job_lands_each_and_says_who_fools_whom(tmp_
     result = runner.invoke(app, ["tournament", str(path)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     out = result.output
-    for text in ("[4/4] noise", "Who fools whom", "env (frozen judge)", "Bradley-Terry", "critic", "gan loss=bce"):
+    for text in ("4 jobs, 0 already", "done: noise on img:digits", "Who fools whom", "env (frozen judge)", "Bradley-Terry",
+                 "critic", "gan loss=bce"):
         assert text in out, text
     rows = sqlite3.connect(tmp_path / "replays" / "leaderboard.sqlite").execute("select agent from results").fetchall()
     assert sorted(r[0] for r in rows) == ["gan", "gan", "noise", "real-data"]
@@ -202,3 +204,77 @@ def test_a_bad_suite_stops_the_command_before_any_job(tmp_path, monkeypatch):
     result = runner.invoke(app, ["tournament", str(path)], catch_exceptions=False)
     assert result.exit_code == 2 and "unknown agent 'nosie'" in result.stderr and "Traceback" not in result.output
     assert not (tmp_path / "replays").exists() and not (tmp_path / "runs").exists()
+
+
+# --------------------------------------------------------------------------- resuming, workers
+
+GRID_SUITE = """\
+envs = ["grid:cliff", "grid:open-5x5"]
+train_seeds = [0, 1]
+eval_episodes = 3
+
+[[agents]]
+name = "q-learning"
+budget = 1500
+
+[[agents]]
+name = "sarsa"
+budget = 1500
+
+[[agents]]
+name = "value-iteration"
+"""
+
+
+def figures(db):
+    with sqlite3.connect(db) as conn:
+        return sorted(conn.execute("select run_key, agent, env_kwargs, train_seed, score, returns, successes from results"))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The grid suite run once, whole, in this process: the reference."""
+    folder = tmp_path_factory.mktemp("whole")
+    suite = write(folder, GRID_SUITE)
+    result = runner.invoke(app, ["tournament", str(suite), "--db", str(folder / "lb.sqlite"), "--replays",
+                                 str(folder / "replays"), "--runs", str(folder / "runs")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = figures(folder / "lb.sqlite")
+    assert len(rows) == 12 and len({r[0] for r in rows}) == 12
+    return suite, rows
+
+
+def test_two_workers_give_the_rows_one_worker_gives(uninterrupted, tmp_path):
+    suite, reference = uninterrupted
+    db = tmp_path / "lb.sqlite"
+    result = runner.invoke(app, ["tournament", str(suite), "--workers", "2", "--db", str(db), "--replays",
+                                 str(tmp_path / "replays"), "--runs", str(tmp_path / "runs")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert figures(db) == reference
+
+
+def test_a_tournament_killed_midway_and_rerun_has_exactly_the_rows_of_an_uninterrupted_one(uninterrupted, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    suite, reference = uninterrupted
+    db = tmp_path / "lb.sqlite"
+    command = [sys.executable, "-m", "arena", "tournament", str(suite), "--db", str(db)]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists() and len(figures(db)) >= 3:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    landed = len(figures(db))
+    assert 3 <= landed < 12  # killed midway, with some jobs on the board
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert f"{landed} already on the leaderboard" in again.stdout
+    assert figures(db) == reference
