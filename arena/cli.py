@@ -18,7 +18,7 @@ from rich.table import Table
 from agents.training import TrainingInterrupted
 from arena import registry
 from arena.errors import ArenaError, LeaderboardError, RegistryError, ViewerError, one_line
-from arena.leaderboard import Leaderboard, Result, env_label, fmt, html_report, markdown_report, short_date
+from arena.leaderboard import Leaderboard, Result, env_label, fmt, html_report, short_date
 from arena.replay import load_replay, verify
 from envs.grid import LAYOUTS, layout_names
 
@@ -432,7 +432,7 @@ def leaderboard(
     env: Optional[str] = typer.Option(None, help="only this env id or alias"),
     agent: Optional[str] = typer.Option(None, help="only this agent"),
     db: Optional[Path] = typer.Option(None, help=DB_HELP),
-    format_: str = typer.Option("table", "--format", help="table, markdown or html"),
+    format_: str = typer.Option("table", "--format", help="table, markdown, csv, json or html (html: the runs)"),
     limit: Optional[int] = typer.Option(None, help="at most this many rows"),
     runs: bool = typer.Option(False, "--runs", help="list every run (one row per training seed) instead of the standings"),
 ) -> None:
@@ -442,39 +442,49 @@ def leaderboard(
     seed) are aggregated as IQM score with a 95% bootstrap interval, and entries whose
     intervals overlap share a rank (tied). `--runs` lists the runs themselves.
     """
-    if format_ not in ("table", "markdown", "html"):
-        raise RegistryError(f"unknown --format {format_!r}; use table, markdown or html")
+    import json
+    from dataclasses import asdict
+
+    from arena.leaderboard import REPORT_COLUMNS, csv_table, markdown_table, report_rows
+
+    if format_ not in ("table", "markdown", "csv", "json", "html"):
+        raise RegistryError(f"unknown --format {format_!r}; use table, markdown, csv, json or html")
     board = Leaderboard(db, readonly=True)
     env_id = registry.parse_env(env)[0] if env else None
     results = board.results(env_id=env_id, agent=agent, limit=limit)
-    if format_ == "markdown":
-        sys.stdout.write(markdown_report(results))
-    elif format_ == "html":
+    title = f"Leaderboard ({board.path}, {len(results)} runs)"
+    if format_ == "html":
         sys.stdout.write(html_report(results))
     elif runs:
-        console.print(_results_table(results, f"Leaderboard ({board.path}, {len(results)} runs)"))
+        if format_ == "json":
+            typer.echo(json.dumps([asdict(r) for r in results], indent=1, default=str))
+        elif format_ in ("markdown", "csv"):
+            sys.stdout.write((markdown_table if format_ == "markdown" else csv_table)(REPORT_COLUMNS, report_rows(results)))
+        else:
+            console.print(_results_table(results, title))
     else:
-        from arena.evaluate import standings
+        from arena.evaluate import STANDINGS_COLUMNS, standing_cells, standing_dict, standings
 
-        console.print(_standings_table(standings(results), f"Leaderboard ({board.path}, {len(results)} runs)"))
+        entries = standings(results)
+        if format_ == "json":
+            typer.echo(json.dumps([standing_dict(st) for st in entries], indent=1))
+        elif format_ in ("markdown", "csv"):
+            table = (markdown_table if format_ == "markdown" else csv_table)
+            sys.stdout.write(table(STANDINGS_COLUMNS, [standing_cells(st) for st in entries]))
+        else:
+            console.print(_standings_table(entries, title))
 
 
 def _standings_table(entries: list[Any], title: str) -> Table:
     """Entries (arena.evaluate.Standing) as a rich table: rank (= when tied), IQM, CI, success, flags."""
+    from arena.evaluate import STANDINGS_COLUMNS, standing_cells
+
     table = Table(title=escape(title))
-    for col in ("rank", "env", "agent", "runs", "score IQM", "95% CI", "success", "mean return", "notes"):
+    for col in STANDINGS_COLUMNS:
         table.add_column(col, justify="left" if col in ("env", "agent", "notes") else "right",
                          no_wrap=col in ("env", "agent"))
     for st in entries:
-        e = st.evaluation
-        ci = (f"[{e.score.ci[0]:.3f}, {e.score.ci[1]:.3f}]" if e.score and e.score.ci[0] == e.score.ci[0]
-              else "1 run" if len(e.runs) == 1 else "n/a")
-        success = "n/a" if e.success_rate is None else f"{e.success_rate:.0%}"
-        notes = list(e.flags)
-        cells = (f"{st.rank}{'=' if st.tied else ''}", st.env, st.agent, str(len(e.runs)),
-                 fmt(e.score.iqm if e.score else None), ci, success, fmt(e.mean_return.iqm if e.mean_return else None, 2),
-                 "; ".join(notes))
-        table.add_row(*(escape(c) for c in cells))
+        table.add_row(*(escape(c) for c in standing_cells(st)))
     table.caption = ("score: normalised (exact for grids, accuracy for sequences, FID-based for images), IQM over "
                      "runs; =: tied (95% intervals overlap); success: episodes that reached the goal or were all right")
     return table

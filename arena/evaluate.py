@@ -550,6 +550,28 @@ def standings(results: list[Any]) -> list[Standing]:
     return out
 
 
+STANDINGS_COLUMNS = ("rank", "env", "agent", "runs", "score IQM", "95% CI", "success", "mean return", "notes")
+
+
+def standing_cells(st: Standing) -> tuple[str, ...]:
+    """One entry as the plain strings every format shows (rank 'n=' when tied)."""
+    e = st.evaluation
+    ci = (f"[{e.score.ci[0]:.3f}, {e.score.ci[1]:.3f}]" if e.score and math.isfinite(e.score.ci[0])
+          else "1 run" if len(e.runs) == 1 else "n/a")
+    success = "n/a" if e.success_rate is None else f"{e.success_rate:.0%}"
+    score = f"{e.score.iqm:.3f}" if e.score else "n/a"
+    mean = f"{e.mean_return.iqm:.2f}" if e.mean_return else "n/a"
+    return (f"{st.rank}{'=' if st.tied else ''}", st.env, st.agent, str(len(e.runs)), score, ci, success, mean,
+            "; ".join(e.flags))
+
+
+def standing_dict(st: Standing) -> dict[str, Any]:
+    """One entry for JSON: rank, tie, env, agent, and the evaluation's figures (runs as run keys)."""
+    figures = st.evaluation.as_dict()
+    figures["runs"] = [r.run_key for r in st.evaluation.runs]
+    return {"rank": st.rank, "tied": st.tied, "env": st.env, "agent": st.agent, **figures}
+
+
 def _agent_labels(keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
     """Name entries by agent, adding the settings in which entries of one agent on one env differ."""
     import json

@@ -374,10 +374,25 @@ def markdown_cell(text: str) -> str:
     return " ".join(text.split()).replace("\\", "\\\\").replace("|", "\\|")
 
 
-def markdown_report(results: list[Result]) -> str:
-    lines = ["| " + " | ".join(REPORT_COLUMNS) + " |", "|" + "---|" * len(REPORT_COLUMNS)]
-    lines += ["| " + " | ".join(markdown_cell(cell) for cell in row) + " |" for row in report_rows(results)]
+def markdown_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(markdown_cell(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def csv_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def markdown_report(results: list[Result]) -> str:
+    return markdown_table(REPORT_COLUMNS, report_rows(results))
 
 
 def html_report(results: list[Result]) -> str:

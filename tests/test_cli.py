@@ -89,8 +89,21 @@ def test_replay_exports_gif(workdir):
 
 
 def test_leaderboard_formats(workdir):
+    import csv
+    import io
+    import json
+
     arena("run", "random", "grid:cliff", "--episodes", "2")
-    assert "| grid:cliff | random |" in arena("leaderboard", "--format", "markdown").output
+    arena("run", "random", "grid:cliff", "--episodes", "2", "--seed", "1")
+    arena("run", "value-iteration", "grid:cliff", "--episodes", "2")
+    assert "| 1 | grid:cliff | value-iteration | 1 | 1.000 |" in arena("leaderboard", "--format", "markdown").output
+    assert "| grid:cliff | random |" in arena("leaderboard", "--format", "markdown", "--runs").output
+    rows = list(csv.reader(io.StringIO(arena("leaderboard", "--format", "csv").output)))
+    assert rows[0][:4] == ["rank", "env", "agent", "runs"] and rows[2][2:4] == ["random", "2"]
+    entries = json.loads(arena("leaderboard", "--format", "json").output)
+    assert [e["agent"] for e in entries] == ["value-iteration", "random"] and entries[1]["train_seeds"] == [0, 1]
+    assert entries[1]["score"]["iqm"] == 0.0 and len(entries[1]["runs"]) == 2
+    assert len(json.loads(arena("leaderboard", "--format", "json", "--runs").output)) == 3
     assert "<table>" in arena("leaderboard", "--format", "html").output
     assert "random" in arena("leaderboard", "--env", "grid:cliff").output
 
