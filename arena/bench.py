@@ -379,6 +379,36 @@ def bench_cli_startup(repeats: int = 5) -> BenchRow:
     )
 
 
+def bench_tournament_workers(jobs: int = 8, episodes: int = 3000, repeats: int = 2) -> BenchRow:
+    """`arena tournament` wall time with 2 workers against 1, on a suite of independent CPU
+    jobs (Q-learning on four-rooms, one job per training seed), interleaved: the process
+    pool's start-up and result traffic are in the figure, as a user would meet them."""
+    import statistics
+    import tempfile
+    from pathlib import Path
+
+    from arena.leaderboard import Leaderboard
+    from arena.tournament import load_suite, run_suite
+
+    def once(workers: int) -> float:
+        with tempfile.TemporaryDirectory(prefix="arena-bench-") as tmp:
+            path = Path(tmp) / "bench.toml"
+            path.write_text(f'envs = ["grid:four-rooms"]\ntrain_seeds = {list(range(jobs))}\neval_episodes = 2\n'
+                            f'[[agents]]\nname = "q-learning"\nbudget = {episodes}\n')
+            t0 = time.perf_counter()
+            run_suite(load_suite(path), Leaderboard(Path(tmp) / "lb.sqlite"), Path(tmp) / "replays", Path(tmp) / "runs",
+                      workers=workers)
+            return time.perf_counter() - t0
+
+    one, two = _interleaved(lambda: once(1), lambda: once(2), repeats)
+    ratios = [b / a for a, b in zip(one, two)]
+    return BenchRow(
+        "tournament, 2 workers", "the same suite, 1 worker", statistics.median(one), statistics.median(two), "s",
+        statistics.median(ratios), "<= 0.65x time", statistics.median(ratios) <= 0.65,
+        f"{jobs} Q-learning jobs x {episodes} episodes, median of {repeats}, spread {min(ratios):.2f}-{max(ratios):.2f}",
+    )
+
+
 # each takes `quick`: fewer steps, and no slow NumPy baseline for the 256x256 solve
 BENCHMARKS: list[Callable[[bool], BenchRow]] = [
     lambda quick: bench_grid_step(n_steps=20_000 if quick else 100_000),
@@ -390,6 +420,7 @@ BENCHMARKS: list[Callable[[bool], BenchRow]] = [
     lambda quick: bench_cli_startup(repeats=3 if quick else 5),
     lambda quick: bench_gan_training(updates=10 if quick else 40),
     lambda quick: bench_gan_sampling(n=1024 if quick else 4096),
+    lambda quick: bench_tournament_workers(jobs=4 if quick else 8, repeats=1 if quick else 2),
 ]
 
 

@@ -348,7 +348,11 @@ def tournament(
     db: Optional[Path] = typer.Option(None, help=DB_HELP),
     replays: Path = typer.Option(Path("replays"), help="folder for recorded episodes"),
     runs: Path = typer.Option(Path("runs"), help="folder for checkpoints, curves and the judging table"),
-    workers: int = typer.Option(1, help="jobs at once: 1 runs them in this process, more in a process pool"),
+    workers: int = typer.Option(1, help="jobs at once: 1 runs them in this process, more in a process pool "
+                                        "(with --backend ray: the local Ray instance's CPUs)"),
+    backend: str = typer.Option("local", help="local (this machine) or ray (Ray tasks with retries)"),
+    address: Optional[str] = typer.Option(None, help="--backend ray: the cluster's address, e.g. 10.0.0.5:6379 "
+                                                     "(default: start a local Ray)"),
 ) -> None:
     """Run every (agent, env, seed) job of a SUITE and add each result to the leaderboard.
 
@@ -362,9 +366,10 @@ def tournament(
     import json
     from datetime import datetime, timezone
 
-    from arena.tournament import judge_suite, load_suite, run_suite
+    from arena.tournament import check_backend, judge_suite, load_suite, run_suite
 
     spec = load_suite(suite)
+    check_backend(backend, address)
     if workers < 1:
         raise RegistryError(f"--workers {workers}: use 1 (in this process) or more (a process pool)")
     board = Leaderboard(db)
@@ -373,10 +378,13 @@ def tournament(
     todo = sum(job.run_key not in done for _, job in jobs)
     console.print(f"[bold]{escape(spec.name)}[/]: {len(jobs)} jobs, {len(jobs) - todo} already on the leaderboard"
                   + (f" ({escape(spec.description)})" if spec.description else ""))
-    for pair in spec.skipped:
-        console.print(f"[dim]skipped {escape(pair)}: the agent cannot play it[/]")
+    if spec.skipped:
+        console.print(f"[dim]{len(spec.skipped)} agent-env pairs skipped (the agent cannot play the env, or its "
+                      "envs list leaves it out)[/]")
     progress = _progress()
-    task = progress.add_task(f"tournament {spec.name} ({workers} worker{'s' if workers > 1 else ''})", total=todo)
+    where = f"Ray at {address}" if address else f"{workers} worker{'s' if workers > 1 else ''}" + (
+        " on a local Ray" if backend == "ray" else "")
+    task = progress.add_task(f"tournament {spec.name} ({where})", total=todo)
 
     def landed(agent: Any, result: Result) -> None:
         progress.advance(task)
@@ -385,7 +393,8 @@ def tournament(
                       highlight=False)
 
     with progress:
-        finished = run_suite(spec, board, replays, runs, workers=workers, on_result=landed)
+        finished = run_suite(spec, board, replays, runs, workers=workers, on_result=landed, backend=backend,
+                             address=address)
     results = [result for _, _, result, _ in finished]
     labels = {result.run_key: agent.label for agent, _, result, _ in finished}
     ranked = sorted(results, key=lambda r: (r.env_id, -(r.score if r.score is not None else float("-inf"))))
@@ -450,8 +459,9 @@ def leaderboard(
     if format_ not in ("table", "markdown", "csv", "json", "html"):
         raise RegistryError(f"unknown --format {format_!r}; use table, markdown, csv, json or html")
     board = Leaderboard(db, readonly=True)
-    env_id = registry.parse_env(env)[0] if env else None
-    results = board.results(env_id=env_id, agent=agent, limit=limit)
+    env_id, env_kwargs = registry.parse_env(env) if env else (None, {})
+    results = [r for r in board.results(env_id=env_id, agent=agent, limit=limit)  # grid:cliff: that layout only
+               if all(r.env_kwargs.get(k) == v for k, v in env_kwargs.items())]
     title = f"Leaderboard ({board.path}, {len(results)} runs)"
     if format_ == "html":
         sys.stdout.write(html_report(results))
@@ -581,6 +591,9 @@ def demo(
     gan = next(r for r in results if r.agent == "gan")
     console.print(f"a GAN's digits, judged (score {gan.score:.2f} after {DEMO_GENERATORS[0][2]} batches; "
                   f"train longer: [bold]arena run gan img:digits[/]): [bold]arena replay {gan.replay_paths[0]}[/]",
+                  soft_wrap=True)
+    console.print("every agent family on every env family, 3 training seeds each, ranked with confidence intervals "
+                  "(under 10 minutes): [bold]arena tournament default --workers 2[/], then [bold]arena leaderboard[/]",
                   soft_wrap=True)
 
 

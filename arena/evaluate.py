@@ -277,7 +277,8 @@ def aggregate(strata: Sequence[Sequence[float]] | Sequence[float], confidence: f
     if resampled:
         res = bootstrap(resampled, statistic, n_resamples=resamples, confidence_level=confidence,
                         method="percentile", vectorized=True, rng=np.random.default_rng(seed))
-        ci = (float(res.confidence_interval.low), float(res.confidence_interval.high))
+        lo, hi = sorted((float(res.confidence_interval.low), float(res.confidence_interval.high)))
+        ci = (max(lo, float(flat.min())), min(hi, float(flat.max())))  # no rounding past the data (constant runs)
     return Aggregate(tuple(flat.tolist()), float(flat.mean()), float(np.median(flat)), iqm(flat), ci)
 
 
@@ -506,7 +507,7 @@ class Evaluation:
 @dataclass
 class Standing:
     """One (env, agent, settings) entry of the leaderboard: its runs, evaluated together.
-    `rank` is shared by entries whose confidence intervals overlap (`tied`)."""
+    `rank` is 1 + the entries clearly ahead of it; `tied` when another entry has its rank."""
 
     env: str
     agent: str  # the agent's name, plus the settings that tell it from others of that name on this env
@@ -517,9 +518,10 @@ class Standing:
 
 def standings(results: list[Any]) -> list[Standing]:
     """Leaderboard rows grouped into entries: same env, agent and settings (the device
-    aside); one run per training seed (the newest row of a seed counts). Ranked within
-    each env by IQM score (then mean return); an entry whose interval overlaps the one
-    ranked just above shares its rank."""
+    aside); one run per training seed (the newest row of a seed counts). Listed within each
+    env by IQM score (then mean return); an entry's rank is 1 + the number of entries
+    clearly ahead of it (their 95% interval entirely above its own), so entries whose
+    intervals overlap share a rank (`tied`)."""
     import json
 
     from arena.leaderboard import env_label
@@ -538,14 +540,22 @@ def standings(results: list[Any]) -> list[Standing]:
         e = st.evaluation
         return (-(e.score.iqm if e.score else -math.inf), -(e.mean_return.iqm if e.mean_return else -math.inf))
 
+    def better(x: Standing, y: Standing) -> bool:
+        """x is clearly ahead of y: its interval lies above y's (without intervals: a higher score)."""
+        a, b = x.evaluation.score, y.evaluation.score
+        if a is None or b is None:
+            return order(x) < order(y)
+        if math.isfinite(a.ci[0]) and math.isfinite(b.ci[0]):
+            return a.ci[0] > b.ci[1] + 1e-12
+        return a.iqm > b.iqm
+
     out = []
     for env in sorted(by_env):
         entries = sorted(by_env[env], key=order)
-        for i, st in enumerate(entries):
-            st.rank = i + 1
-            if i and st.evaluation.score and entries[i - 1].evaluation.score \
-                    and st.evaluation.score.overlaps(entries[i - 1].evaluation.score):
-                st.rank, st.tied, entries[i - 1].tied = entries[i - 1].rank, True, True
+        for st in entries:  # rank: 1 + the entries clearly ahead of it, so entries that cannot be told apart tie
+            st.rank = 1 + sum(better(other, st) for other in entries if other is not st)
+        for st in entries:
+            st.tied = sum(other.rank == st.rank for other in entries) > 1
         out.extend(entries)
     return out
 

@@ -181,9 +181,16 @@ class Leaderboard:
 
     def _check(self, conn: sqlite3.Connection) -> bool:
         """True if the database is empty (new); raises if it is not an Arena leaderboard we can read."""
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        own = not conn.in_transaction  # the three reads in one snapshot: another process may be creating it
+        if own:
+            conn.execute("BEGIN")
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        finally:
+            if own:
+                conn.execute("COMMIT")
         if app_id == 0 and tables == 0:
             return True
         if app_id != APPLICATION_ID:

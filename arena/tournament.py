@@ -25,7 +25,7 @@ from arena.registry import check_pairing, make_agent, make_env
 SUITES_DIR = Path(__file__).parent / "suites"
 SUITE_FORMAT = 1
 SUITE_KEYS = {"format", "description", "envs", "train_seeds", "eval_episodes", "cross_judge", "agents"}
-AGENT_KEYS = {"name", "label", "set", "budget"}
+AGENT_KEYS = {"name", "label", "set", "budget", "envs"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Suite:
     train_seeds: list[int]
     eval_episodes: int
     cross_judge: bool  # image envs: judge every generator by every trained discriminator
-    skipped: list[str] = field(default_factory=list)  # "agent on env": pairs the agent cannot play
+    skipped: list[str] = field(default_factory=list)  # "agent on env (why)": pairs not played
 
     def jobs(self) -> list[tuple[SuiteAgent, Job]]:
         """Every (agent, env, seed) job the agents can play, env by env, each keyed by what
@@ -59,7 +59,7 @@ class Suite:
         out = []
         for text, env_id, kwargs in self.envs:
             for agent in self.agents:
-                if f"{agent.label} on {text}" in self.skipped:
+                if any(skip.startswith(f"{agent.label} on {text} (") for skip in self.skipped):
                     continue
                 for seed in self.train_seeds:
                     job = Job(agent.name, env_id, dict(kwargs), dict(agent.config), seed, self.eval_episodes,
@@ -166,13 +166,20 @@ def load_suite(name_or_path: str | Path) -> Suite:
         if any(a.label == label for a in agents_):
             raise fail(where, f"two agents are labelled {label!r}; give one a label = \"...\"")
         agent = SuiteAgent(name, label, config, budget)
+        only = entry.get("envs")
+        if only is not None and (not isinstance(only, list) or not only
+                                 or not all(isinstance(e, str) and e in env_texts for e in only)):
+            raise fail(where, f"agent {name}: envs = {only!r}; list some of the suite's envs ({', '.join(env_texts)})")
         plays = []
         for text_, env_id, env_kwargs in envs_:
+            if only is not None and text_ not in only:
+                skipped.append(f"{label} on {text_} (not in its envs)")
+                continue
             try:
                 check_pairing(name, env_id, kwargs=env_kwargs)
                 plays.append(text_)
             except RegistryError:
-                skipped.append(f"{label} on {text_}")
+                skipped.append(f"{label} on {text_} (it cannot play it)")
         if not plays:
             raise fail(where, f"agent {label} can play none of the suite's envs; drop it or add an env it plays "
                        f"({', '.join(registry.playable_families(name))})")
@@ -180,12 +187,19 @@ def load_suite(name_or_path: str | Path) -> Suite:
     return Suite(path.stem, path, description, agents_, envs_, list(seeds), episodes, cross, skipped)
 
 
+BACKENDS = ("local", "ray")
+RAY_RETRIES = 2  # a task whose worker process dies is run again this many times
+
+
 def run_suite(suite: Suite, board: Any, replays_dir: str | Path, runs_dir: str | Path = "runs", workers: int = 1,
-              on_result: Callable[[SuiteAgent, Result], None] | None = None,
-              ) -> list[tuple[SuiteAgent, Job, Result, dict[str, Any]]]:
-    """Run the suite's jobs that are not on the leaderboard yet (`workers` processes; 1: in
-    this process) and add each result as it lands, so a killed tournament keeps what
-    finished and a rerun does the rest. Returns every job of the suite with its result."""
+              on_result: Callable[[SuiteAgent, Result], None] | None = None, backend: str = "local",
+              address: str | None = None) -> list[tuple[SuiteAgent, Job, Result, dict[str, Any]]]:
+    """Run the suite's jobs that are not on the leaderboard yet and add each result as it
+    lands (here, in the driver), so a killed tournament keeps what finished and a rerun
+    does the rest. Backends: "local" (`workers` processes; 1: in this process) or "ray"
+    (Ray tasks with retries on the cluster at `address`, or on a local Ray instance
+    started for the run). Returns every job of the suite with its result."""
+    check_backend(backend, address)
     jobs = suite.jobs()
     done = board.run_keys()
     results: dict[str, tuple[Result, dict[str, Any]]] = {}
@@ -201,7 +215,9 @@ def run_suite(suite: Suite, board: Any, replays_dir: str | Path, runs_dir: str |
         if on_result:
             on_result(agent, result)
 
-    if workers <= 1:
+    if backend == "ray":
+        _run_on_ray(pending, replays_dir, runs_dir, workers, address, land)
+    elif workers <= 1:
         for agent, job in pending:
             land(agent, *run_job(job, replays_dir, runs_dir))
     else:
@@ -223,6 +239,70 @@ def run_suite(suite: Suite, board: Any, replays_dir: str | Path, runs_dir: str |
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
     return [(agent, job, *results[job.run_key]) for agent, job in jobs]
+
+
+def check_backend(backend: str, address: str | None) -> None:
+    """A known backend, and an address only for Ray."""
+    if backend not in BACKENDS:
+        raise RegistryError(f"unknown backend {backend!r}; use {' or '.join(BACKENDS)}")
+    if address is not None and backend != "ray":
+        raise RegistryError("--address names a Ray cluster; add --backend ray")
+
+
+def _run_on_ray(pending: list[tuple[SuiteAgent, Job]], replays_dir: str | Path, runs_dir: str | Path, workers: int,
+                address: str | None, land: Callable[..., None]) -> None:
+    """Each job a Ray task (retried when its worker dies); results come back to the driver.
+    Paths are made absolute: Ray workers need not share the driver's working folder."""
+    try:
+        import ray
+    except ImportError:
+        raise RegistryError("--backend ray needs Ray: pip install 'arena-gym[ray]' (or pip install ray)") from None
+    if address:
+        _check_reachable(address)
+    started = not ray.is_initialized()
+    if started:
+        try:
+            ray.init(address=address, num_cpus=None if address else max(1, workers), include_dashboard=False,
+                     log_to_driver=False, logging_level="ERROR", configure_logging=False)
+        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ... for a bad address
+            raise RegistryError(f"cannot start or reach Ray at {address or 'a local instance'}: "
+                                f"{one_line(exc)[:160]}") from None
+    try:
+        task = ray.remote(max_retries=RAY_RETRIES, num_cpus=1)(_ray_job)
+        refs = {task.remote(job, str(Path(replays_dir).resolve()), str(Path(runs_dir).resolve())): agent
+                for agent, job in pending}
+        left = list(refs)
+        while left:
+            done, left = ray.wait(left, num_returns=1)
+            land(refs[done[0]], *ray.get(done[0]))
+    except BaseException:
+        for ref in refs if "refs" in locals() else ():
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _ray_job(job: Job, replays_dir: str, runs_dir: str) -> tuple[Result, dict[str, Any]]:
+    """One job on a Ray worker: one core's worth of torch threads, as the driver asked."""
+    _worker_start(1)
+    return run_job(job, replays_dir, runs_dir)
+
+
+def _check_reachable(address: str) -> None:
+    """A host:port that answers nothing fails here in one line, not after Ray's long retries."""
+    import socket
+
+    target = address.split("://", 1)[-1]
+    host, sep, port = target.rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=3).close()
+    except OSError as exc:
+        raise RegistryError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); start it "
+                            "(ray start --head) or check the address, or drop --address for a local Ray") from None
 
 
 def _worker_start(threads: int) -> None:
@@ -295,5 +375,5 @@ def judge_suite(finished: list[tuple[SuiteAgent, Job, Result, dict[str, Any]]]) 
     return out
 
 
-__all__ = ["DEFAULT_EPISODES", "EVAL_SEED_BASE", "Job", "Suite", "SuiteAgent", "job_key", "judge_suite", "load_suite",
+__all__ = ["BACKENDS", "check_backend", "DEFAULT_EPISODES", "EVAL_SEED_BASE", "Job", "Suite", "SuiteAgent", "job_key", "judge_suite", "load_suite",
            "new_run_key", "run_job", "run_suite", "suite_names"]

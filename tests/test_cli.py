@@ -114,7 +114,7 @@ def test_demo_prints_a_leaderboard_and_the_command_to_watch_a_replay(workdir):
     assert "Demo leaderboard" in result.output and "watch a replay: arena replay replays/" in result.output
     assert "watch Q-learning explore early in training: arena replay replays/" in result.output
     assert "a Transformer copying 8 tokens: arena replay replays/" in result.output
-    assert "a GAN's digits, judged" in result.output
+    assert "a GAN's digits, judged" in result.output and "arena tournament default --workers 2" in result.output
     rows = Leaderboard().results()
     generators = {r.agent: r for r in rows if r.env_id == "arena/ImageGeneration-v0"}
     assert set(generators) == {"gan", "real-data", "noise"}

@@ -169,9 +169,11 @@ def test_standings_group_runs_by_agent_and_settings_and_share_ranks_when_interva
             + [row("c", s, v, successes=(False,)) for s, v in enumerate([0.10, 0.12, 0.15])]
             + [row("q", 0, 0.5, alpha=0.1), row("q", 0, 0.6, alpha=0.5)]
             + [row("z", 0, 0.2, env="four-rooms")])
+    rows += [row("d", s, v) for s, v in enumerate([0.70, 0.80, 0.85])]  # a and b clearly ahead
     table = {st.agent: st for st in standings(rows)}
     assert table["b"].rank == 1 and table["a"].rank == 1 and table["a"].tied and table["b"].tied
-    assert table["q alpha=0.5"].rank == 3 and table["q alpha=0.1"].rank == 4 and table["c"].rank == 5
+    assert table["d"].rank == 3 and not table["d"].tied
+    assert table["q alpha=0.5"].rank == 4 and table["q alpha=0.1"].rank == 5 and table["c"].rank == 6
     assert table["c"].evaluation.flags == ["never succeeds"] and not table["c"].tied
     assert len(table["a"].evaluation.runs) == 4 and table["z"].rank == 1 and table["z"].env == "grid:four-rooms"
 

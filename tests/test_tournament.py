@@ -128,6 +128,31 @@ def test_the_built_in_suites_load_and_list_their_jobs():
     assert {"gan loss=bce", "vae", "reinforce-generator", "real-data", "noise"} <= set(labels)
 
 
+def test_the_default_suite_covers_every_agent_family_on_every_env_family():
+    from arena.registry import family_of
+
+    suite = load_suite("default")
+    jobs = suite.jobs()
+    played = {(agent.name, family_of(job.env_id)) for agent, job in jobs}
+    for name in ("value-iteration", "policy-iteration", "q-learning", "sarsa", "mc-control", "random", "sb3-ppo"):
+        assert (name, "grid") in played, name
+    for name in ("reinforce-lstm", "reinforce-transformer", "sb3-ppo", "random"):
+        assert (name, "seq") in played, name
+    for name in ("gan", "vae", "real-data", "noise"):
+        assert (name, "img") in played, name
+    assert suite.train_seeds == [0, 1, 2] and suite.cross_judge
+
+
+def test_an_agent_can_be_limited_to_some_of_the_suites_envs(tmp_path):
+    text = SMALL.replace('envs = ["img:digits"]', 'envs = ["img:digits", "img:shapes"]').replace(
+        'name = "noise"', 'name = "noise"\nenvs = ["img:shapes"]')
+    suite = load_suite(write(tmp_path, text))
+    assert [job.env_kwargs["dataset"] for agent, job in suite.jobs() if agent.name == "noise"] == ["shapes"]
+    assert "noise on img:digits (not in its envs)" in suite.skipped
+    with pytest.raises(SuiteError, match="list some of the suite's envs"):
+        load_suite(write(tmp_path, text.replace('envs = ["img:shapes"]', 'envs = ["grid:cliff"]')))
+
+
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "suite.toml"
     path.write_text(text)
@@ -215,11 +240,11 @@ eval_episodes = 3
 
 [[agents]]
 name = "q-learning"
-budget = 1500
+budget = 600
 
 [[agents]]
 name = "sarsa"
-budget = 1500
+budget = 600
 
 [[agents]]
 name = "value-iteration"
@@ -278,3 +303,29 @@ def test_a_tournament_killed_midway_and_rerun_has_exactly_the_rows_of_an_uninter
     assert again.returncode == 0, again.stderr
     assert f"{landed} already on the leaderboard" in again.stdout
     assert figures(db) == reference
+
+
+def test_the_ray_backend_gives_the_rows_the_local_backend_gives(uninterrupted, tmp_path):
+    """A real local Ray instance (started for the run, shut down after it)."""
+    suite, reference = uninterrupted
+    db = tmp_path / "lb.sqlite"
+    result = runner.invoke(app, ["tournament", str(suite), "--backend", "ray", "--workers", "2", "--db", str(db),
+                                 "--replays", str(tmp_path / "replays"), "--runs", str(tmp_path / "runs")],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert figures(db) == reference
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--backend", "ray", "--address", "127.0.0.1:1"], "cannot reach the Ray cluster at 127.0.0.1:1"),
+    (["--backend", "slurm"], "unknown backend 'slurm'"),
+    (["--address", "10.0.0.1:6379"], "add --backend ray"),
+    (["--workers", "0"], "--workers 0"),
+])
+def test_bad_backends_and_addresses_are_one_line_before_any_job(tmp_path, monkeypatch, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, GRID_SUITE)
+    result = runner.invoke(app, ["tournament", str(path), *args], catch_exceptions=False)
+    assert result.exit_code == 2 and fragment in result.stderr and "Traceback" not in result.output, result.output
+    assert len([line for line in result.stderr.splitlines() if line.strip()]) == 1
+    assert not (tmp_path / "replays" / "leaderboard.sqlite").exists() or not figures(tmp_path / "replays" / "leaderboard.sqlite")
