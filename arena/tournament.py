@@ -201,12 +201,10 @@ def run_suite(suite: Suite, board: Any, replays_dir: str | Path, runs_dir: str |
     started for the run). Returns every job of the suite with its result."""
     check_backend(backend, address)
     jobs = suite.jobs()
-    done = board.run_keys()
-    results: dict[str, tuple[Result, dict[str, Any]]] = {}
-    for agent, job in jobs:
-        if job.run_key in done:
-            (old,) = [r for r in board.results() if r.run_key == job.run_key]
-            results[job.run_key] = (old, {"checkpoint": str(Path(runs_dir) / job.run_key / "checkpoint.npz")})
+    keys = {job.run_key for _, job in jobs}
+    landed = {r.run_key: r for r in board.results() if r.run_key in keys} if keys & board.run_keys() else {}
+    results: dict[str, tuple[Result, dict[str, Any]]] = {
+        key: (row, {"checkpoint": str(Path(runs_dir) / key / "checkpoint.npz")}) for key, row in landed.items()}
     pending = [(agent, job) for agent, job in jobs if job.run_key not in results]
 
     def land(agent: SuiteAgent, result: Result, log: dict[str, Any]) -> None:
