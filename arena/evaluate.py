@@ -247,10 +247,13 @@ class Aggregate:
         interval = f" [{lo:.3f}, {hi:.3f}]" if math.isfinite(lo) else " (one run: no interval)"
         return f"IQM {self.iqm:.3f}{interval}, mean {self.mean:.3f}, over {len(self.values)} runs"
 
-    def overlaps(self, other: "Aggregate") -> bool:
-        """Whether the two confidence intervals overlap (then the two are shown as tied)."""
-        (a, b), (c, d) = self.ci, other.ci
-        return all(map(math.isfinite, (a, b, c, d))) and a <= d and c <= b
+    def clearly_above(self, other: "Aggregate") -> bool:
+        """Whether this figure is clearly ahead of `other`: its interval lies entirely above the
+        other's (overlapping intervals cannot be told apart: tied). Where either is a single
+        run (no interval), the higher IQM is ahead."""
+        if math.isfinite(self.ci[0]) and math.isfinite(other.ci[0]):
+            return self.ci[0] > other.ci[1] + 1e-12
+        return self.iqm > other.iqm
 
 
 def aggregate(strata: Sequence[Sequence[float]] | Sequence[float], confidence: float = CONFIDENCE,
@@ -278,7 +281,8 @@ def aggregate(strata: Sequence[Sequence[float]] | Sequence[float], confidence: f
         res = bootstrap(resampled, statistic, n_resamples=resamples, confidence_level=confidence,
                         method="percentile", vectorized=True, rng=np.random.default_rng(seed))
         lo, hi = sorted((float(res.confidence_interval.low), float(res.confidence_interval.high)))
-        ci = (max(lo, float(flat.min())), min(hi, float(flat.max())))  # no rounding past the data (constant runs)
+        lo_data, hi_data = float(flat.min()), float(flat.max())  # no rounding past the data (constant runs)
+        ci = (min(max(lo, lo_data), hi_data), max(min(hi, hi_data), lo_data))
     return Aggregate(tuple(flat.tolist()), float(flat.mean()), float(np.median(flat)), iqm(flat), ci)
 
 
@@ -545,9 +549,7 @@ def standings(results: list[Any]) -> list[Standing]:
         a, b = x.evaluation.score, y.evaluation.score
         if a is None or b is None:
             return order(x) < order(y)
-        if math.isfinite(a.ci[0]) and math.isfinite(b.ci[0]):
-            return a.ci[0] > b.ci[1] + 1e-12
-        return a.iqm > b.iqm
+        return a.clearly_above(b)
 
     out = []
     for env in sorted(by_env):

@@ -79,7 +79,9 @@ def test_one_run_has_no_interval_and_overlapping_intervals_are_ties():
     one = aggregate([0.9])
     assert one.iqm == 0.9 and all(math.isnan(x) for x in one.ci) and "no interval" in str(one)
     a, b, c = aggregate([0.90, 0.92, 0.95, 0.97]), aggregate([0.93, 0.96, 0.99, 1.0]), aggregate([0.1, 0.12, 0.15])
-    assert a.overlaps(b) and b.overlaps(a) and not a.overlaps(c) and not one.overlaps(a)
+    assert not a.clearly_above(b) and not b.clearly_above(a)  # overlapping: tied either way
+    assert a.clearly_above(c) and not c.clearly_above(a)
+    assert one.clearly_above(c) and a.clearly_above(aggregate([0.5]))  # one run: the higher IQM is ahead
 
 
 @settings(max_examples=60, deadline=None)
