@@ -18,7 +18,7 @@ from rich.table import Table
 from agents.training import TrainingInterrupted
 from arena import registry
 from arena.errors import ArenaError, LeaderboardError, RegistryError, ViewerError, one_line
-from arena.leaderboard import Leaderboard, Result, env_label, fmt, html_report, short_date
+from arena.leaderboard import Leaderboard, Result, env_label, fmt, short_date
 from arena.replay import load_replay, verify
 from envs.grid import LAYOUTS, layout_names
 
@@ -441,30 +441,47 @@ def leaderboard(
     env: Optional[str] = typer.Option(None, help="only this env id or alias"),
     agent: Optional[str] = typer.Option(None, help="only this agent"),
     db: Optional[Path] = typer.Option(None, help=DB_HELP),
-    format_: str = typer.Option("table", "--format", help="table, markdown, csv, json or html (html: the runs)"),
+    format_: str = typer.Option("table", "--format", help="table, markdown, csv or json"),
     limit: Optional[int] = typer.Option(None, help="at most this many rows"),
     runs: bool = typer.Option(False, "--runs", help="list every run (one row per training seed) instead of the standings"),
+    html_path: Optional[Path] = typer.Option(None, "--html", help="write the report page here (e.g. report.html)"),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="where the runs were trained (the --runs of arena "
+                                  "run/tournament): the report's learning curves come from there"),
 ) -> None:
     """Show the standings, best first within each env (opens the database read-only).
 
     An entry is one agent with one set of settings on one env; its runs (one per training
     seed) are aggregated as IQM score with a 95% bootstrap interval, and entries whose
-    intervals overlap share a rank (tied). `--runs` lists the runs themselves.
+    intervals overlap share a rank (tied). `--runs` lists the runs themselves. `--html
+    report.html` writes one static page instead: per-env rankings, intervals as error bars,
+    performance profiles, learning curves and a GIF of each top entry's replay.
     """
     import json
     from dataclasses import asdict
 
     from arena.leaderboard import REPORT_COLUMNS, csv_table, markdown_table, report_rows
 
-    if format_ not in ("table", "markdown", "csv", "json", "html"):
-        raise RegistryError(f"unknown --format {format_!r}; use table, markdown, csv, json or html")
+    if format_ == "html":
+        raise RegistryError("--format html is now the report page: use --html report.html")
+    if format_ not in ("table", "markdown", "csv", "json"):
+        raise RegistryError(f"unknown --format {format_!r}; use table, markdown, csv or json (or --html PATH)")
     board = Leaderboard(db, readonly=True)
     env_id, env_kwargs = registry.parse_env(env) if env else (None, {})
     results = [r for r in board.results(env_id=env_id, agent=agent, limit=limit)  # grid:cliff: that layout only
                if all(r.env_kwargs.get(k) == v for k, v in env_kwargs.items())]
     title = f"Leaderboard ({board.path}, {len(results)} runs)"
-    if format_ == "html":
-        sys.stdout.write(html_report(results))
+    if html_path is not None:
+        from arena.leaderboard import write_report
+
+        envs_seen = sorted({env_label(r) for r in results})
+        with _progress() as progress:
+            task = progress.add_task("report", total=len(envs_seen))
+            summary = write_report(results, html_path, runs_dir, source=str(board.path),
+                                   on_env=lambda env: progress.update(task, advance=1, description=f"report: {env}"))
+        typer.echo(f"wrote {summary.path}: {summary.entries} entries on {summary.envs} envs, {summary.images} images")
+        if summary.missing:
+            typer.echo(f"not shown ({len(summary.missing)} files not here, e.g. {summary.missing[0]}): "
+                       f"give --runs-dir the folder the runs were trained in", err=True)
     elif runs:
         if format_ == "json":
             typer.echo(json.dumps([asdict(r) for r in results], indent=1, default=str))

@@ -104,7 +104,9 @@ def test_leaderboard_formats(workdir):
     assert [e["agent"] for e in entries] == ["value-iteration", "random"] and entries[1]["train_seeds"] == [0, 1]
     assert entries[1]["score"]["iqm"] == 0.0 and len(entries[1]["runs"]) == 2
     assert len(json.loads(arena("leaderboard", "--format", "json", "--runs").output)) == 3
-    assert "<table>" in arena("leaderboard", "--format", "html").output
+    assert_one_line_error(arena("leaderboard", "--format", "html"), "use --html report.html")
+    assert "2 entries on 1 envs" in arena("leaderboard", "--html", "report.html").output
+    assert open("report.html").read().count("<table>") == 1
     assert "random" in arena("leaderboard", "--env", "grid:cliff").output
 
 

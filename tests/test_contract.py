@@ -297,8 +297,10 @@ def test_reading_the_leaderboard_neither_creates_nor_switches_it_to_wal(tmp_path
     assert all(col in header for col in ("id", "date", "seed"))
     standings = CliRunner().invoke(app, ["leaderboard", "--db", str(db)], terminal_width=200)
     assert "[red]x|y" in standings.output and "rank" in standings.output
-    page = CliRunner().invoke(app, ["leaderboard", "--db", str(db), "--format", "html"]).output
-    assert "[red]x|y" in page and "z&lt;b&gt;" in page and "<b>" not in page
+    report = CliRunner().invoke(app, ["leaderboard", "--db", str(db), "--html", str(tmp_path / "r.html")])
+    assert report.exit_code == 0, report.output
+    page = (tmp_path / "r.html").read_text()
+    assert "[red]x|y" in page and "z&lt;b&gt;" in page and "z<b>" not in page
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
 

@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from arena.leaderboard import SCHEMA_VERSION, Leaderboard, LeaderboardError, Result, html_report, markdown_report
+from arena.leaderboard import SCHEMA_VERSION, Leaderboard, LeaderboardError, Result, markdown_report, report_page
 
 
 def row(key="run-1", agent="value-iteration", score=1.0, mean=-13.0):
@@ -49,7 +49,7 @@ def test_best_first_and_nan_stored_as_missing(tmp_path):
     assert agents == ["value-iteration", "random", "broken"]
     broken = board.results(agent="broken")[0]
     assert broken.score is None and broken.mean_return is None
-    assert "n/a" in markdown_report(board.results()) and "<table>" in html_report(board.results())
+    assert "n/a" in markdown_report(board.results()) and "<table>" in report_page(board.results(), tmp_path)[0]
 
 
 def test_locked_database_is_refused_and_keeps_its_rows(tmp_path):
