@@ -29,6 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # docstrings are plain text: paragraphs rewrapped to the terminal, no markup read
 )
 console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
@@ -292,11 +293,13 @@ def eval_(
     device: Optional[str] = typer.Option(None, help="neural agents: auto, cpu or cuda"),
     db: Optional[Path] = typer.Option(None, help=DB_HELP),
     replays: Path = typer.Option(Path("replays"), help="folder for recorded episodes"),
+    json_: bool = typer.Option(False, "--json", help="print the result as JSON (the figures of arena.evaluate) instead of a table"),
+    min_score: Optional[float] = typer.Option(None, help="exit with status 1 when the normalised score is below this"),
 ) -> None:
     """Evaluate a saved agent on ENV without training, and add the result to the leaderboard."""
     job = _job(agent, env, kwargs, 0, episodes, None, checkpoint, device=device)
-    result = _run_and_record(job, db, replays)
-    console.print(_results_table([result], "Evaluation"))
+    result = _run_and_record(job, db, replays, err if json_ else console)  # --json: stdout is the JSON alone
+    _report([result], agent, " ".join([env, *(kwargs or [])]), json_, min_score)
 
 
 # --------------------------------------------------------------------------- replay
@@ -336,6 +339,37 @@ def replay(
 
     console.print("space pause, left/right step, +/- speed, r restart, v values, p policy, q quit")
     watch(rep, speed=fps, max_seconds=seconds, start=step)
+
+
+@app.command("play")
+@user_errors
+def play_command(
+    env: str = typer.Argument(..., help="a grid or sequence env, e.g. grid:cliff or 'seq:copy length=4'"),
+    kwargs: Optional[list[str]] = typer.Argument(None, help="env kwargs as key=value, e.g. slip=0.1"),
+    episodes: int = typer.Option(1, help="episodes to play (the evaluation seeds 1000, 1001, ... every agent plays)"),
+    db: Optional[Path] = typer.Option(None, help=DB_HELP),
+    replays: Path = typer.Option(Path("replays"), help="folder for recorded episodes"),
+    seconds: Optional[float] = typer.Option(None, help="give up when no key is pressed for this many seconds"),
+) -> None:
+    """Play ENV yourself from the keyboard; your run lands on the leaderboard as agent `human`.
+
+    Grids: arrow keys (or w a s d) move. Sequence tasks: type a token to output it (the
+    wanted outputs are hidden). Esc gives up. You play the seeds every agent is evaluated
+    on, and your score is normalised like theirs (sampled from your episodes), so
+    `arena leaderboard --env grid:cliff` puts you beside value iteration.
+    """
+    from arena.evaluate import play_human
+
+    if not 1 <= episodes <= 100:
+        raise RegistryError(f"--episodes {episodes}: play between 1 and 100 episodes")
+    env_id, env_kwargs = registry.parse_env(env, kwargs)
+    console.print(f"playing {escape(env)}: a window opens; arrows or w a s d move on a grid, tokens are typed, Esc gives up")
+    result = play_human(env_id, env_kwargs, episodes=episodes, replays=replays, db=db, max_seconds=seconds)
+    success = "n/a" if result.success_rate is None else f"{result.success_rate:.0%}"
+    console.print(f"[green]recorded[/] human on {escape(env_label(result))}: mean return {fmt(result.mean_return, 2)}, "
+                  f"score {fmt(result.score)}, success {success} (run {result.run_key})", highlight=False)
+    console.print(f"compare: arena leaderboard --env {escape(env_label(result))!r}; watch: arena replay "
+                  f"{escape(result.replay_paths[0])}", highlight=False)
 
 
 # --------------------------------------------------------------------------- leaderboard
@@ -407,7 +441,8 @@ def tournament(
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps({"suite": spec.name, "env": env_text, **judged.as_dict()}, indent=1))
             console.print(f"[dim]judging table: {out}[/]", soft_wrap=True)
-    console.print("see them all: [bold]arena leaderboard[/]")
+    console.print("see them all: [bold]arena leaderboard[/] (one page with charts: [bold]arena leaderboard --html "
+                  "report.html[/])", soft_wrap=True)
 
 
 def _fooling_table(env_text: str, judged: Any) -> Table:
@@ -471,7 +506,7 @@ def leaderboard(
                if all(r.env_kwargs.get(k) == v for k, v in env_kwargs.items())]
     title = f"Leaderboard ({board.path}, {len(results)} runs)"
     if html_path is not None:
-        from arena.leaderboard import write_report
+        from arena.leaderboard.report import write_report
 
         envs_seen = sorted({env_label(r) for r in results})
         with _progress() as progress:
@@ -610,7 +645,8 @@ def demo(
                   f"train longer: [bold]arena run gan img:digits[/]): [bold]arena replay {gan.replay_paths[0]}[/]",
                   soft_wrap=True)
     console.print("every agent family on every env family, 3 training seeds each, ranked with confidence intervals "
-                  "(under 10 minutes): [bold]arena tournament default --workers 2[/], then [bold]arena leaderboard[/]",
+                  "(under 10 minutes): [bold]arena tournament default --workers 2[/], then [bold]arena leaderboard[/] "
+                  "(or [bold]--html report.html[/]); play the cliff yourself: [bold]arena play grid:cliff[/]",
                   soft_wrap=True)
 
 

@@ -96,14 +96,37 @@ def exact_score(agent: Any, env: Any) -> ExactScore | None:
     if mdp is None or getattr(agent, "recurrent", False):
         return None  # no model, or a policy that depends on history, not on the state alone
     pi = policy_of(agent, env)
-    uniform = np.full_like(pi, 1.0 / pi.shape[1])
     J = float(mdp.start @ dp.policy_evaluation(mdp, pi, EVAL_GAMMA))
+    J_random, J_optimal = reference_values(mdp)
+    return ExactScore(normalised(J, J_random, J_optimal), J, J_optimal, J_random,
+                      expected_return(mdp, pi, env.unwrapped.max_steps))
+
+
+def reference_values(mdp: Any) -> tuple[float, float]:
+    """(J of the uniform random policy, J*) from the start distribution, at EVAL_GAMMA: the 0 and 1
+    of the normalised score. J* is the exact value of value iteration's greedy policy (optimal,
+    and free of VI's tolerance)."""
+    uniform = np.full((mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions)
     J_random = float(mdp.start @ dp.policy_evaluation(mdp, uniform, EVAL_GAMMA))
-    # J* as the exact value of value iteration's greedy policy: optimal, and free of VI's tolerance
     J_optimal = float(mdp.start @ dp.policy_evaluation(mdp, dp.value_iteration(mdp, EVAL_GAMMA).policy, EVAL_GAMMA))
+    return J_random, J_optimal
+
+
+def normalised(J: float, J_random: float, J_optimal: float) -> float:
+    """(J - J_random) / (J* - J_random): 0 = random play, 1 = optimal."""
     span = J_optimal - J_random
-    score = (J - J_random) / span if abs(span) > 1e-12 else (1.0 if J >= J_optimal - 1e-12 else 0.0)
-    return ExactScore(score, J, J_optimal, J_random, expected_return(mdp, pi, env.unwrapped.max_steps))
+    return (J - J_random) / span if abs(span) > 1e-12 else (1.0 if J >= J_optimal - 1e-12 else 0.0)
+
+
+def sampled_score(env: Any, episodes: list[Any]) -> float | None:
+    """The normalised score from the episodes played, on an env with a model, for a player whose
+    choices depend on history (a recurrent network, a person), so no exact J exists: the mean
+    discounted return G = sum_t gamma^t r_t (gamma = EVAL_GAMMA) in place of J. None elsewhere."""
+    mdp = getattr(env.unwrapped, "mdp", None)
+    if mdp is None or not episodes or any(e.rewards is None for e in episodes):
+        return None
+    G = [float(np.sum(EVAL_GAMMA ** np.arange(len(e.rewards)) * e.rewards)) for e in episodes]
+    return normalised(float(np.mean(G)), *reference_values(mdp))
 
 
 def expected_return(mdp: Any, pi: np.ndarray, horizon: int) -> float | None:
@@ -386,12 +409,23 @@ def run_job(
 
         t1 = time.perf_counter()
         episodes = play(agent, job.env_id, job.env_kwargs, job.eval_seeds, Path(replays_dir) / job.run_key, on_episode=on_episode)
-        exact = exact_score(agent, env)
-        image = image_score(env, episodes)
+        result = score_run(job, agent, env, episodes, train_seconds, time.perf_counter() - t1)
     finally:
         env.close()
+    return result, log
+
+
+def score_run(job: Job, agent: Any, env: Any, episodes: list[Any], train_seconds: float,
+              eval_seconds: float) -> Result:
+    """The leaderboard row of a run's evaluation episodes: returns, success, and the normalised
+    score (exact for grids, sampled from the episodes where the player's choices depend on
+    history, the generator score for images, accuracy for sequence tasks)."""
+    exact = exact_score(agent, env)
+    sampled = None if exact else sampled_score(env, episodes)
+    image = image_score(env, episodes)
     summary = summarise([e.episode_return for e in episodes])
-    result = Result(
+    sampled_note = f"score sampled from {len(episodes)} episode(s): the player's choices depend on history"
+    return Result(
         run_key=job.run_key,
         env_id=job.env_id,
         env_kwargs=job.env_kwargs,
@@ -403,19 +437,51 @@ def run_job(
         mean_return=summary.mean,
         std_return=summary.std,
         iqm_return=summary.iqm,
-        score=exact.score if exact else image.normalised if image else accuracy(episodes),
+        score=exact.score if exact else sampled if sampled is not None else image.normalised if image else accuracy(
+            episodes),
         exact_return=exact.expected_return if exact else None,
         eval_gamma=EVAL_GAMMA if exact else None,
         replay_paths=[e.replay_path for e in episodes if e.replay_path],
         checkpoint=agent.digest(),
         train_seconds=train_seconds,
-        eval_seconds=time.perf_counter() - t1,
+        eval_seconds=eval_seconds,
         code_version=code_version(),
-        note="; ".join(n for n in (summary.note, image.note if image else "") if n),
+        note="; ".join(n for n in (summary.note, image.note if image else "", sampled_note if sampled is not None else "")
+                       if n),
         metrics=image_metrics(image) if image else {},
         successes=successes(episodes),
     )
-    return result, log
+
+
+def play_human(env_id: str, env_kwargs: dict[str, Any], episodes: int = 1, replays: str | Path = "replays",
+               db: str | Path | None = None, max_seconds: float | None = None,
+               on_frame: Callable[[Any, Any], None] | None = None) -> Result:
+    """A person plays `episodes` evaluation episodes (the seeds every agent is evaluated on,
+    1000, 1001, ...) from the keyboard; the run lands on the leaderboard as agent `human`,
+    one run per sitting (its 'training seed' counts the sittings), with its replays."""
+    from arena.errors import ViewerError
+    from arena.leaderboard import Leaderboard, fmt
+    from arena.viewer import KeyboardAgent  # pygame: only when a person plays
+
+    agent = KeyboardAgent(env_id, env_kwargs, max_seconds, on_frame)
+    try:
+        board = Leaderboard(db)
+        earlier = [r.train_seed for r in board.results(env_id=env_id, agent="human") if r.env_kwargs == env_kwargs]
+        job = Job("human", env_id, env_kwargs, train_seed=max(earlier, default=-1) + 1, episodes=episodes)
+        played = play(agent, env_id, env_kwargs, job.eval_seeds, Path(replays) / job.run_key)
+        env = make_env(env_id, env_kwargs)
+        try:
+            result = score_run(job, agent, env, played, 0.0, 0.0)
+        finally:
+            env.close()
+        board.add(result)
+        try:
+            agent.wait(f"saved: mean return {fmt(result.mean_return, 2)}, score {fmt(result.score)}. Any key closes the window")
+        except ViewerError:  # closing the window here loses nothing: the run is on the leaderboard
+            pass
+    finally:
+        agent.close()
+    return result
 
 
 # --------------------------------------------------------------------------- the protocol in one call

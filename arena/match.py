@@ -23,6 +23,7 @@ class Episode:
     replay_path: str | None
     actions: np.ndarray | None = None  # what the agent did: (T,) ints, or (T, ...) images
     last_info: dict[str, Any] | None = None  # the info of the episode's last step (e.g. diversity)
+    rewards: np.ndarray | None = None  # per step
 
 
 def stack_actions(actions: list[Any], space: Any) -> np.ndarray:
@@ -89,7 +90,7 @@ def play(
             if record_dir is not None:
                 path = str(save_replay(Path(record_dir) / f"{prefix}-seed{seed}.npz", replay))
             ep = Episode(seed, replay.episode_return, replay.steps, replay.terminated, path, replay.actions,
-                         replay.last_info)
+                         replay.last_info, replay.rewards)
             episodes.append(ep)
             if on_episode:
                 on_episode(ep)

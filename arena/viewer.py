@@ -367,3 +367,133 @@ class SampleVideo(Callback):
                 for frame in frames:
                     writer.append_data(np.pad(frame, ((0, -h % 16), (0, -w % 16), (0, 0)), mode="edge"))
         os.replace(tmp, self.path)
+
+
+# --------------------------------------------------------------------------- keyboard play
+
+GRID_KEYS = {"up": ("K_UP", "K_w"), "right": ("K_RIGHT", "K_d"), "down": ("K_DOWN", "K_s"), "left": ("K_LEFT", "K_a")}
+SPECIAL_TOKENS = {"⏎": "K_RETURN", "␣": "K_SPACE"}  # the text task's newline and space
+
+
+class KeyboardAgent:
+    """A person at the keyboard, playing through the Agent interface, so their episodes are
+    recorded, replayed and scored exactly like any agent's.
+
+    `act` draws the env in a window and waits for a key: on a grid the arrow keys (or w a s
+    d) move; on a sequence task the key of a token (0-9, a-f, a letter; Enter and space in
+    the text task) outputs it. Esc gives up. The window shows a mirror of the env, stepped
+    with the same seed and actions, so it is the env the episode is played on, bit for bit.
+    A sequence task's wanted outputs are hidden. `recurrent` is true: a person's choices
+    depend on the whole episode, so the score is sampled from the episodes, never exact.
+    """
+
+    name = "human"
+    recurrent = True
+
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any], max_seconds: float | None = None,
+                 on_frame: Callable[["KeyboardAgent", Any], None] | None = None) -> None:
+        from arena.registry import make_env
+
+        self.mirror = make_env(env_id, env_kwargs)
+        names = getattr(self.mirror.unwrapped, "action_names", None)
+        if names is None or not hasattr(self.mirror.unwrapped, "draw") or hasattr(self.mirror.unwrapped, "image_shape"):
+            self.mirror.close()
+            raise ViewerError(f"{env_id} cannot be played from the keyboard; play a grid (grid:cliff) or a sequence task "
+                              "(seq:copy length=4)")
+        self.keys = self._key_map(list(names))
+        self.max_seconds, self.on_frame = max_seconds, on_frame
+        self.episode, self.steps, self.G = 0, 0, 0.0
+        self.window: Any = None
+        self.settings = None
+
+    @staticmethod
+    def _key_map(names: list[str]) -> dict[Any, int]:
+        """pygame key code or typed character -> action."""
+        import pygame
+
+        out: dict[Any, int] = {}
+        for a, name in enumerate(names):
+            for attr in GRID_KEYS.get(name, ()):
+                out[getattr(pygame, attr)] = a
+            if name in SPECIAL_TOKENS:
+                out[getattr(pygame, SPECIAL_TOKENS[name])] = a
+            elif name not in GRID_KEYS and len(name) == 1:
+                out[name] = a
+        return out
+
+    def help(self) -> str:
+        if "up" in getattr(self.mirror.unwrapped, "action_names", []):
+            return "arrows (or w a s d) move, Esc gives up"
+        return "type a token to output it, Esc gives up"
+
+    # the Agent interface: nothing to learn, save or show
+    def config(self) -> dict[str, Any]:
+        return {}
+
+    def digest(self) -> str:
+        return ""
+
+    def overlay(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def reset(self, seed: int | None = None) -> None:
+        if self.episode:
+            self.wait(f"episode {self.episode} over, return {self.G:g}: any key for the next one")
+        self.mirror.reset(seed=seed)
+        self.episode, self.steps, self.G = self.episode + 1, 0, 0.0
+        return None
+
+    def act(self, obs: Any, state: Any = None, greedy: bool = True) -> tuple[int, Any]:
+        action = self._key(f"episode {self.episode}, step {self.steps}, return {self.G:g}: {self.help()}", any_key=False)
+        _, reward, *_ = self.mirror.step(action)
+        self.steps, self.G = self.steps + 1, self.G + float(reward)
+        return action, None
+
+    def wait(self, text: str) -> None:
+        """Show the env with `text` until any key (or the time limit)."""
+        self._key(text, any_key=True)
+
+    def close(self) -> None:
+        import pygame
+
+        if self.window is not None:
+            pygame.display.quit()
+            self.window = None
+        self.mirror.close()
+
+    def _key(self, text: str, any_key: bool) -> Any:
+        import time
+
+        import pygame
+
+        font = _font()
+        w, h = self.mirror.unwrapped.frame_size()
+        size = (max(w, font.size(text)[0] + 16), h + HUD_HEIGHT)
+        if self.window is None or self.window.get_size() != size:
+            pygame.display.init()
+            try:
+                self.window = pygame.display.set_mode(size)
+            except pygame.error as exc:
+                raise ViewerError(f"cannot open a window ({exc}); arena play needs a display") from None
+            pygame.display.set_caption(f"Arena: you play {self.mirror.unwrapped.window_title()}"
+                                       if hasattr(self.mirror.unwrapped, "window_title") else "Arena: you play")
+        start, clock = time.monotonic(), pygame.time.Clock()
+        while True:
+            for event in pygame.event.get():
+                if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
+                    raise ViewerError("you stopped before the last episode ended; no result was recorded")
+                if event.type == pygame.KEYDOWN:
+                    if any_key:
+                        return None
+                    action = self.keys.get(event.key, self.keys.get(getattr(event, "unicode", "")))
+                    if action is not None:
+                        return action
+            self.window.fill((30, 30, 36))
+            self.mirror.unwrapped.draw(self.window.subsurface((0, 0, w, h)), show_values=False, show_policy=False)
+            self.window.blit(font.render(text, True, (235, 235, 235)), (8, h + (HUD_HEIGHT - font.get_height()) // 2))
+            pygame.display.flip()
+            if self.on_frame:
+                self.on_frame(self, self.window)
+            if self.max_seconds is not None and time.monotonic() - start > self.max_seconds:
+                raise ViewerError(f"no key pressed in {self.max_seconds:g} s; no result was recorded")
+            clock.tick(30)

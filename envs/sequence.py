@@ -273,7 +273,8 @@ class SequencePredictionEnv(PygameRendering, gym.Env):
         return max(420, 70 + self.CELL * max(len(self.targets), 1)), 4 * self.CELL + 20
 
     def draw(self, surface: Any, show_values: bool = True, show_policy: bool = True) -> None:
-        """The tape: shown tokens on top, the agent's outputs below, green right, red wrong."""
+        """The tape: shown tokens on top, the agent's outputs below, green right, red wrong.
+        `show_values=False` hides the wanted outputs (a person playing must not see them)."""
         import pygame
 
         if self._font is None:
@@ -294,7 +295,9 @@ class SequencePredictionEnv(PygameRendering, gym.Env):
             pygame.draw.rect(surface, bg, (x + 1, 6, px - 4, px - 4))
             surface.blit(font.render(self.token_text(int(self.shown[t])), True, (30, 30, 30)), (x + 9, 12))
             if output_step:
-                surface.blit(font.render(self.token_text(int(self.targets[t])), True, (120, 120, 120)), (x + 9, 12 + px + 6))
+                if show_values:
+                    surface.blit(font.render(self.token_text(int(self.targets[t])), True, (120, 120, 120)),
+                                 (x + 9, 12 + px + 6))
                 if out_index < len(self.outputs) and t < self.t:
                     got = self.outputs[out_index]
                     ok = got == int(self.targets[t])

@@ -28,7 +28,7 @@ def assert_one_line_error(result, fragment):
 
 def test_help_lists_every_command():
     out = arena("--help").output
-    for command in ("demo", "run", "eval", "replay", "leaderboard", "tournament", "bench", "envs", "agents"):
+    for command in ("demo", "run", "eval", "replay", "play", "leaderboard", "tournament", "bench", "envs", "agents"):
         assert command in out
 
 
@@ -62,6 +62,13 @@ def test_eval_scores_a_saved_checkpoint_without_training(workdir):
     result = arena("eval", "value-iteration", "grid:four-rooms", "--checkpoint", ckpt, "--episodes", "2")
     assert result.exit_code == 0, result.output
     assert Leaderboard().count() == 2
+    import json
+
+    as_json = arena("eval", "value-iteration", "grid:four-rooms", "--checkpoint", ckpt, "--episodes", "2", "--json",
+                    "--min-score", "0.99")
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout)["score"]["iqm"] == 1.0
+    held = arena("eval", "value-iteration", "grid:four-rooms", "--checkpoint", ckpt, "--episodes", "1", "--min-score", "1.5")
+    assert held.exit_code == 1 and "below --min-score 1.5" in held.stderr
     wrong = arena("eval", "value-iteration", "grid:cliff", "--checkpoint", ckpt)
     assert_one_line_error(wrong, "use a checkpoint trained on this env")
 
@@ -357,3 +364,10 @@ def test_verify_failure_exits_1_and_names_the_step(workdir):
     result = arena("replay", "edited.npz", "--verify")
     assert result.exit_code == 1
     assert "verify failed" in result.stderr and "step 7: reward -1.0 but the replay recorded -2.0" in result.stderr
+
+
+def test_play_refuses_what_a_person_cannot_play_in_one_line(workdir):
+    assert_one_line_error(arena("play", "img:digits"), "cannot be played from the keyboard")
+    assert_one_line_error(arena("play", "grid:cliff", "--episodes", "0"), "play between 1 and 100 episodes")
+    assert_one_line_error(arena("play", "grid:cliff", "--seconds", "0.3"), "no key pressed in 0.3 s")
+    assert not Leaderboard().results()  # nothing half-played lands

@@ -5,7 +5,8 @@ import sqlite3
 
 import pytest
 
-from arena.leaderboard import SCHEMA_VERSION, Leaderboard, LeaderboardError, Result, markdown_report, report_page
+from arena.leaderboard import SCHEMA_VERSION, Leaderboard, LeaderboardError, Result, markdown_report
+from arena.leaderboard.report import report_page
 
 
 def row(key="run-1", agent="value-iteration", score=1.0, mean=-13.0):

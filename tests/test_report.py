@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 import arena
 from arena.cli import app
 from arena.leaderboard import Leaderboard
-from arena.leaderboard import write_report
+from arena.leaderboard.report import write_report
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -96,18 +96,25 @@ def test_the_report_has_rankings_intervals_curves_and_replays_per_env(board, tmp
             assert image.n_frames > 2  # the episode moves
 
 
-def test_what_is_not_here_any_more_is_said_on_the_page(board, tmp_path):
-    copy = tmp_path / "board.sqlite"
-    shutil.copy(board / "board.sqlite", copy)
-    results = Leaderboard(copy).results(env_id="arena/GridWorld-v0")
-    top = next(r for r in results if r.agent == "value-iteration")
-    gone = tmp_path / "gone.npz"
+def test_what_is_not_here_any_more_or_is_damaged_is_said_on_the_page(board, tmp_path):
+    results = Leaderboard(board / "board.sqlite").results(env_id="arena/GridWorld-v0")
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(b"PK\x03\x04 not a replay")
     for r in results:
-        r.replay_paths = [str(gone)] if r.agent == "value-iteration" else r.replay_paths
+        if r.agent == "value-iteration":
+            r.replay_paths = [str(damaged)]
     summary = write_report(results, tmp_path / "r.html", runs_dir=tmp_path / "no-runs")
     text = (tmp_path / "r.html").read_text()
     assert "No learning curves" in text and "cannot be shown here" in text
-    assert any(str(gone) in m for m in summary.missing) and top.run_key
+    assert any(str(damaged) in m for m in summary.missing) and any("no-runs" in m for m in summary.missing)
+    # a damaged checkpoint costs its run's curve, not the page
+    runs = tmp_path / "runs"
+    shutil.copytree(board / "runs", runs)
+    q_runs = [r for r in results if r.agent == "q-learning"]
+    (runs / q_runs[0].run_key / "checkpoint.npz").write_bytes(b"\x00" * 64)
+    summary = write_report(results, tmp_path / "r2.html", runs_dir=runs)
+    assert any(q_runs[0].run_key in m and "corrupt" in m for m in summary.missing)
+    assert "Learning curves:" in (tmp_path / "r2.html").read_text()  # from q-learning's other run
     empty = write_report([], tmp_path / "empty.html")
     assert empty.entries == 0 and "The leaderboard is empty" in (tmp_path / "empty.html").read_text()
 

@@ -133,3 +133,82 @@ def test_training_replays_mark_exploratory_moves(tmp_path):
     assert any("(explore)" in m for m in marks) and any("(greedy)" in m for m in marks)
     explored = [v.timeline.explored(t) for t in range(rep.steps)]
     assert explored == [int(a) != int(g) for a, g in zip(rep.actions, rep.overlay["greedy_actions"])]
+
+
+# --------------------------------------------------------------------------- a person plays
+
+
+def typist(*keys):
+    """An on_frame hook that presses the given keys, one per drawn frame, as real pygame events."""
+    queue = list(keys)
+
+    def press(agent, window):
+        if queue:
+            k = queue.pop(0)
+            k, char = (k, "") if isinstance(k, int) else (ord(k) if k.isascii() else 0, k)  # as SDL reports them
+            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=k, unicode=char, mod=0))
+    return press, queue
+
+
+def test_a_person_who_walks_the_cliff_edge_lands_beside_value_iteration(workdir):
+    from arena.evaluate import standings
+    from arena.leaderboard import Leaderboard
+    from arena.replay import load_replay, verify
+    from arena.evaluate import play_human
+
+    import arena
+
+    arena.evaluate("value-iteration", "grid:cliff", train_seeds=1, eval_episodes=1, record=True)
+    # a stray key first (ignored), then w for up, right eleven times (arrows and d), down, and a key to close
+    keys = [pygame.K_x, "w", *[pygame.K_RIGHT] * 6, *["d"] * 5, pygame.K_DOWN, pygame.K_SPACE]
+    hook, left = typist(*keys)
+    result = play_human("arena/GridWorld-v0", {"layout": "cliff"}, max_seconds=20, on_frame=hook)
+    assert not left and result.agent == "human" and result.returns == [-13.0] and result.successes == [True]
+    assert result.score == pytest.approx(1.0, abs=1e-9) and "sampled" in result.note
+    replay = load_replay(result.replay_paths[0])
+    assert replay.agent == "human" and replay.seed == 1000 and verify(replay).ok
+    entries = {st.agent: st for st in standings(Leaderboard().results())}
+    assert entries["human"].rank == entries["value-iteration"].rank == 1
+    again, _ = typist(*["s"] * 3, pygame.K_ESCAPE)  # a second sitting, given up midway: nothing lands
+    with pytest.raises(ViewerError, match="no result was recorded"):
+        play_human("arena/GridWorld-v0", {"layout": "cliff"}, max_seconds=20, on_frame=again)
+    assert [r.train_seed for r in Leaderboard().results(agent="human")] == [0]
+
+
+def test_a_person_types_a_sequence_and_the_answers_stay_hidden(workdir):
+    import gymnasium as gym
+
+    from arena.evaluate import play_human
+    from arena.viewer import KeyboardAgent
+
+    env = gym.make("arena/SequencePrediction-v0", task="copy", length=3)
+    env.reset(seed=1000)
+    u = env.unwrapped
+    inputs = [u.token_text(int(t)) for t in u.shown[u.targets < 0]]
+    steps = len(u.targets)
+    wanted = [u.token_text(int(t)) for t in u.targets[u.targets >= 0]]
+    # while inputs are shown any key will do: the agent must still press one per step
+    typed = [inputs[0]] * (steps - len(wanted)) + wanted + [" "]
+    hook, _ = typist(*typed)
+    result = play_human("arena/SequencePrediction-v0", {"task": "copy", "length": 3}, max_seconds=20, on_frame=hook)
+    assert result.successes == [True] and result.score == 1.0 and result.returns == [pytest.approx(1.0)]
+    # the window never shows the wanted outputs: drawn for a person, the want row is empty
+    seen = []
+    agent = KeyboardAgent("arena/SequencePrediction-v0", {"task": "copy", "length": 3}, max_seconds=0.2,
+                          on_frame=lambda a, w: seen.append(pygame.surfarray.array3d(w).copy()))
+    agent.reset(seed=1000)
+    with pytest.raises(ViewerError, match="no key pressed"):
+        agent.act(None)
+    agent.close()
+    hidden = seen[-1]
+    env.unwrapped.draw(surface := pygame.Surface(env.unwrapped.frame_size()), show_values=True)
+    shown_all = pygame.surfarray.array3d(surface)
+    w, h = env.unwrapped.frame_size()
+    assert not np.array_equal(hidden[:w, :h], shown_all)  # the want row differs: hidden for the person
+
+
+def test_only_grids_and_sequence_tasks_can_be_played_by_hand():
+    from arena.viewer import KeyboardAgent
+
+    with pytest.raises(ViewerError, match="cannot be played from the keyboard"):
+        KeyboardAgent("arena/ImageGeneration-v0", {})
