@@ -444,7 +444,10 @@ class KeyboardAgent:
         return None
 
     def act(self, obs: Any, state: Any = None, greedy: bool = True) -> tuple[int, Any]:
-        action = self._key(f"episode {self.episode}, step {self.steps}, return {self.G:g}: {self.help()}", any_key=False)
+        u = self.mirror.unwrapped
+        reading = hasattr(u, "targets") and u.t < len(u.targets) and u.targets[u.t] < 0  # a sequence's input step
+        what = "reading the input: any token key goes on" if reading else self.help()
+        action = self._key(f"episode {self.episode}, step {self.steps}, return {self.G:g}: {what}", any_key=False)
         _, reward, *_ = self.mirror.step(action)
         self.steps, self.G = self.steps + 1, self.G + float(reward)
         return action, None
