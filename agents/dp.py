@@ -205,31 +205,22 @@ def finite_horizon_evaluation(mdp: TabularMDP, policy: np.ndarray, horizon: int,
 
 
 @numba.njit(cache=True)
-def _in_place_sweeps(next_state, prob, R, terminal, order, gamma, tol, max_sweeps, V):  # pragma: no cover - compiled
-    """In-place value iteration (S&B 4.4) over states in `order`; returns sweeps taken.
+def _in_place_sweeps(next_state, coef, R, scale, first, tol, max_sweeps, V):  # pragma: no cover - compiled
+    """In-place value iteration (S&B 4.4) over states first..S-1, in index order; returns sweeps taken.
 
-    V(s) <- max_a [R(s,a) + gamma sum_{s' != s} p(s'|s,a) V(s')] / (1 - gamma p(s|s,a)):
-    the self-loop term is solved for exactly instead of waiting for later sweeps.
+    V(s) <- max_a [R(s,a) + sum_k coef(s,a,k) V(s'_k)] * scale(s,a), where coef = gamma p(s'|s,a)
+    for s' != s and the self-loop is solved for exactly: scale = 1 / (1 - gamma p(s|s,a)).
     """
     S, A, K = next_state.shape
     for sweep in range(max_sweeps):
         delta = 0.0
-        for i in range(S):
-            s = order[i]
-            if terminal[s]:
-                continue
+        for s in range(first, S):
             best = -np.inf
             for a in range(A):
                 q = R[s, a]
-                p_self = 0.0
                 for k in range(K):
-                    s2 = next_state[s, a, k]
-                    if s2 == s:
-                        p_self += prob[s, a, k]
-                    else:
-                        q += gamma * prob[s, a, k] * V[s2]
-                denom = 1.0 - gamma * p_self
-                q = q / denom if denom > 1e-12 else q + gamma * p_self * V[s]
+                    q += coef[s, a, k] * V[next_state[s, a, k]]
+                q *= scale[s, a]
                 if q > best:
                     best = q
             change = abs(best - V[s])
@@ -239,6 +230,43 @@ def _in_place_sweeps(next_state, prob, R, terminal, order, gamma, tol, max_sweep
         if delta < tol:
             return sweep + 1
     return -1
+
+
+def _sweep_tables(mdp: TabularMDP, gamma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The model relabelled into sweep order (terminal states first, then by distance to one),
+    so the sweep reads its tables front to back: (order, next_state, coef, R, scale, first
+    non-terminal). Self-loops are folded into `scale` (see _in_place_sweeps)."""
+    S = mdp.n_states
+    order = np.argsort(_distance_to_terminal(mdp), kind="stable")
+    order = np.concatenate([order[mdp.terminal[order]], order[~mdp.terminal[order]]])
+    rank = np.empty(S, dtype=np.int64)
+    rank[order] = np.arange(S)
+    index = np.int32 if S < 2**31 else np.int64
+    next_state = np.empty(mdp.next_state.shape, dtype=index)
+    coef, R, scale = np.empty(mdp.prob.shape), np.empty(mdp.next_state.shape[:2]), np.empty(mdp.next_state.shape[:2])
+    _relabel(np.ascontiguousarray(mdp.next_state), np.ascontiguousarray(mdp.prob), np.ascontiguousarray(mdp.R),
+             order, rank, gamma, next_state, coef, R, scale)
+    return order, next_state, coef, R, scale, int(mdp.terminal.sum())
+
+
+@numba.njit(cache=True)
+def _relabel(ns, prob, R, order, rank, gamma, out_ns, coef, out_R, scale):  # pragma: no cover - compiled
+    """Row i of the outputs is state order[i]; successors renamed by rank. coef = gamma p for
+    s' != s; a self-loop is solved for (scale = 1 / (1 - gamma p_self)) unless that is 1/0."""
+    S, A, K = ns.shape
+    for i in range(S):
+        s = order[i]
+        for a in range(A):
+            p_self = 0.0
+            for k in range(K):
+                if ns[s, a, k] == s:
+                    p_self += prob[s, a, k]
+            solved = 1.0 - gamma * p_self > 1e-12
+            for k in range(K):
+                out_ns[i, a, k] = rank[ns[s, a, k]]
+                coef[i, a, k] = 0.0 if solved and ns[s, a, k] == s else gamma * prob[s, a, k]
+            scale[i, a] = 1.0 / (1.0 - gamma * p_self) if solved else 1.0
+            out_R[i, a] = R[s, a]
 
 
 def _distance_to_terminal(mdp: TabularMDP) -> np.ndarray:
@@ -271,18 +299,19 @@ def value_iteration(
     if gamma < 1.0:
         V[:] = min(R.min(), 0.0) / (1.0 - gamma)  # V* >= min reward / (1 - gamma)
     V[mdp.terminal] = 0.0
-    order = np.argsort(_distance_to_terminal(mdp), kind="stable")
-    sweeps = _in_place_sweeps(
-        np.ascontiguousarray(mdp.next_state), np.ascontiguousarray(mdp.prob), R,
-        np.ascontiguousarray(mdp.terminal), order, gamma, tol, max_sweeps, V,
-    )
+    order, next_state, coef, R_sorted, scale, first = _sweep_tables(mdp, gamma)
+    V_sorted = np.ascontiguousarray(V[order])
+    sweeps = _in_place_sweeps(next_state, coef, R_sorted, scale, first, tol, max_sweeps, V_sorted)
+    V[order] = V_sorted
     if sweeps < 0:
         raise DPError(
             f"value iteration did not converge in {max_sweeps} sweeps; with gamma=1 some state "
             "may never reach a terminal state: use gamma < 1"
         )
-    policy = greedy_policy(mdp, V, gamma)  # with gamma=1 and free moves, ties may loop: prefer gamma < 1
-    return Solution(V, policy, sweeps, bellman_residual(mdp, V, gamma), time.perf_counter() - t0)
+    Q = q_values(mdp, V, gamma)
+    policy = np.eye(Q.shape[1])[Q.argmax(axis=1)]  # greedy; with gamma=1 and free moves, ties may loop: prefer gamma < 1
+    residual = float(np.abs(np.where(mdp.terminal, 0.0, Q.max(axis=1)) - V).max(initial=0.0))  # bellman_residual
+    return Solution(V, policy, sweeps, residual, time.perf_counter() - t0)
 
 
 def value_iteration_python(mdp: TabularMDP, gamma: float, tol: float = 1e-10) -> np.ndarray:

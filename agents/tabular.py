@@ -201,6 +201,9 @@ class TabularLearner(TabularAgent):
     name = "tabular-learner"
     Settings: type = LearnerSettings
     table_names: tuple[str, ...] = ("Q",)
+    # compiled episodes (td.py) where the algorithm has one and the env allows it; they give the
+    # same Q bit for bit. False: every step through env.step (the reference path).
+    fused = True
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)

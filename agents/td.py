@@ -65,6 +65,8 @@ class SarsaAgent(TabularLearner):
     name = "sarsa"
 
     def learn_episode(self, env: Any, seed: int) -> float:
+        if self.fused and step_tables(env) is not None:
+            return fused_episode(self, env, seed, SARSA)
         Q, alpha, gamma = self.tables["Q"], self.alpha_now, self.settings.gamma
         s, _ = env.reset(seed=seed)
         a = self.explore(s)
@@ -103,6 +105,8 @@ class QLearningAgent(TabularLearner):
     name = "q-learning"
 
     def learn_episode(self, env: Any, seed: int) -> float:
+        if self.fused and step_tables(env) is not None:
+            return fused_episode(self, env, seed, Q_LEARNING)
         Q = self.tables["Q"]
         return off_policy_td_episode(self, env, seed, lambda s2: Q[s2].max())
 
@@ -118,6 +122,8 @@ class ExpectedSarsaAgent(TabularLearner):
     name = "expected-sarsa"
 
     def learn_episode(self, env: Any, seed: int) -> float:
+        if self.fused and step_tables(env) is not None:
+            return fused_episode(self, env, seed, EXPECTED_SARSA)
         Q = self.tables["Q"]
         return off_policy_td_episode(self, env, seed, lambda s2: float(self.epsilon_greedy_probs(s2) @ Q[s2]))
 
@@ -136,6 +142,8 @@ class DoubleQLearningAgent(TabularLearner):
         self.tables = {k: np.zeros((n_states, n_actions)) for k in ("Q", "Q1", "Q2")}
 
     def learn_episode(self, env: Any, seed: int) -> float:
+        if self.fused and step_tables(env) is not None:
+            return fused_episode(self, env, seed, DOUBLE_Q)
         Q, Q1, Q2, alpha, gamma = self.tables["Q"], self.tables["Q1"], self.tables["Q2"], self.alpha_now, self.settings.gamma
         s, _ = env.reset(seed=seed)
         G, done = 0.0, False
@@ -193,3 +201,135 @@ class NStepSarsaAgent(TabularLearner):
             if tau == T - 1:
                 return float(sum(R))
             t += 1
+
+
+# --------------------------------------------------------------------------- compiled episodes
+#
+# One-step TD control on an Arena GridWorld, with the env's step fused into the learner's
+# loop: the episode reads the model's successor tables (env.unwrapped.step_tables()) and
+# draws the env's own counter-based uniforms, and the agent draws from its own NumPy
+# Generator (Numba implements PCG64 exactly as NumPy does), so the Q table, the returns and
+# the RNG state come out bit for bit as through env.step. `learn_episode` above each agent
+# stays the reference, and a test holds the two equal.
+
+import numba  # noqa: E402  (after the reference code it accelerates)
+from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker  # noqa: E402
+
+from envs.vector import _mix_array  # noqa: E402  (the env's SplitMix64 stream)
+
+SARSA, Q_LEARNING, EXPECTED_SARSA, DOUBLE_Q = 0, 1, 2, 3
+PASSIVE_WRAPPERS = (OrderEnforcing, PassiveEnvChecker)  # gym.make's own: they neither change nor count steps
+
+_mix = numba.njit(cache=True)(_mix_array)
+
+
+def step_tables(env: Any) -> Any:
+    """The env's step tables when a compiled episode may replace env.step (a GridWorld under
+    gym.make's passive wrappers only); None otherwise, e.g. under a user's wrapper."""
+    while type(env) in PASSIVE_WRAPPERS:
+        env = env.env
+    tables = getattr(env, "step_tables", None)
+    return tables() if tables is not None and getattr(env, "obs_mode", None) == "index" else None
+
+
+def fused_episode(agent: TabularLearner, env: Any, seed: int, kind: int) -> float:
+    """One training episode with the env's dynamics compiled into the learner's loop.
+    The reset is the env's own (seeding, stream key, start state)."""
+    tables = step_tables(env)
+    env.reset(seed=seed)
+    u = env.unwrapped
+    Q = agent.tables["Q"]
+    Q1, Q2 = (agent.tables["Q1"], agent.tables["Q2"]) if kind == DOUBLE_Q else (Q, Q)
+    G, s, t, a = _td_episode(kind, Q, Q1, Q2, agent.rng, u.s, np.uint64(u.key), agent.alpha_now, agent.settings.gamma,
+                             agent.epsilon_now, tables.K, tables.next_state, tables.reward, tables.cum0, tables.cum1,
+                             tables.terminal, tables.max_steps)
+    u.s, u.t, u.last_action = int(s), int(t), int(a)  # the env where env.step would have left it
+    return G
+
+
+@numba.njit(cache=True)
+def _uniform(key: Any, t: int) -> float:
+    """envs.vector.counter_uniform(key, t), compiled."""
+    return float(_mix(key + np.uint64(t)) >> np.uint64(11)) * 2.0**-53
+
+
+@numba.njit(cache=True)
+def _top(Q: np.ndarray, s: int) -> tuple[float, int]:
+    """max_a Q(s, a) and how many actions share it."""
+    top = Q[s, 0]
+    for a in range(1, Q.shape[1]):
+        top = max(top, Q[s, a])
+    ties = 0
+    for a in range(Q.shape[1]):
+        ties += Q[s, a] == top
+    return top, ties
+
+
+@numba.njit(cache=True)
+def _greedy(Q: np.ndarray, s: int, rng: Any) -> int:
+    """TabularLearner.greedy: argmax_a Q(s, a), ties broken by one draw from rng."""
+    A = Q.shape[1]
+    top, ties = _top(Q, s)
+    pick = 0 if ties == 1 else rng.integers(0, ties)
+    for a in range(A):
+        if Q[s, a] == top:
+            if pick == 0:
+                return a
+            pick -= 1
+    return A - 1
+
+
+@numba.njit(cache=True)
+def _explore(Q: np.ndarray, s: int, rng: Any, epsilon: float) -> int:
+    """TabularLearner.explore: epsilon-greedy."""
+    if rng.random() < epsilon:
+        return rng.integers(0, Q.shape[1])
+    return _greedy(Q, s, rng)
+
+
+@numba.njit(cache=True)
+def _expected_value(Q: np.ndarray, s: int, epsilon: float) -> float:
+    """sum_a pi(a|s) Q(s, a) under the epsilon-greedy policy (greedy mass split among ties)."""
+    A = Q.shape[1]
+    top, ties = _top(Q, s)
+    v = 0.0
+    for a in range(A):
+        v += (epsilon / A + (1.0 - epsilon) * (Q[s, a] == top) / ties) * Q[s, a]
+    return v
+
+
+@numba.njit(cache=True)
+def _td_episode(kind, Q, Q1, Q2, rng, s, key, alpha, gamma, epsilon, K, next_state, reward, cum0, cum1, terminal,
+                max_steps):  # pragma: no cover - compiled
+    G, t = 0.0, 0
+    a = _explore(Q, s, rng, epsilon)
+    while True:
+        sa = s * 4 + a
+        row = sa  # the env's step: successor k of (s, a), k drawn from the episode's stream
+        if K == 3:
+            u = _uniform(key, t)
+            row = sa * 3 + (u >= cum0[sa]) + (u >= cum1[sa])
+        s2, r = next_state[row], reward[row]
+        t += 1
+        term = terminal[s2]
+        done = term or t >= max_steps
+        a2 = 0
+        if kind == SARSA:  # Q(S,A) <- Q(S,A) + alpha [R + gamma Q(S',A') - Q(S,A)]
+            a2 = _explore(Q, s2, rng, epsilon)
+            target = r if term else r + gamma * Q[s2, a2]
+            Q[s, a] += alpha * (target - Q[s, a])
+        elif kind == DOUBLE_Q:  # A(S,A) <- A(S,A) + alpha [R + gamma B(S', argmax_a A(S',a)) - A(S,A)]
+            first = rng.random() < 0.5
+            A_, B_ = (Q1, Q2) if first else (Q2, Q1)
+            target = r if term else r + gamma * B_[s2, np.argmax(A_[s2])]
+            A_[s, a] += alpha * (target - A_[s, a])
+            Q[s, a] = 0.5 * (Q1[s, a] + Q2[s, a])
+        else:  # Q-learning: max_a Q(S',a); Expected SARSA: sum_a pi(a|S') Q(S',a)
+            value = Q[s2].max() if kind == Q_LEARNING else _expected_value(Q, s2, epsilon)
+            target = r if term else r + gamma * value
+            Q[s, a] += alpha * (target - Q[s, a])
+        G += r
+        if done:
+            return G, s2, t, a
+        s = s2
+        a = a2 if kind == SARSA else _explore(Q, s, rng, epsilon)

@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -409,7 +410,7 @@ class ProgressBar:
 
     def __init__(self, show: bool | None, total: int, done: int, label: str, unit: str) -> None:
         self.total, self.done, self.label, self.unit = total, done, label, unit
-        self.recent: list[float] = []
+        self.recent: deque[float] = deque(maxlen=100)
         self.info = ""
         self.bar: Any = None
         self.plain = show is None and not sys.stderr.isatty()
@@ -428,8 +429,11 @@ class ProgressBar:
     def update(self, scalars: dict[str, float]) -> None:
         self.done += 1
         if scalars.get("return") is not None:
-            self.recent = (self.recent + [float(scalars["return"])])[-100:]
-        parts = [f"return {np.mean(self.recent):8.3f}"] if self.recent else []
+            self.recent.append(float(scalars["return"]))  # a deque of the last 100
+        line_due = self.plain and time.monotonic() - self.last_line >= PLAIN_PROGRESS_EVERY_S
+        if self.bar is None and not line_due:
+            return  # nothing is shown this unit: the text is not worth making
+        parts = [f"return {sum(self.recent) / len(self.recent):8.3f}"] if self.recent else []
         if scalars.get("epsilon") is not None:
             parts.append(f"eps {scalars['epsilon']:.3f}")
         if scalars.get("accuracy") is not None:
@@ -437,7 +441,7 @@ class ProgressBar:
         self.info = "  ".join(parts)
         if self.bar is not None:
             self.bar.update(self.task, advance=1, info=self.info)
-        elif self.plain and time.monotonic() - self.last_line >= PLAIN_PROGRESS_EVERY_S:
+        else:
             self.last_line = time.monotonic()
             print(f"{self.label}: {self.done}/{self.total} {plural(self.unit)}  {self.info}", file=sys.stderr, flush=True)
 

@@ -558,29 +558,55 @@ def _standings_table(entries: list[Any], title: str) -> Table:
 @app.command()
 @user_errors
 def bench(
-    quick: bool = typer.Option(False, help="fewer steps; skip the slow NumPy baseline"),
-    gpu: bool = typer.Option(False, "--gpu", help="REINFORCE training throughput on CUDA against CPU, per network"),
+    quick: bool = typer.Option(False, help="fewer steps and repeats, smaller problems"),
+    gpu: bool = typer.Option(False, "--gpu", help="REINFORCE and GAN training throughput on CUDA against CPU"),
+    json_: bool = typer.Option(False, "--json", help="print the figures as JSON (a list; stable ids) instead of a table"),
+    markdown: bool = typer.Option(False, "--markdown", help="print the figures as a markdown table (the README's)"),
+    only: Optional[list[str]] = typer.Option(None, "--only", help="run only this benchmark (repeatable), e.g. --only vi"),
 ) -> None:
-    """Speed figures, each a ratio against a baseline measured in this same run."""
+    """Speed figures: Arena against what a user would pick instead, on the same work.
+
+    Baseline and Arena run interleaved in this process; each figure is the median of the
+    per-pair ratios (above 1: Arena ahead) with their spread. Exits 1 when a target is not met.
+    """
+    import json
+
     from arena import bench as benchmarks
 
-    rows = []
+    unknown = sorted(set(only or []) - set(benchmarks.BENCHMARKS))
+    if unknown:
+        raise RegistryError(f"--only {unknown[0]}: no such benchmark; use one of {', '.join(benchmarks.BENCHMARKS)}")
+    figures = []
     if gpu:
-        rows = benchmarks.bench_gpu(updates=5 if quick else 20)
+        figures = benchmarks.bench_gpu(updates=5 if quick else 20)
     else:
+        keys = [k for k in benchmarks.BENCHMARKS if not only or k in only]
         with _progress() as progress:
-            task = progress.add_task("benchmarks", total=len(benchmarks.BENCHMARKS))
-            for fn in benchmarks.BENCHMARKS:
-                rows.append(fn(quick))
+            task = progress.add_task("benchmarks", total=len(keys))
+            for key in keys:
+                progress.update(task, description=f"bench: {key}")
+                figures.extend(benchmarks.BENCHMARKS[key](quick))
                 progress.advance(task)
-    table = Table(title="arena bench (best of repeats; ratios from this run)")
-    for col in ("benchmark", "baseline", "baseline", "ours", "unit", "ratio", "target", "met", "detail"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r.name, r.baseline_label, f"{r.baseline:,.4g}", f"{r.ours:,.4g}", r.unit, f"{r.ratio:,.1f}x",
-                      r.target, "[green]yes[/]" if r.met else "[red]NO[/]", r.detail)
-    console.print(table)
-    if not all(r.met for r in rows):
+    if json_:
+        typer.echo(json.dumps([f.as_dict() for f in figures], indent=1))
+    elif markdown:
+        from arena.leaderboard import markdown_table
+
+        sys.stdout.write(markdown_table(
+            ("id", "what", "baseline", "baseline", "Arena", "unit", "ratio (spread)", "target", "met"),
+            [(f.id, f.name, f.baseline, f"{f.baseline_value:,.4g}", f"{f.ours:,.4g}", f.unit,
+              f"{f.ratio:,.2f}x ({f.spread[0]:.2f}-{f.spread[1]:.2f})", f.target, "yes" if f.met else "**no**")
+             for f in figures]))
+    else:
+        table = Table(title="arena bench: ratio = Arena against the baseline, median of interleaved pairs (above 1: Arena ahead)")
+        for col in ("id", "baseline", "baseline", "Arena", "unit", "ratio", "spread", "target", "met", "detail"):
+            table.add_column(col, justify="right" if col in ("ratio", "spread") else "left")
+        for f in figures:
+            table.add_row(f.id, escape(f.baseline), f"{f.baseline_value:,.4g}", f"{f.ours:,.4g}", f.unit, f"{f.ratio:,.2f}x",
+                          f"{f.spread[0]:.2f}-{f.spread[1]:.2f}", f.target, "[green]yes[/]" if f.met else "[red]NO[/]",
+                          escape(f.detail))
+        console.print(table)
+    if not all(f.met for f in figures):
         raise typer.Exit(1)
 
 

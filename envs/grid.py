@@ -12,7 +12,6 @@ then back to start), `#` wall, `.` free. Actions 0..3 = up, right, down, left.
 from __future__ import annotations
 
 import re
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,14 +25,17 @@ from arena.settings import setting
 from envs.errors import EnvError
 from envs.rendering import PygameRendering
 from envs.vector import (
+    NEXT_KEY_SALT,
+    START_SALT,
     NativeVectorEnv,
+    SeededDiscrete,
     counter_uniform,
-    counter_uniforms,
     episode_key,
     next_key,
     next_keys,
     start_uniform,
     start_uniforms,
+    _mix_array,
 )
 
 UP, RIGHT, DOWN, LEFT = 0, 1, 2, 3
@@ -178,26 +180,57 @@ def generate_maze(rows: int, cols: int, seed: int = 0) -> str:
     if rows < 2 or cols < 2:
         raise GridError(f"maze-{rows}x{cols} is too small; use at least maze-2x2")
     check_size(rows, cols, f"maze-{rows}x{cols}")
-    rng = np.random.default_rng(seed)
-    grid = np.full((rows, cols), "#")
-    grid[0, 0] = "."
-    stack = [(0, 0)]
-    while stack:
-        r, c = stack[-1]
-        options = [
-            (r + 2 * dr, c + 2 * dc, r + dr, c + dc)
-            for dr, dc in MOVES
-            if 0 <= r + 2 * dr < rows and 0 <= c + 2 * dc < cols and grid[r + 2 * dr, c + 2 * dc] == "#"
-        ]
-        if not options:
-            stack.pop()
+    wall = compiled("carve_maze")(rows, cols, np.random.default_rng(seed))
+    chars = np.where(wall, ord("#"), ord(".")).astype(np.uint8)
+    chars[0, 0] = ord("S")
+    chars[(rows - 1) // 2 * 2, (cols - 1) // 2 * 2] = ord("G")
+    lines = np.concatenate([chars, np.full((rows, 1), ord("\n"), np.uint8)], axis=1)
+    return lines.tobytes().decode("ascii")[:-1]
+
+
+_COMPILED: dict[str, Any] = {}
+
+
+def compiled(name: str) -> Any:
+    """This module's plain-Python kernel `name`, compiled by Numba on first use (Numba is slow
+    to import, so an env that needs no kernel never imports it). The plain function stays
+    the readable reference; compiled, it takes the same random draws and gives the same result."""
+    if not _COMPILED:
+        import numba
+
+        global _mix
+        _mix = numba.njit(cache=True)(_mix_array)  # the counter-based stream, for the kernels below
+        _COMPILED.update({fn.__name__: numba.njit(cache=True)(fn) for fn in (carve_maze, batched_step)})
+    return _COMPILED[name]
+
+
+def carve_maze(rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
+    """The depth-first search of `generate_maze` on a (rows, cols) wall mask: from the top of
+    the stack, pick an unvisited cell two steps away (up, right, down, left order, one draw
+    from rng among those), open it and the wall between, push it; with none, pop. Plain
+    Python that Numba compiles: the same draws, so the same maze, in a fraction of the time."""
+    wall = np.ones((rows, cols), np.uint8)
+    wall[0, 0] = 0
+    stack = np.zeros(((rows + 1) // 2 * ((cols + 1) // 2), 2), np.int64)
+    options = np.zeros((4, 4), np.int64)
+    depth = 1
+    while depth > 0:
+        r, c = stack[depth - 1, 0], stack[depth - 1, 1]
+        n = 0
+        for dr, dc in ((-1, 0), (0, 1), (1, 0), (0, -1)):  # MOVES
+            nr, nc = r + 2 * dr, c + 2 * dc
+            if 0 <= nr < rows and 0 <= nc < cols and wall[nr, nc] == 1:
+                options[n, 0], options[n, 1], options[n, 2], options[n, 3] = nr, nc, r + dr, c + dc
+                n += 1
+        if n == 0:
+            depth -= 1
             continue
-        nr, nc, wr, wc = options[rng.integers(len(options))]
-        grid[wr, wc] = grid[nr, nc] = "."
-        stack.append((nr, nc))
-    grid[0, 0] = "S"
-    grid[(rows - 1) // 2 * 2, (cols - 1) // 2 * 2] = "G"
-    return "\n".join("".join(row) for row in grid)
+        k = rng.integers(0, n)
+        wall[options[k, 2], options[k, 3]] = 0
+        wall[options[k, 0], options[k, 1]] = 0
+        stack[depth, 0], stack[depth, 1] = options[k, 0], options[k, 1]
+        depth += 1
+    return wall
 
 
 def resolve_layout(layout: str, maze_seed: int = 0) -> Layout:
@@ -229,13 +262,17 @@ def parse_map(text: str) -> np.ndarray:
             f"the map is ragged: row {bad} has {len(lines[bad])} characters, row 0 has "
             f"{len(lines[0])}; make every row the same width"
         )
-    for r, line in enumerate(lines):
-        for c, ch in enumerate(line):
-            if ch not in MAP_CHARS:
-                raise GridError(
-                    f"unknown map character {ch!r} at row {r}, column {c}; use only {' '.join(MAP_CHARS)}"
-                )
-    return np.array([list(line) for line in lines])
+    try:  # a large ASCII map (a generated maze) is read as bytes, not one Python string per cell
+        grid = np.frombuffer("".join(lines).encode("ascii"), dtype="S1").reshape(len(lines), -1).astype("U1")
+    except UnicodeEncodeError:
+        grid = np.array([list(line) for line in lines])
+    bad = np.argwhere(~np.isin(grid, list(MAP_CHARS)))
+    if len(bad):
+        r, c = bad[0]
+        raise GridError(
+            f"unknown map character {str(grid[r, c])!r} at row {r}, column {c}; use only {' '.join(MAP_CHARS)}"
+        )
+    return grid
 
 
 # --------------------------------------------------------------------------- model
@@ -292,27 +329,29 @@ def build_mdp(
 ) -> GridMDP:
     """Compile a character grid into successor tables (vectorised over all states)."""
     rows, cols = grid.shape
-    open_cells = (grid != "#") & (grid != "C")
+    code = np.ascontiguousarray(grid, dtype="U1").view(np.uint32)  # one code point per cell: fast to compare
+    WALL, GOAL, HOLE, CLIFF, START = (ord(ch) for ch in "#GHC" "S")
+    open_cells = (code != WALL) & (code != CLIFF)
     state_of = np.full((rows, cols), -1, dtype=np.int64)
     cell = np.argwhere(open_cells)
     S = len(cell)
     if S == 0:
         raise GridError("the map has no free cell; add at least one '.' or 'S'")
     state_of[cell[:, 0], cell[:, 1]] = np.arange(S)
-    chars = grid[cell[:, 0], cell[:, 1]]
-    terminal = (chars == "G") | (chars == "H")
+    chars = code[cell[:, 0], cell[:, 1]]
+    terminal = (chars == GOAL) | (chars == HOLE)
 
-    starts = chars == "S"
+    starts = chars == START
     if not starts.any():
         starts = ~terminal
     if not starts.any():
         raise GridError("every free cell is terminal; add a start 'S' or a free '.' cell")
-    if (grid == "C").any() and starts.sum() != 1:
+    if (code == CLIFF).any() and starts.sum() != 1:
         raise GridError("a map with cliffs 'C' needs exactly one start 'S' to send the agent back to")
     start = starts / starts.sum()
 
     w = np.zeros(cols, dtype=np.int64) if wind is None else np.asarray(wind, dtype=np.int64)
-    blocked = np.pad(grid == "#", 1, constant_values=True)  # border counts as wall
+    blocked = np.pad(code == WALL, 1, constant_values=True)  # border counts as wall
 
     def move(r: np.ndarray, c: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         nr, nc = r + MOVES[direction, 0], c + MOVES[direction, 1]
@@ -336,10 +375,10 @@ def build_mdp(
     for a in range(A):
         for k, (turn, p) in enumerate(branches):
             nr, nc = move(r, c, np.full(S, (a + turn) % 4))
-            ch = grid[nr, nc]
-            ns = np.where(ch == "C", start_state, state_of[nr, nc])
+            ch = code[nr, nc]
+            ns = np.where(ch == CLIFF, start_state, state_of[nr, nc])
             rew = np.select(
-                [ch == "G", ch == "H", ch == "C"],
+                [ch == GOAL, ch == HOLE, ch == CLIFF],
                 [rewards["goal"], rewards["hole"], rewards["cliff"]],
                 rewards["step"],
             )
@@ -365,17 +404,22 @@ def _check_goal_reachable(mdp: GridMDP, grid: np.ndarray) -> None:
         goals = np.flatnonzero(mdp.terminal)
     if len(goals) == 0:
         raise GridError("the map has no goal 'G' or hole 'H', so no episode could ever end; add a G")
-    seen = np.zeros(mdp.n_states, dtype=bool)
-    queue = deque(np.flatnonzero(mdp.start > 0).tolist())
-    seen[list(queue)] = True
-    while queue:
-        s = queue.popleft()
-        if mdp.terminal[s]:
-            continue
-        for s2 in np.unique(mdp.next_state[s][mdp.prob[s] > 0]):
-            if not seen[s2]:
-                seen[s2] = True
-                queue.append(int(s2))
+    # breadth-first search from the start states over the edges s -> s' with p > 0 (a terminal
+    # state's only successor is itself, so the search stops there)
+    from scipy import sparse
+    from scipy.sparse.csgraph import breadth_first_order
+
+    S, A, K = mdp.next_state.shape
+    edge = np.flatnonzero(mdp.prob.reshape(-1) > 0)
+    root = S  # one extra node leading to every start state
+    starts = np.flatnonzero(mdp.start > 0)
+    graph = sparse.csr_matrix(
+        (np.ones(len(edge) + len(starts), dtype=np.int8),
+         (np.concatenate([edge // (A * K), np.full(len(starts), root)]),
+          np.concatenate([mdp.next_state.reshape(-1)[edge], starts]))),
+        shape=(S + 1, S + 1))
+    seen = np.zeros(S + 1, dtype=bool)
+    seen[breadth_first_order(graph, root, directed=True, return_predecessors=False)] = True
     if not seen[goals].any():
         r, c = mdp.cell[goals[0]]
         what = "goal" if grid[r, c] == "G" else "terminal cell"
@@ -446,7 +490,7 @@ class GridWorldEnv(PygameRendering, gym.Env):
 
         self.mdp = build_mdp(self.grid, self.rewards, self.slip, self.wind)
         S = self.mdp.n_states
-        self.action_space = spaces.Discrete(4)
+        self.action_space = SeededDiscrete(4)
         if obs == "index":
             self.observation_space = spaces.Discrete(S)
         elif obs == "coords":
@@ -457,19 +501,11 @@ class GridWorldEnv(PygameRendering, gym.Env):
             for i, ch in enumerate("#GHC", start=1):
                 self._static_planes[i] = (self.grid == ch) * 255
 
-        # Per-(s, a) successor lists as plain Python tuples: a step is one random draw and
-        # a short scan, not a round of NumPy calls (see `arena bench`).
-        self._outcomes = [
-            [
-                tuple(
-                    (float(cp), int(ns), float(rw), bool(self.mdp.terminal[ns]))
-                    for cp, ns, rw in zip(np.cumsum(self.mdp.prob[s, a]), self.mdp.next_state[s, a], self.mdp.reward[s, a])
-                )
-                for a in range(4)
-            ]
-            for s in range(S)
-        ]
-        self._goal = (self.grid[self.mdp.cell[:, 0], self.mdp.cell[:, 1]] == "G").tolist()  # success: reaching G
+        # Per-(s, a) successor lists as plain Python tuples, made for a state when it is first
+        # stepped from: a step is one random draw and a short scan, not a round of NumPy
+        # calls (see `arena bench`), and a million-state maze builds none it never visits.
+        self._outcomes: dict[int, list[tuple[tuple[float, int, float, bool], ...]]] = {}
+        self._goal = self.grid[self.mdp.cell[:, 0], self.mdp.cell[:, 1]] == "G"  # success: reaching G
         self._start_states = np.flatnonzero(self.mdp.start > 0)
         self.s = int(self._start_states[0])
         self.t = 0
@@ -477,8 +513,24 @@ class GridWorldEnv(PygameRendering, gym.Env):
         self.last_action: int | None = None
         self.overlay: dict[str, Any] = {}
         self._font = None
+        self._tables: StepTables | None = None
 
     # ---------------------------------------------------------------- dynamics
+
+    def step_tables(self) -> "StepTables":
+        """The dynamics as flat arrays, for code that steps many times without the Gymnasium
+        API (the batched env, fused tabular learners); stepping with them draws exactly what
+        `step` draws (see StepTables)."""
+        if self._tables is None:
+            mdp = self.mdp
+            K = mdp.next_state.shape[-1]
+            cum = np.cumsum(mdp.prob, axis=-1).reshape(-1, K)
+            self._tables = StepTables(
+                K, np.ascontiguousarray(mdp.next_state.reshape(-1)), np.ascontiguousarray(mdp.reward.reshape(-1)),
+                np.ascontiguousarray(cum[:, 0]) if K == 3 else np.zeros(0),
+                np.ascontiguousarray(cum[:, 1]) if K == 3 else np.zeros(0),
+                np.ascontiguousarray(mdp.terminal), self.max_steps)
+        return self._tables
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -486,7 +538,7 @@ class GridWorldEnv(PygameRendering, gym.Env):
         super().reset(seed=seed)
         if seed is not None:
             # one seed drives every stream: the env's and the action space's
-            self.action_space.seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
+            self.action_space.follow(seed)
         # this episode's stream of draws (see envs/vector.py): from np_random after a seeded
         # (or first) reset, else chained from the last episode's key
         self.key = episode_key(self.np_random) if seed is not None or self.key is None else next_key(self.key)
@@ -508,7 +560,8 @@ class GridWorldEnv(PygameRendering, gym.Env):
         a = int(action)
         if not 0 <= a < 4:
             raise GridError(f"action {action!r} is out of range; use 0..3 (up, right, down, left)")
-        outcomes = self._outcomes[self.s][a]
+        outcomes = self._outcomes.get(self.s) or self._outcomes_of(self.s)
+        outcomes = outcomes[a]
         if len(outcomes) == 1:
             _, ns, r, term = outcomes[0]
         else:
@@ -521,8 +574,18 @@ class GridWorldEnv(PygameRendering, gym.Env):
         if self.render_mode == "human":
             self.render()
         if term or truncated:  # Stable-Baselines3's key: did the episode reach a goal?
-            return self._observe(), r, term, truncated, {"state": ns, "is_success": term and self._goal[ns]}
+            return self._observe(), r, term, truncated, {"state": ns, "is_success": bool(term and self._goal[ns])}
         return self._observe(), r, term, truncated, {"state": ns}
+
+    def _outcomes_of(self, s: int) -> list[tuple[tuple[float, int, float, bool], ...]]:
+        """(cumulative probability, next state, reward, terminal) of each successor, per action."""
+        mdp = self.mdp
+        self._outcomes[s] = [
+            tuple((float(cp), int(ns), float(rw), bool(mdp.terminal[ns]))
+                  for cp, ns, rw in zip(np.cumsum(mdp.prob[s, a]), mdp.next_state[s, a], mdp.reward[s, a]))
+            for a in range(4)
+        ]
+        return self._outcomes[s]
 
     def snapshot(self) -> tuple[int, int, int | None, int]:
         """The env's position in an episode, for the viewer to step back and forth."""
@@ -639,6 +702,51 @@ class GridWorldEnv(PygameRendering, gym.Env):
 # --------------------------------------------------------------------------- batched
 
 
+@dataclass(frozen=True)
+class StepTables:
+    """A GridWorld's dynamics as flat arrays. Row (s * 4 + a) * K + k of `next_state` and
+    `reward` is successor k of (s, a); with slip (K = 3) step t of an episode with stream key
+    `key` takes successor k = [u >= cum0[s*4+a]] + [u >= cum1[s*4+a]], u = counter_uniform(key, t);
+    without slip (K = 1) there is one successor and no draw."""
+
+    K: int
+    next_state: np.ndarray  # (S * 4 * K,) int64
+    reward: np.ndarray  # (S * 4 * K,) float64
+    cum0: np.ndarray  # (S * 4,) cumulative probability of successor 0 (K = 3), else empty
+    cum1: np.ndarray  # (S * 4,) of successors 0 and 1
+    terminal: np.ndarray  # (S,) bool
+    max_steps: int
+
+
+_mix = _mix_array  # replaced by its compiled form in `compiled` (the kernels call it by this name)
+
+
+def batched_step(actions, s, t, keys, needs_reset, next_state, reward, cum0, cum1, K, terminal, goal, starts,
+                 max_steps, rewards, terminated, truncated, success):  # pragma: no cover - compiled
+    """One step of every copy in one pass, the autoreset included: a copy whose episode ended
+    last step starts its next episode instead (NEXT_STEP autoreset: its action is ignored, its
+    reward 0); every other copy takes successor k of (s, a), drawn from its episode's stream
+    as GridWorldEnv.step draws it. One hash per copy and step (two for a reset)."""
+    for i in range(len(actions)):
+        if needs_reset[i]:
+            key = _mix(keys[i] ^ np.uint64(NEXT_KEY_SALT))  # next_key
+            u = float(_mix(key ^ np.uint64(START_SALT)) >> np.uint64(11)) * 2.0**-53  # start_uniform
+            keys[i], s[i], t[i] = key, starts[int(u * len(starts))], 0
+            rewards[i], terminated[i], truncated[i], success[i], needs_reset[i] = 0.0, False, False, False, False
+            continue
+        sa = s[i] * 4 + actions[i]
+        row = sa
+        if K == 3:  # successor k: how many cumulative probabilities the uniform draw has passed
+            u = float(_mix(keys[i] + np.uint64(t[i])) >> np.uint64(11)) * 2.0**-53  # counter_uniform(key, t)
+            row = sa * 3 + (u >= cum0[sa]) + (u >= cum1[sa])
+        ns = next_state[row]
+        s[i], t[i], rewards[i] = ns, t[i] + 1, reward[row]
+        terminated[i] = terminal[ns]
+        truncated[i] = t[i] >= max_steps and not terminated[i]
+        success[i] = terminated[i] and goal[ns]
+        needs_reset[i] = terminated[i] or truncated[i]
+
+
 class GridWorldVectorEnv(NativeVectorEnv):
     """N copies of a GridWorld stepped together: `gymnasium.make_vec("arena/GridWorld-v0",
     num_envs=N, vectorization_mode="vector_entry_point", layout=...)`.
@@ -653,12 +761,10 @@ class GridWorldVectorEnv(NativeVectorEnv):
         self.single_action_space = self.single.action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        mdp = self.single.mdp
-        self.K = mdp.next_state.shape[-1]  # 1 without slip, else 3
-        self.ns_flat, self.r_flat = mdp.next_state.reshape(-1), mdp.reward.reshape(-1)
-        cumprob = np.cumsum(mdp.prob, axis=-1).reshape(-1, self.K)
-        self.cum0, self.cum1 = (cumprob[:, 0], cumprob[:, 1]) if self.K == 3 else (None, None)
-        self.terminal = mdp.terminal
+        tables = self.single.step_tables()
+        self.K = tables.K  # 1 without slip, else 3
+        self.ns_flat, self.r_flat, self.cum0, self.cum1 = tables.next_state, tables.reward, tables.cum0, tables.cum1
+        self.terminal = tables.terminal
         self.goal = np.array(self.single._goal, dtype=bool)
         self.max_steps = self.single.max_steps
         self.s = np.zeros(self.num_envs, dtype=np.int64)
@@ -666,6 +772,24 @@ class GridWorldVectorEnv(NativeVectorEnv):
         self.keys = np.zeros(self.num_envs, dtype=np.uint64)
         self._reset_copies(np.arange(self.num_envs), seeded=True)
         self._copy_index = np.arange(self.num_envs)
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """NativeVectorEnv.step, the autoreset included, as one compiled pass (`batched_step`)."""
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,):
+            raise ValueError(f"actions has shape {actions.shape}; give one action per copy: ({self.num_envs},)")
+        a = actions.astype(np.int64)
+        if ((a < 0) | (a > 3) | (a != actions)).any():
+            raise GridError(f"actions must be integers in 0..3 (up, right, down, left); got {actions[:8]!r}")
+        n = self.num_envs
+        rewards, success = np.empty(n), np.empty(n, dtype=bool)
+        terminated, truncated = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
+        compiled("batched_step")(a, self.s, self.t, self.keys, self._needs_reset,
+                                 self.ns_flat, self.r_flat, self.cum0, self.cum1, self.K, self.terminal, self.goal,
+                                 self.single._start_states, self.max_steps, rewards, terminated, truncated, success)
+        infos = {"state": self.s.copy(), "_state": np.ones(n, dtype=bool), "is_success": success,
+                 "_is_success": terminated | truncated}  # is_success, as the single env reports it: at an episode's end
+        return self._observe(), rewards, terminated, truncated, infos
 
     def _reset_copies(self, idx: np.ndarray, seeded: bool) -> None:
         if seeded:  # first keys from each copy's np_random, as the single env draws them
@@ -675,23 +799,6 @@ class GridWorldVectorEnv(NativeVectorEnv):
         starts = self.single._start_states
         self.s[idx] = starts[(start_uniforms(self.keys[idx]) * len(starts)).astype(np.int64)]
         self.t[idx] = 0
-
-    def _step_all(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        sa = self.s * 4 + actions.astype(np.int64)  # row of (s, a) in the flattened tables
-        if self.K == 1:
-            row = sa
-        else:  # successor k: how many cumulative probabilities the uniform draw has passed
-            u = counter_uniforms(self.keys, self.t)
-            row = sa * self.K + (u >= self.cum0[sa]) + (u >= self.cum1[sa])
-        ns = self.ns_flat[row]
-        rewards = self.r_flat[row]
-        self.s = ns
-        self.t += 1
-        terminated = self.terminal[ns]
-        truncated = (self.t >= self.max_steps) & ~terminated
-        done = terminated | truncated  # is_success, as the single env reports it: at an episode's end
-        return rewards, terminated, truncated, {"state": ns.copy(), "_state": np.ones(self.num_envs, dtype=bool),
-                                                "is_success": terminated & self.goal[ns], "_is_success": done}
 
     def _reset_info(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         return {"state": self.s[idx]}

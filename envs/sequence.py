@@ -32,7 +32,7 @@ from arena.settings import setting
 from envs.data import text_corpus, text_vocab
 from envs.errors import EnvError
 from envs.rendering import PygameRendering
-from envs.vector import NativeVectorEnv
+from envs.vector import NativeVectorEnv, SeededDiscrete
 from gymnasium.vector.utils import batch_space
 
 TASKS = ("copy", "reverse", "parity", "addition", "sine", "text")
@@ -192,7 +192,7 @@ class SequencePredictionEnv(PygameRendering, gym.Env):
         self.render_mode = render_mode
         self.curriculum = Curriculum(self.length, bool(curriculum))
         self.observation_space = spaces.MultiDiscrete([self.spec_.n_tokens, 2])
-        self.action_space = spaces.Discrete(self.vocab)
+        self.action_space = SeededDiscrete(self.vocab)
         self.max_steps = self.spec_.max_steps
         self.shown = np.zeros(0, dtype=np.int64)
         self.targets = np.zeros(0, dtype=np.int64)
@@ -217,7 +217,7 @@ class SequencePredictionEnv(PygameRendering, gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         if seed is not None:
-            self.action_space.seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
+            self.action_space.follow(seed)
         self.shown, self.targets = make_episode(self.spec_, self.curriculum.length, self.np_random)
         self.n_out = int((self.targets >= 0).sum())
         self.outputs, self.t, self.correct = [], 0, 0

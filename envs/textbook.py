@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from arena import settings as typed
 from arena.settings import setting
 from envs.errors import EnvError
+from envs.vector import SeededDiscrete
 from envs.grid import GridMDP
 
 A, B, END = 0, 1, 2
@@ -42,7 +43,7 @@ class MaximizationBiasEnv(gym.Env):
         checked = typed.build(MaximizationBiasSettings, dict(n_actions=n_actions, mean=mean, std=std), EnvError)
         self.n_actions, self.mean, self.std = checked.n_actions, checked.mean, checked.std
         self.observation_space = spaces.Discrete(3)
-        self.action_space = spaces.Discrete(self.n_actions)
+        self.action_space = SeededDiscrete(self.n_actions)
         self.render_mode = render_mode
         self.max_steps = 2
         S, nA = 3, self.n_actions
@@ -61,7 +62,7 @@ class MaximizationBiasEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[int, dict]:
         super().reset(seed=seed)
         if seed is not None:
-            self.action_space.seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
+            self.action_space.follow(seed)
         self.s = A
         return self.s, {}
 

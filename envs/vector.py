@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 
@@ -76,6 +77,26 @@ def _mix_array(z: np.ndarray) -> np.ndarray:
     z = (z ^ (z >> np.uint64(30))) * np.uint64(MIX1)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
     return z ^ (z >> np.uint64(31))
+
+
+class SeededDiscrete(spaces.Discrete):
+    """Discrete actions whose sampling follows the env's reset seed: after reset(seed=s) the
+    space samples from a generator seeded with SeedSequence(s), so one seed drives every
+    stream. The generator is made when something first samples, not at each reset: seeding
+    costs more than a few grid steps, and learners rarely sample the action space."""
+
+    _pending: int | None = None
+
+    def follow(self, seed: int) -> None:
+        """Seed from the env's reset seed, on first use."""
+        self._pending, self._np_random = seed, None
+
+    @property
+    def np_random(self) -> np.random.Generator:
+        if self._pending is not None:
+            self.seed(int(np.random.SeedSequence(self._pending).generate_state(1)[0]))
+            self._pending = None
+        return super().np_random
 
 
 def copy_seeds(seed: int | list[int | None] | None, n: int) -> list[int | None]:

@@ -7,6 +7,8 @@ the value range, of DP policy evaluation. Control targets: exact normalised scor
 import gymnasium as gym
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import envs  # noqa: F401
 from agents import dp, monte_carlo as mc, td
@@ -222,3 +224,54 @@ def test_prediction_refuses_a_policy_whose_rows_do_not_sum_to_one():
 def test_tabular_agent_refuses_continuous_observations():
     with pytest.raises(AgentError, match="needs Discrete observations and actions, got Box"):
         make_agent("q-learning").fit(gym.make("CartPole-v1"))
+
+
+# --------------------------------------------------------------------------- the compiled path
+
+
+FUSED = ["sarsa", "q-learning", "expected-sarsa", "double-q-learning"]
+
+
+def _learn(agent_name, fused, episodes=300, seed=3, **env_kwargs):
+    env = gym.make("arena/GridWorld-v0", **env_kwargs)
+    agent = make_agent(agent_name, episodes=episodes)
+    agent.fused = fused
+    agent.fit(env, seed=seed, progress=False)
+    u = env.unwrapped
+    return agent, (u.s, u.t, u.last_action, u.key)
+
+
+@pytest.mark.parametrize("agent_name", FUSED)
+@pytest.mark.parametrize("env_kwargs", [{"layout": "frozenlake-8x8"}, {"layout": "cliff"},
+                                        {"layout": "four-rooms", "slip": 0.1, "max_steps": 30},
+                                        {"layout": "windy"}])
+def test_compiled_episodes_learn_bit_for_bit_what_env_step_learns(agent_name, env_kwargs):
+    """The fused episode (the env's tables inside the learner's loop) against the reference
+    (every step through env.step): the same tables, returns, agent RNG state and final env state."""
+    fast, fast_env = _learn(agent_name, True, **env_kwargs)
+    slow, slow_env = _learn(agent_name, False, **env_kwargs)
+    assert fast.tables.keys() == slow.tables.keys()
+    for name in fast.tables:
+        assert np.array_equal(fast.tables[name], slow.tables[name]), name
+    assert fast.log.returns == slow.log.returns and fast.log.values == slow.log.values
+    assert fast.rng.bit_generator.state == slow.rng.bit_generator.state and fast_env == slow_env
+    assert fast.digest() == slow.digest()
+
+
+def test_the_compiled_path_steps_aside_for_a_wrapper_it_cannot_see_through():
+    from agents.td import step_tables
+
+    env = gym.make("arena/GridWorld-v0", layout="cliff")
+    assert step_tables(env) is not None
+    assert step_tables(gym.wrappers.RecordEpisodeStatistics(env)) is None  # a user's wrapper sees every step
+    assert step_tables(gym.make("arena/GridWorld-v0", layout="cliff", obs="coords")) is None
+    assert step_tables(gym.make("arena/MaximizationBias-v0")) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**64 - 1), st.integers(0, 10**6))
+def test_the_compiled_stream_is_the_envs_stream(key, t):
+    from agents.td import _uniform
+    from envs.vector import counter_uniform
+
+    assert _uniform(np.uint64(key), t) == counter_uniform(key, t)
