@@ -245,7 +245,7 @@ def _sweep_tables(mdp: TabularMDP, gamma: float) -> tuple[np.ndarray, np.ndarray
     next_state = np.empty(mdp.next_state.shape, dtype=index)
     coef, R, scale = np.empty(mdp.prob.shape), np.empty(mdp.next_state.shape[:2]), np.empty(mdp.next_state.shape[:2])
     _relabel(np.ascontiguousarray(mdp.next_state), np.ascontiguousarray(mdp.prob), np.ascontiguousarray(mdp.R),
-             order, rank, gamma, next_state, coef, R, scale)
+             order, rank, gamma, next_state, coef, R, scale)  # R: computed once, here
     return order, next_state, coef, R, scale, int(mdp.terminal.sum())
 
 
@@ -294,24 +294,46 @@ def value_iteration(
     """
     gamma = check_gamma(gamma)
     t0 = time.perf_counter()
-    R = np.ascontiguousarray(mdp.R)
-    V = np.zeros(R.shape[0])
+    order, next_state, coef, R, scale, first = _sweep_tables(mdp, gamma)
+    V = np.zeros(R.shape[0])  # in sweep order
     if gamma < 1.0:
         V[:] = min(R.min(), 0.0) / (1.0 - gamma)  # V* >= min reward / (1 - gamma)
-    V[mdp.terminal] = 0.0
-    order, next_state, coef, R_sorted, scale, first = _sweep_tables(mdp, gamma)
-    V_sorted = np.ascontiguousarray(V[order])
-    sweeps = _in_place_sweeps(next_state, coef, R_sorted, scale, first, tol, max_sweeps, V_sorted)
-    V[order] = V_sorted
+    V[:first] = 0.0  # terminal states
+    sweeps = _in_place_sweeps(next_state, coef, R, scale, first, tol, max_sweeps, V)
     if sweeps < 0:
         raise DPError(
             f"value iteration did not converge in {max_sweeps} sweeps; with gamma=1 some state "
             "may never reach a terminal state: use gamma < 1"
         )
-    Q = q_values(mdp, V, gamma)
-    policy = np.eye(Q.shape[1])[Q.argmax(axis=1)]  # greedy; with gamma=1 and free moves, ties may loop: prefer gamma < 1
-    residual = float(np.abs(np.where(mdp.terminal, 0.0, Q.max(axis=1)) - V).max(initial=0.0))  # bellman_residual
-    return Solution(V, policy, sweeps, residual, time.perf_counter() - t0)
+    # the greedy policy and the Bellman residual max_s |max_a Q(s,a) - V(s)| of plain Q (no self-loop folding)
+    actions, residual = _greedy_and_residual(next_state, coef, R, scale, first, V)
+    V_out = np.empty_like(V)
+    V_out[order] = V
+    policy = np.zeros((mdp.n_states, coef.shape[1]))
+    policy[order, actions] = 1.0  # with gamma=1 and free moves, ties may loop: prefer gamma < 1
+    return Solution(V_out, policy, sweeps, residual, time.perf_counter() - t0)
+
+
+@numba.njit(cache=True)
+def _greedy_and_residual(next_state, coef, R, scale, first, V):  # pragma: no cover - compiled
+    """Per state (sweep order), argmax_a Q(s, a) (ties to the lowest action; terminal states
+    take action 0) and max over non-terminal s of |max_a Q(s, a) - V(s)|, where Q(s, a) =
+    R(s, a) + gamma sum_s' p(s'|s, a) V(s'): the folded self-loop is unfolded,
+    gamma p(s|s, a) = 1 - 1 / scale(s, a) (0 where it was not folded)."""
+    S, A, K = next_state.shape
+    actions = np.zeros(S, dtype=np.int64)
+    residual = 0.0
+    for s in range(first, S):
+        best, best_a = -np.inf, 0
+        for a in range(A):
+            q = R[s, a] + (1.0 - 1.0 / scale[s, a]) * V[s]
+            for k in range(K):
+                q += coef[s, a, k] * V[next_state[s, a, k]]
+            if q > best:
+                best, best_a = q, a
+        actions[s] = best_a
+        residual = max(residual, abs(best - V[s]))
+    return actions, residual
 
 
 def value_iteration_python(mdp: TabularMDP, gamma: float, tol: float = 1e-10) -> np.ndarray:

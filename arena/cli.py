@@ -590,13 +590,7 @@ def bench(
     if json_:
         typer.echo(json.dumps([f.as_dict() for f in figures], indent=1))
     elif markdown:
-        from arena.leaderboard import markdown_table
-
-        sys.stdout.write(markdown_table(
-            ("id", "what", "baseline", "baseline", "Arena", "unit", "ratio (spread)", "target", "met"),
-            [(f.id, f.name, f.baseline, f"{f.baseline_value:,.4g}", f"{f.ours:,.4g}", f.unit,
-              f"{f.ratio:,.2f}x ({f.spread[0]:.2f}-{f.spread[1]:.2f})", f.target, "yes" if f.met else "**no**")
-             for f in figures]))
+        sys.stdout.write(benchmarks.markdown(figures))
     else:
         table = Table(title="arena bench: ratio = Arena against the baseline, median of interleaved pairs (above 1: Arena ahead)")
         for col in ("id", "baseline", "baseline", "Arena", "unit", "ratio", "spread", "target", "met", "detail"):

@@ -371,3 +371,17 @@ def test_play_refuses_what_a_person_cannot_play_in_one_line(workdir):
     assert_one_line_error(arena("play", "grid:cliff", "--episodes", "0"), "play between 1 and 100 episodes")
     assert_one_line_error(arena("play", "grid:cliff", "--seconds", "0.3"), "no key pressed in 0.3 s")
     assert not Leaderboard().results()  # nothing half-played lands
+
+
+def test_bench_json_lists_figures_with_baseline_ratio_spread_and_target():
+    import json
+
+    result = arena("bench", "--quick", "--only", "env-step", "--json")
+    figures = json.loads(result.stdout)
+    assert [f["id"] for f in figures] == ["env-step"]
+    f = figures[0]
+    assert set(f) >= {"id", "baseline", "baseline_value", "ours", "unit", "ratio", "spread", "target", "met"}
+    assert f["baseline"] == "Gymnasium FrozenLake8x8-v1" and f["unit"] == "steps/s"
+    assert f["spread"][0] <= f["ratio"] <= f["spread"][1] and f["met"] == (f["ratio"] >= 1.0)
+    assert result.exit_code == (0 if f["met"] else 1)  # a target not met is an exit status, not a secret
+    assert_one_line_error(arena("bench", "--only", "warp-drive"), "no such benchmark")
