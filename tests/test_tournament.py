@@ -291,8 +291,14 @@ def test_a_tournament_killed_midway_and_rerun_has_exactly_the_rows_of_an_uninter
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.monotonic() + 120
+    def rows_so_far() -> int:
+        try:
+            return len(figures(db))
+        except sqlite3.OperationalError:  # the file is there, its schema not yet committed
+            return 0
+
     while time.monotonic() < deadline and proc.poll() is None:
-        if db.exists() and len(figures(db)) >= 3:
+        if db.exists() and rows_so_far() >= 3:
             break
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
