@@ -204,32 +204,74 @@ def finite_horizon_evaluation(mdp: TabularMDP, policy: np.ndarray, horizon: int,
 # --------------------------------------------------------------------------- value iteration
 
 
+_BLOCK = 1024  # states per block that a sweep may pass over (see _in_place_sweeps)
+
+
 @numba.njit(cache=True)
-def _in_place_sweeps(next_state, coef, R, scale, first, tol, max_sweeps, V):  # pragma: no cover - compiled
+def _in_place_sweeps(next_state, coef, R, scale, first, tol, max_sweeps, V, block):  # pragma: no cover - compiled
     """In-place value iteration (S&B 4.4) over states first..S-1, in index order; returns sweeps taken.
 
     V(s) <- max_a [R(s,a) + sum_k coef(s,a,k) V(s'_k)] * scale(s,a), where coef = gamma p(s'|s,a)
     for s' != s and the self-loop is solved for exactly: scale = 1 / (1 - gamma p(s|s,a)).
+
+    Asynchronous DP (S&B 4.5): the states come in blocks of `block`, and a sweep passes over
+    a block whose successors have moved by less than tol in all since it was last backed
+    up (its backup could move it by no more). The stopping rule stays the synchronous one:
+    it returns only after a sweep over every state changes no value by tol or more.
     """
     S, A, K = next_state.shape
+    n_blocks = max((S - first + block - 1) // block, 1)
+    lo, hi = _block_dependencies(next_state, first, block, n_blocks)
+    moved = np.zeros(n_blocks)  # largest change in each block during the last sweep
+    pending = np.full(n_blocks, np.inf)  # how far each block's successors moved since its last backup
     for sweep in range(max_sweeps):
-        delta = 0.0
-        for s in range(first, S):
-            best = -np.inf
-            for a in range(A):
-                q = R[s, a]
-                for k in range(K):
-                    q += coef[s, a, k] * V[next_state[s, a, k]]
-                q *= scale[s, a]
-                if q > best:
-                    best = q
-            change = abs(best - V[s])
-            if change > delta:
-                delta = change
-            V[s] = best
+        delta, full = 0.0, True
+        for b in range(n_blocks):
+            pending[b] += moved[lo[b] : hi[b] + 1].max()
+        for b in range(n_blocks):
+            if pending[b] < tol:
+                moved[b] = 0.0
+                full = False
+                continue
+            pending[b] = 0.0
+            block_delta = 0.0
+            for s in range(first + b * block, min(first + (b + 1) * block, S)):
+                best = -np.inf
+                for a in range(A):
+                    q = R[s, a]
+                    for k in range(K):
+                        q += coef[s, a, k] * V[next_state[s, a, k]]
+                    q *= scale[s, a]
+                    if q > best:
+                        best = q
+                change = abs(best - V[s])
+                if change > block_delta:
+                    block_delta = change
+                V[s] = best
+            moved[b] = block_delta
+            delta = max(delta, block_delta)
         if delta < tol:
-            return sweep + 1
+            if full:
+                return sweep + 1
+            pending[:] = np.inf  # nothing left to do: the next sweep checks every state
     return -1
+
+
+@numba.njit(cache=True)
+def _block_dependencies(next_state, first, block, n_blocks):  # pragma: no cover - compiled
+    """For each block of states, the first and last block holding one of its successors
+    (terminal states, which never change, left out); the block itself is always included."""
+    S, A, K = next_state.shape
+    lo, hi = np.arange(n_blocks), np.arange(n_blocks)
+    for s in range(first, S):
+        b = (s - first) // block
+        for a in range(A):
+            for k in range(K):
+                t = next_state[s, a, k]
+                if t >= first:
+                    lo[b] = min(lo[b], (t - first) // block)
+                    hi[b] = max(hi[b], (t - first) // block)
+    return lo, hi
 
 
 def _sweep_tables(mdp: TabularMDP, gamma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
@@ -299,7 +341,7 @@ def value_iteration(
     if gamma < 1.0:
         V[:] = min(R.min(), 0.0) / (1.0 - gamma)  # V* >= min reward / (1 - gamma)
     V[:first] = 0.0  # terminal states
-    sweeps = _in_place_sweeps(next_state, coef, R, scale, first, tol, max_sweeps, V)
+    sweeps = _in_place_sweeps(next_state, coef, R, scale, first, tol, max_sweeps, V, _BLOCK)
     if sweeps < 0:
         raise DPError(
             f"value iteration did not converge in {max_sweeps} sweeps; with gamma=1 some state "

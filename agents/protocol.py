@@ -57,3 +57,17 @@ class Agent(Protocol):
     def overlay(self) -> dict[str, np.ndarray]:
         """What the viewer can draw (V, Q, policy), or {}."""
         ...
+
+
+class Player:
+    """Something that plays but has nothing to learn, save or show (a person at the keyboard,
+    a benchmark's baseline): the rest of what recording an episode reads from an agent."""
+
+    def config(self) -> dict[str, Any]:
+        return {}
+
+    def digest(self) -> str:
+        return ""
+
+    def overlay(self) -> dict[str, np.ndarray]:
+        return {}

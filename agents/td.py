@@ -215,12 +215,12 @@ class NStepSarsaAgent(TabularLearner):
 import numba  # noqa: E402  (after the reference code it accelerates)
 from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker  # noqa: E402
 
-from envs.vector import _mix_array  # noqa: E402  (the env's SplitMix64 stream)
+from envs.vector import stream_kernels  # noqa: E402  (the env's SplitMix64 stream)
 
 SARSA, Q_LEARNING, EXPECTED_SARSA, DOUBLE_Q = 0, 1, 2, 3
 PASSIVE_WRAPPERS = (OrderEnforcing, PassiveEnvChecker)  # gym.make's own: they neither change nor count steps
 
-_mix = numba.njit(cache=True)(_mix_array)
+_uniform = stream_kernels()[1]  # compiled: _uniform(key, t) is envs.vector.counter_uniform(key, t)
 
 
 def step_tables(env: Any) -> Any:
@@ -245,12 +245,6 @@ def fused_episode(agent: TabularLearner, env: Any, seed: int, kind: int) -> floa
                              tables.terminal, tables.max_steps)
     u.s, u.t, u.last_action = int(s), int(t), int(a)  # the env where env.step would have left it
     return G
-
-
-@numba.njit(cache=True)
-def _uniform(key: Any, t: int) -> float:
-    """envs.vector.counter_uniform(key, t), compiled."""
-    return float(_mix(key + np.uint64(t)) >> np.uint64(11)) * 2.0**-53
 
 
 @numba.njit(cache=True)

@@ -115,7 +115,8 @@ class Callback:
 
     def before_unit(self, learner: Any, index: int) -> None: ...
 
-    def after_unit(self, learner: Any, done: int, total: int) -> None: ...
+    def after_unit(self, learner: Any, done: int, total: int) -> bool | None:
+        """Called after each unit; return True to stop training there (early stopping)."""
 
     def on_checkpoint(self, learner: Any, done: int) -> None:
         """Called after each checkpoint is written (periodic and final; only with a run folder)."""
@@ -214,15 +215,14 @@ def train(
                 raise _non_finite(learner, bad, index + 1, checkpoint) from None
             budget.done = index + 1
             log.record(scalars)
-            for cb in callbacks:
-                cb.after_unit(learner, budget.done, budget.total)
+            stop = [cb.after_unit(learner, budget.done, budget.total) for cb in callbacks]
             bar.update(scalars)
             if checkpoint and time.monotonic() - last_save >= checkpoint_every:
                 learner.save(checkpoint)
                 last_save = time.monotonic()
                 for cb in callbacks:
                     cb.on_checkpoint(learner, budget.done)
-            if scalars.get("stop"):
+            if scalars.get("stop") or any(stop):
                 break
     finally:
         ctrl_c.restore()

@@ -20,6 +20,7 @@ import numpy as np
 
 import envs  # noqa: F401
 from agents import dp
+from agents.protocol import Player
 from agents.training import Callback
 
 
@@ -164,8 +165,8 @@ def numpy_walk(mdp: Any, starts: np.ndarray, max_steps: int, n: int, steps: int,
 def bench_batched(quick: bool) -> list[Figure]:
     """Batched env steps/s on frozenlake-8x8 (slippery), random actions drawn each step:
     Arena's native batched GridWorld against the bare NumPy walk (the ceiling) and against
-    Gymnasium's SyncVectorEnv over FrozenLake8x8-v1 copies."""
-    steps = 200 if quick else 1000
+    Gymnasium's SyncVectorEnv and AsyncVectorEnv over FrozenLake8x8-v1 copies."""
+    steps = 1000  # each run starts with a seeded reset of every copy: enough steps that stepping dominates
     single = gym.make("arena/GridWorld-v0", layout="frozenlake-8x8").unwrapped
     out = []
     for n in (1024, 4096):
@@ -184,22 +185,97 @@ def bench_batched(quick: bool) -> list[Figure]:
 
         out.append(compare(f"batched-{n}-numpy", f"batched GridWorld, {n} copies", "bare NumPy random walk (ceiling)",
                            walk, ours, repeats=3 if quick else 5, target=0.8, unit="steps/s", detail=f"{steps} steps"))
-    n = 1024
-    sync = gym.vector.SyncVectorEnv([lambda: gym.make("FrozenLake8x8-v1", is_slippery=True) for _ in range(n)])
-    venv = gym.make_vec("arena/GridWorld-v0", num_envs=n, vectorization_mode="vector_entry_point", layout="frozenlake-8x8")
-    few = max(20, steps // 10)
+    few = 100  # the seeded reset of every copy is in each run: enough steps that stepping dominates
 
-    def stepper(v: Any) -> Callable[[], int]:
+    def stepper(v: Any, n: int, count: int) -> Callable[[], int]:
         def run() -> int:
             rng = np.random.default_rng(0)
             v.reset(seed=0)
-            for _ in range(few):
+            for _ in range(count):
                 v.step(rng.integers(4, size=n))
-            return n * few
+            return n * count
         return run
 
-    out.append(compare("batched-1024-sync", f"batched GridWorld, {n} copies", "Gymnasium SyncVectorEnv (FrozenLake8x8-v1)",
-                       stepper(sync), stepper(venv), repeats=3, target=50.0, unit="steps/s", detail=f"{few} steps"))
+    def lake() -> gym.Env:
+        return gym.make("FrozenLake8x8-v1", is_slippery=True)
+
+    vector_baselines = [("sync", "Gymnasium SyncVectorEnv (FrozenLake8x8-v1)", gym.vector.SyncVectorEnv, 1024)]
+    if not quick:
+        vector_baselines.append(("sync", "Gymnasium SyncVectorEnv (FrozenLake8x8-v1)", gym.vector.SyncVectorEnv, 4096))
+        # one process per copy: 1024 of them take ~5 GB and ~12 s to start here; 4096 would not fit
+        vector_baselines.append(("async", "Gymnasium AsyncVectorEnv (FrozenLake8x8-v1, a process per copy)",
+                                 gym.vector.AsyncVectorEnv, 1024))
+    for key, label, kind, n in vector_baselines:
+        theirs = kind([lake] * n)
+        venv = gym.make_vec("arena/GridWorld-v0", num_envs=n, vectorization_mode="vector_entry_point",
+                            layout="frozenlake-8x8")
+        many = 20 if key == "async" else few  # AsyncVectorEnv: ~5k steps/s here
+        try:
+            out.append(compare(f"batched-{n}-{key}", f"batched GridWorld, {n} copies", label, stepper(theirs, n, many),
+                               stepper(venv, n, many), repeats=3, target=50.0, unit="steps/s",
+                               detail=f"{many} steps"))
+        finally:
+            theirs.close()
+    return out
+
+
+# A fresh interpreter builds one env and prints its build time and peak memory (the
+# resident high-water mark after the build, less the resident size just before it), so
+# neither side pays for the other's garbage, and interpreter start-up is not in the figure.
+_BUILD = """
+import json, os, resource, sys, time
+import gymnasium as gym
+import envs
+from envs.grid import generate_maze
+size, which = int(sys.argv[1]), sys.argv[2]
+text = generate_maze(size, size) if which == "frozenlake" else None
+unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+if os.path.exists("/proc/self/statm"):
+    before = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+else:  # the high-water mark so far: an upper bound on the resident size
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit
+t0 = time.perf_counter()
+if which == "frozenlake":
+    gym.make("FrozenLake-v1", desc=text.replace("#", "H").replace(".", "F").split(), is_slippery=True)
+else:
+    gym.make("arena/GridWorld-v0", layout=f"maze-{size}x{size}", slip=0.2)
+seconds = time.perf_counter() - t0
+peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit - before, 0) / 1e6
+print(json.dumps({"seconds": seconds, "peak_mb": peak}))
+"""
+
+
+def bench_grid_build(quick: bool) -> list[Figure]:
+    """Building a large maze env (`gym.make`, maze generation included) against Gymnasium's
+    FrozenLake-v1 given the same map (walls as holes, slippery), which builds its model as
+    per-(state, action) lists of Python tuples: seconds and peak memory, each in a fresh
+    interpreter."""
+    import json
+    import subprocess
+    import sys
+
+    size = 512 if quick else 1024
+
+    def build(which: str) -> Callable[[], dict[str, float]]:
+        def run() -> dict[str, float]:
+            done = subprocess.run([sys.executable, "-c", _BUILD, str(size), which], capture_output=True, text=True,
+                                  check=True)
+            return json.loads(done.stdout)
+        return run
+
+    theirs, ours = _interleaved(build("frozenlake"), build("arena"), repeats=1 if size >= 1024 else 3, warm_up=False)
+    out = []
+    limits = {"seconds": 3.0, "peak_mb": 600.0} if size == 1024 else {}
+    for key, unit, what in (("seconds", "s", "build time"), ("peak_mb", "MB", "peak memory")):
+        base_values, our_values = [run[1][key] for run in theirs], [run[1][key] for run in ours]
+        ratios = [b / max(o, 1e-3) for b, o in zip(base_values, our_values)]
+        ratio, mine = statistics.median(ratios), statistics.median(our_values)
+        target = f"ours <= {limits[key]:g} {unit}" if key in limits else ">= 1x"  # the issue's targets: absolute
+        out.append(Figure(f"grid-build-{size}" + ("-memory" if key == "peak_mb" else ""),
+                          f"gym.make of a {size}x{size} maze, {what}", "Gymnasium FrozenLake-v1, same map", unit,
+                          statistics.median(base_values), mine, ratio, (min(ratios), max(ratios)), target,
+                          mine <= limits[key] if key in limits else ratio >= 1,
+                          f"fresh interpreter each; median of {len(ratios)}"))
     return out
 
 
@@ -365,6 +441,142 @@ def bench_q_learning(quick: bool) -> list[Figure]:
 
 
 # --------------------------------------------------------------------------- neural agents
+
+
+class _Race:
+    """Training time (evaluations left out) until greedy play first reaches `goal` accuracy
+    on the same 50 evaluation episodes, or until `cap` seconds of training."""
+
+    def __init__(self, goal: float, cap: float) -> None:
+        self.goal, self.cap = goal, cap
+        self.env = gym.make("arena/SequencePrediction-v0", task="copy", length=8)
+        self.trained, self.best, self.reached_at = 0.0, 0.0, None
+        self.mark = time.perf_counter()
+
+    def start(self) -> None:
+        self.trained, self.mark = 0.0, time.perf_counter()
+
+    def check(self, policy: Any) -> bool:
+        """Evaluate `policy` (reset/act as an Arena agent); True: stop training."""
+        from arena.match import record_episode
+
+        self.trained += time.perf_counter() - self.mark
+        accuracy = float(np.mean([record_episode(policy, self.env, 10_000 + i, agent_name="bench").episode_return
+                                  for i in range(50)]))
+        self.best = max(self.best, accuracy)
+        if accuracy >= self.goal and self.reached_at is None:
+            self.reached_at = self.trained
+        self.mark = time.perf_counter()
+        return self.reached_at is not None or self.trained >= self.cap
+
+    def over(self) -> bool:
+        """Past the cap (checked between evaluations too, so a slow learner stops on time)."""
+        return self.trained + time.perf_counter() - self.mark >= self.cap
+
+    @property
+    def seconds(self) -> float:
+        """Seconds to the goal; the cap when it was not reached (then a ratio is a bound)."""
+        return self.reached_at if self.reached_at is not None else self.trained
+
+
+class _RaceCallback(Callback):
+    """Arena's side of the race: greedy accuracy every `every` batches, stopping at the goal."""
+
+    def __init__(self, race: _Race, every: int) -> None:
+        self.race, self.every = race, every
+
+    def on_start(self, learner: Any, env: Any) -> None:
+        self.race.start()
+
+    def after_unit(self, learner: Any, done: int, total: int) -> bool:
+        return (done % self.every == 0 or self.race.over()) and self.race.check(learner)
+
+
+class _SB3Policy(Player):
+    """A Stable-Baselines3 model as the race's evaluator plays it: greedy, carrying the LSTM
+    state of a recurrent policy through the episode, observations one-hot as in training."""
+
+    name = "sb3"
+
+    def __init__(self, model: Any, space: Any) -> None:
+        self.model, self.space = model, space
+
+    def reset(self, seed: int | None = None) -> None:
+        return None
+
+    def act(self, obs: Any, state: Any = None, greedy: bool = True) -> tuple[int, Any]:
+        obs = gym.spaces.flatten(self.space, obs)
+        action, state = self.model.predict(obs, state=state, episode_start=np.array([state is None]),
+                                           deterministic=greedy)
+        return int(action), state
+
+
+def sb3_race(algo: str, race: _Race, every: int = 10_000, n_envs: int = 8, seed: int = 0) -> None:
+    """The baseline: SB3 PPO (MlpPolicy) or sb3-contrib RecurrentPPO (MlpLstmPolicy) with
+    their default settings on `n_envs` copies, as a user trains them, checked every `every` steps.
+    The (token, phase) observations are given one-hot (FlattenObservation): RecurrentPPO cannot
+    build its LSTM over a MultiDiscrete space (its size comes out as a NumPy integer)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    venv = make_vec_env("arena/SequencePrediction-v0", n_envs=n_envs, seed=seed,
+                        env_kwargs={"task": "copy", "length": 8}, wrapper_class=gym.wrappers.FlattenObservation)
+    if algo == "ppo":
+        from stable_baselines3 import PPO
+
+        model = PPO("MlpPolicy", venv, seed=seed, device="cpu", verbose=0)
+    else:
+        from sb3_contrib import RecurrentPPO
+
+        model = RecurrentPPO("MlpLstmPolicy", venv, seed=seed, device="cpu", verbose=0)
+
+    class Check(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % every >= n_envs and not race.over():
+                return True
+            return not race.check(_SB3Policy(self.model, race.env.observation_space))
+
+    race.start()
+    model.learn(total_timesteps=10**9, callback=Check())
+
+
+def bench_reinforce_copy(quick: bool) -> list[Figure]:
+    """Time to 0.95 greedy accuracy on seq:copy length=8 (training time; the evaluations on
+    50 fixed episodes are left out of it): Arena's REINFORCE with a Transformer and with an
+    LSTM (the settings its tests use) against Stable-Baselines3 PPO (its MlpPolicy has no
+    memory, so it cannot copy) and sb3-contrib RecurrentPPO (a bench extra), each capped."""
+    import importlib.util
+
+    from agents.reinforce import ReinforceAgent
+
+    cap = 30.0 if quick else 120.0
+    networks = {"transformer": dict(network="transformer"),
+                "lstm": dict(network="lstm", layers=2, lr=0.005, gamma=0.0)}
+    baselines = [("ppo", "SB3 PPO (MlpPolicy, defaults, 8 envs)")]
+    if importlib.util.find_spec("sb3_contrib") is not None:
+        baselines.append(("recurrentppo", "sb3-contrib RecurrentPPO (MlpLstmPolicy, defaults, 8 envs)"))
+    races: dict[str, _Race] = {}
+    for key, _ in baselines:
+        races[key] = _Race(0.95, cap)
+        sb3_race(key, races[key])
+    for name, settings in networks.items():
+        races[name] = _Race(0.95, cap)
+        agent = ReinforceAgent(**settings, episodes=64 * 10**6, device="cpu")
+        agent.fit(gym.make("arena/SequencePrediction-v0", task="copy", length=8), seed=0, progress=False,
+                  callbacks=[_RaceCallback(races[name], every=10)])
+    out = []
+    for name in networks:
+        ours = races[name]
+        for key, label in baselines:
+            theirs = races[key]
+            ratio = theirs.seconds / ours.seconds
+            bound = "" if theirs.reached_at is not None else ", baseline capped: ratio is a lower bound"
+            out.append(Figure(
+                f"reinforce-copy-{name}-{key}", f"REINFORCE ({name}) time to 0.95 on seq:copy length=8", label, "s",
+                theirs.seconds, ours.seconds, ratio, (ratio, ratio), f">= 1x, ours reaches 0.95 within {cap:g} s",
+                ours.reached_at is not None and ratio >= 1.0,
+                f"best greedy accuracy: ours {ours.best:.2f}, baseline {theirs.best:.2f}{bound}; one run each"))
+    return out
 
 
 def bench_rollout(quick: bool) -> list[Figure]:
@@ -571,9 +783,11 @@ BENCHMARKS: dict[str, Callable[[bool], list[Figure]]] = {
     "env-step": bench_env_step,
     "render-fps": bench_render,
     "batched": bench_batched,
+    "grid-build": bench_grid_build,
     "vi": bench_value_iteration,
     "q-learning": bench_q_learning,
     "reinforce-rollout": bench_rollout,
+    "reinforce-copy": bench_reinforce_copy,
     "cli-startup": bench_cli_startup,
     "gan-training": bench_gan_training,
     "gan-sampling": bench_gan_sampling,

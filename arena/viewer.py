@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from agents.protocol import Player
 from agents.training import Callback
 from arena.errors import ViewerError
 from arena.replay import Frame, Replay, resimulate
@@ -375,7 +376,7 @@ GRID_KEYS = {"up": ("K_UP", "K_w"), "right": ("K_RIGHT", "K_d"), "down": ("K_DOW
 SPECIAL_TOKENS = {"⏎": "K_RETURN", "␣": "K_SPACE"}  # the text task's newline and space
 
 
-class KeyboardAgent:
+class KeyboardAgent(Player):
     """A person at the keyboard, playing through the Agent interface, so their episodes are
     recorded, replayed and scored exactly like any agent's.
 
@@ -425,16 +426,6 @@ class KeyboardAgent:
         if "up" in getattr(self.mirror.unwrapped, "action_names", []):
             return "arrows (or w a s d) move, Esc gives up"
         return "type a token to output it, Esc gives up"
-
-    # the Agent interface: nothing to learn, save or show
-    def config(self) -> dict[str, Any]:
-        return {}
-
-    def digest(self) -> str:
-        return ""
-
-    def overlay(self) -> dict[str, np.ndarray]:
-        return {}
 
     def reset(self, seed: int | None = None) -> None:
         if self.episode:

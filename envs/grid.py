@@ -35,6 +35,8 @@ from envs.vector import (
     next_keys,
     start_uniform,
     start_uniforms,
+    stream_kernels,
+    uniform_of,
     _mix_array,
 )
 
@@ -45,7 +47,7 @@ MAP_CHARS = "SGHC#."
 DENSE_P_LIMIT = 4096  # states; P[s, a, s'] beyond this would take S*S*4*8 bytes (> 0.5 GB)
 # Building a grid holds, per cell, its successor tables and per-(state, action) outcome
 # lists: measured about 1.8 kB per cell on a 1024x1024 maze. The limit keeps that to 8 GB.
-BYTES_PER_CELL = 1800
+BYTES_PER_CELL = 700  # peak while building, ~450 on a 1024x1024 maze (arena bench --only grid-build), rounded up
 MEMORY_LIMIT_BYTES = 8 * 10**9
 MAX_CELLS = MEMORY_LIMIT_BYTES // BYTES_PER_CELL
 DEFAULT_REWARDS = {"step": -1.0, "goal": 0.0, "hole": -100.0, "cliff": -100.0}
@@ -198,8 +200,8 @@ def compiled(name: str) -> Any:
     if not _COMPILED:
         import numba
 
-        global _mix
-        _mix = numba.njit(cache=True)(_mix_array)  # the counter-based stream, for the kernels below
+        global _mix, _uniform
+        _mix, _uniform = stream_kernels()  # the counter-based stream, for the kernels below
         _COMPILED.update({fn.__name__: numba.njit(cache=True)(fn) for fn in (carve_maze, batched_step)})
     return _COMPILED[name]
 
@@ -410,14 +412,15 @@ def _check_goal_reachable(mdp: GridMDP, grid: np.ndarray) -> None:
     from scipy.sparse.csgraph import breadth_first_order
 
     S, A, K = mdp.next_state.shape
-    edge = np.flatnonzero(mdp.prob.reshape(-1) > 0)
-    root = S  # one extra node leading to every start state
     starts = np.flatnonzero(mdp.start > 0)
+    root = S  # one extra node leading to every start state
+    # row s of the graph: its A*K successors, a move of probability 0 read as staying put;
+    # built as CSR directly, with 32-bit indices (a million-state maze has 12 million edges)
+    successors = np.where(mdp.prob > 0, mdp.next_state, np.arange(S)[:, None, None]).astype(np.int32).reshape(-1)
+    indptr = np.concatenate([np.arange(0, S * A * K + 1, A * K), [S * A * K + len(starts)]]).astype(np.int32)
     graph = sparse.csr_matrix(
-        (np.ones(len(edge) + len(starts), dtype=np.int8),
-         (np.concatenate([edge // (A * K), np.full(len(starts), root)]),
-          np.concatenate([mdp.next_state.reshape(-1)[edge], starts]))),
-        shape=(S + 1, S + 1))
+        (np.ones(S * A * K + len(starts), dtype=np.int8), np.concatenate([successors, starts.astype(np.int32)]),
+         indptr), shape=(S + 1, S + 1))
     seen = np.zeros(S + 1, dtype=bool)
     seen[breadth_first_order(graph, root, directed=True, return_predecessors=False)] = True
     if not seen[goals].any():
@@ -718,7 +721,7 @@ class StepTables:
     max_steps: int
 
 
-_mix = _mix_array  # replaced by its compiled form in `compiled` (the kernels call it by this name)
+_mix, _uniform = _mix_array, uniform_of  # replaced by their compiled forms in `compiled` (kernels call these names)
 
 
 def batched_step(actions, s, t, keys, needs_reset, next_state, reward, cum0, cum1, K, terminal, goal, starts,
@@ -730,14 +733,14 @@ def batched_step(actions, s, t, keys, needs_reset, next_state, reward, cum0, cum
     for i in range(len(actions)):
         if needs_reset[i]:
             key = _mix(keys[i] ^ np.uint64(NEXT_KEY_SALT))  # next_key
-            u = float(_mix(key ^ np.uint64(START_SALT)) >> np.uint64(11)) * 2.0**-53  # start_uniform
+            u = _uniform(key ^ np.uint64(START_SALT), 0)  # start_uniform
             keys[i], s[i], t[i] = key, starts[int(u * len(starts))], 0
             rewards[i], terminated[i], truncated[i], success[i], needs_reset[i] = 0.0, False, False, False, False
             continue
         sa = s[i] * 4 + actions[i]
         row = sa
         if K == 3:  # successor k: how many cumulative probabilities the uniform draw has passed
-            u = float(_mix(keys[i] + np.uint64(t[i])) >> np.uint64(11)) * 2.0**-53  # counter_uniform(key, t)
+            u = _uniform(keys[i], t[i])  # counter_uniform(key, t)
             row = sa * 3 + (u >= cum0[sa]) + (u >= cum1[sa])
         ns = next_state[row]
         s[i], t[i], rewards[i] = ns, t[i] + 1, reward[row]

@@ -34,7 +34,13 @@ def counter_uniform(key: int, t: int) -> float:
 
 def counter_uniforms(keys: np.ndarray, t: np.ndarray) -> np.ndarray:
     """counter_uniform for arrays of keys and counters (uint64 arithmetic wraps like the mask)."""
-    return (_mix_array(keys + t.astype(np.uint64)) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return uniform_of(keys, t.astype(np.uint64))
+
+
+def uniform_of(key: Any, t: Any) -> Any:
+    """counter_uniform(key, t) in uint64 arithmetic: on arrays, and on scalars inside the
+    compiled loops (see stream_kernels), where Python's integers are not to be had."""
+    return (_mix(key + np.uint64(t)) >> np.uint64(11)) * 2.0**-53
 
 
 def episode_key(rng: np.random.Generator) -> int:
@@ -73,10 +79,27 @@ def counter_uniform_bits(z: int) -> int:
 
 
 def _mix_array(z: np.ndarray) -> np.ndarray:
+    """counter_uniform_bits in uint64 arithmetic."""
     z = z + np.uint64(GOLDEN)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(MIX1)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
     return z ^ (z >> np.uint64(31))
+
+
+_mix = _mix_array  # what uniform_of calls: replaced by its compiled form in stream_kernels
+_KERNELS: dict[str, Any] = {}
+
+
+def stream_kernels() -> tuple[Any, Any]:
+    """(mix, uniform): _mix_array and uniform_of compiled by Numba, for compiled loops that
+    must draw exactly what the envs draw. Numba is slow to import, so only they import it."""
+    if not _KERNELS:
+        import numba
+
+        global _mix
+        _mix = numba.njit(cache=True)(_mix_array)
+        _KERNELS.update(mix=_mix, uniform=numba.njit(cache=True)(uniform_of))
+    return _KERNELS["mix"], _KERNELS["uniform"]
 
 
 class SeededDiscrete(spaces.Discrete):

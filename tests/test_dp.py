@@ -91,6 +91,18 @@ def test_in_place_value_iteration_matches_the_plain_python_loop():
     np.testing.assert_allclose(dp.value_iteration(mdp, 0.95).V, dp.value_iteration_python(mdp, 0.95), atol=1e-8)
 
 
+@pytest.mark.parametrize("block", [1, 7, 64, 10**9])
+def test_value_iteration_passing_over_settled_blocks_still_stops_at_the_synchronous_rule(monkeypatch, block):
+    """Blocks whose successors have not moved are passed over; the answer must not depend on it."""
+    mdp = model("maze-31x31", slip=0.2)
+    reference = dp.value_iteration(mdp, 0.99, tol=1e-12)
+    monkeypatch.setattr(dp, "_BLOCK", block)
+    sol = dp.value_iteration(mdp, 0.99, tol=1e-12)
+    assert dp.bellman_residual(mdp, sol.V, 0.99) < 1e-11
+    np.testing.assert_allclose(sol.V, reference.V, atol=1e-9)
+    np.testing.assert_array_equal(sol.policy, reference.policy)
+
+
 @pytest.mark.slow
 def test_256x256_slippery_maze_solves_to_bellman_residual_below_1e_8():
     mdp = model("maze-256x256", slip=0.2)

@@ -184,6 +184,18 @@ def test_same_seed_same_learning_curve():
     assert a.log.returns == b.log.returns and np.array_equal(a.Q, b.Q)
 
 
+def test_a_callback_returning_true_stops_training_after_that_unit():
+    from agents.training import Callback
+
+    class StopAt(Callback):
+        def after_unit(self, learner, done, total):
+            return done == 37
+
+    agent = make_agent("q-learning", episodes=200)
+    out = agent.fit(grid("frozenlake-4x4"), seed=9, callbacks=[StopAt()])
+    assert out["episodes"] == 37 and agent.budget.done == 37 and len(agent.log.returns) == 37
+
+
 # --------------------------------------------------------------------------- bad input
 
 
@@ -274,4 +286,7 @@ def test_the_compiled_stream_is_the_envs_stream(key, t):
     from agents.td import _uniform
     from envs.vector import counter_uniform
 
+    from envs.vector import counter_uniforms
+
     assert _uniform(np.uint64(key), t) == counter_uniform(key, t)
+    assert counter_uniforms(np.array([key], np.uint64), np.array([t]))[0] == counter_uniform(key, t)
