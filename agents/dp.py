@@ -331,8 +331,9 @@ def value_iteration(
 
     V(s) <- max_a [R(s,a) + gamma sum_s' p(s'|s,a) V(s')], swept in place, nearest-to-
     terminal states first, starting from a lower bound on V* when gamma < 1, so values
-    flow back from the goal in one sweep instead of one cell per sweep. Stops when no
-    value changes by more than tol in a sweep.
+    flow back from the goal in one sweep instead of one cell per sweep. Blocks of states
+    whose successors have settled are passed over (asynchronous DP, S&B 4.5); it stops when
+    a sweep over every state changes no value by tol or more.
     """
     gamma = check_gamma(gamma)
     t0 = time.perf_counter()

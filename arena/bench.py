@@ -263,6 +263,9 @@ def bench_grid_build(quick: bool) -> list[Figure]:
             return json.loads(done.stdout)
         return run
 
+    # warm-up: a small maze first, so Numba's cache holds the compiled maze carving (the
+    # first build after an install compiles it once, which takes longer and more memory)
+    subprocess.run([sys.executable, "-c", _BUILD, "64", "arena"], capture_output=True, check=True)
     theirs, ours = _interleaved(build("frozenlake"), build("arena"), repeats=1 if size >= 1024 else 3, warm_up=False)
     out = []
     limits = {"seconds": 3.0, "peak_mb": 600.0} if size == 1024 else {}
@@ -759,7 +762,7 @@ def bench_tournament_workers(quick: bool) -> list[Figure]:
     from arena.leaderboard import Leaderboard
     from arena.tournament import load_suite, run_suite
 
-    jobs, episodes = (4, 3000) if quick else (8, 3000)
+    jobs, episodes = (4, 5000) if quick else (8, 10_000)  # jobs of seconds, as a tournament's are (or longer)
 
     def once(workers: int) -> Callable[[], None]:
         def run() -> None:

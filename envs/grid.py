@@ -415,12 +415,15 @@ def _check_goal_reachable(mdp: GridMDP, grid: np.ndarray) -> None:
     starts = np.flatnonzero(mdp.start > 0)
     root = S  # one extra node leading to every start state
     # row s of the graph: its A*K successors, a move of probability 0 read as staying put;
-    # built as CSR directly, with 32-bit indices (a million-state maze has 12 million edges)
-    successors = np.where(mdp.prob > 0, mdp.next_state, np.arange(S)[:, None, None]).astype(np.int32).reshape(-1)
-    indptr = np.concatenate([np.arange(0, S * A * K + 1, A * K), [S * A * K + len(starts)]]).astype(np.int32)
-    graph = sparse.csr_matrix(
-        (np.ones(S * A * K + len(starts), dtype=np.int8), np.concatenate([successors, starts.astype(np.int32)]),
-         indptr), shape=(S + 1, S + 1))
+    # built as CSR in place, with 32-bit indices (a million-state maze has 12 million edges)
+    n = S * A * K
+    indices = np.empty(n + len(starts), dtype=np.int32)
+    successors = indices[:n].reshape(S, A, K)
+    successors[:] = mdp.next_state
+    np.copyto(successors, np.arange(S, dtype=np.int32)[:, None, None], where=mdp.prob <= 0)
+    indices[n:] = starts
+    indptr = np.append(np.arange(0, n + 1, A * K, dtype=np.int32), np.int32(n + len(starts)))
+    graph = sparse.csr_matrix((np.ones(len(indices), dtype=np.int8), indices, indptr), shape=(S + 1, S + 1))
     seen = np.zeros(S + 1, dtype=bool)
     seen[breadth_first_order(graph, root, directed=True, return_predecessors=False)] = True
     if not seen[goals].any():
