@@ -222,6 +222,8 @@ def bench_batched(quick: bool) -> list[Figure]:
 # A fresh interpreter builds one env and prints its build time and peak memory (the
 # resident high-water mark after the build, less the resident size just before it), so
 # neither side pays for the other's garbage, and interpreter start-up is not in the figure.
+# On Linux both come from /proc (VmHWM, VmRSS): ru_maxrss would also count the resident
+# size of the process that started the interpreter, which it inherits across exec.
 _BUILD = """
 import json, os, resource, sys, time
 import gymnasium as gym
@@ -229,19 +231,21 @@ import envs
 from envs.grid import generate_maze
 size, which = int(sys.argv[1]), sys.argv[2]
 text = generate_maze(size, size) if which == "frozenlake" else None
-unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-if os.path.exists("/proc/self/statm"):
-    before = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-else:  # the high-water mark so far: an upper bound on the resident size
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit
+
+def memory(field):
+    if os.path.exists("/proc/self/status"):
+        line = next(x for x in open("/proc/self/status") if x.startswith(field + ":"))
+        return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
+before = memory("VmRSS")
 t0 = time.perf_counter()
 if which == "frozenlake":
     gym.make("FrozenLake-v1", desc=text.replace("#", "H").replace(".", "F").split(), is_slippery=True)
 else:
     gym.make("arena/GridWorld-v0", layout=f"maze-{size}x{size}", slip=0.2)
 seconds = time.perf_counter() - t0
-peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit - before, 0) / 1e6
-print(json.dumps({"seconds": seconds, "peak_mb": peak}))
+print(json.dumps({"seconds": seconds, "peak_mb": max(memory("VmHWM") - before, 0) / 1e6}))
 """
 
 
