@@ -19,6 +19,7 @@ from agents.protocol import Player
 from agents.training import Callback
 from arena.errors import ViewerError
 from arena.replay import Frame, Replay, resimulate
+from envs.rendering import surface_rgb
 
 HUD_HEIGHT = 30
 SPEEDS = (0.5, 1, 2, 4, 8, 15, 30, 60)  # steps per second
@@ -290,7 +291,7 @@ def render_frames(replay: Replay, show_values: bool = True, show_policy: bool = 
         for t in range(len(timeline)):
             surface.fill((30, 30, 36))
             draw_frame(surface, timeline, t, show_values, show_policy, font)
-            out.append(np.transpose(pygame.surfarray.array3d(surface), (1, 0, 2)).copy())
+            out.append(surface_rgb(surface))
         return out
     finally:
         timeline.env.close()

