@@ -209,7 +209,8 @@ _BLOCK = 1024  # states per block that a sweep may pass over (see _in_place_swee
 
 @numba.njit(cache=True)
 def _in_place_sweeps(next_state, coef, R, scale, first, tol, max_sweeps, V, block):  # pragma: no cover - compiled
-    """In-place value iteration (S&B 4.4) over states first..S-1, in index order; returns sweeps taken.
+    """In-place value iteration (S&B 4.4) over states first..S-1, in index order; returns the
+    sweeps taken (those that passed over settled blocks included), or -1 past max_sweeps.
 
     V(s) <- max_a [R(s,a) + sum_k coef(s,a,k) V(s'_k)] * scale(s,a), where coef = gamma p(s'|s,a)
     for s' != s and the self-loop is solved for exactly: scale = 1 / (1 - gamma p(s|s,a)).

@@ -45,9 +45,10 @@ ACTION_NAMES = ("up", "right", "down", "left")
 MOVES = np.array([(-1, 0), (0, 1), (1, 0), (0, -1)])  # (drow, dcol) per action
 MAP_CHARS = "SGHC#."
 DENSE_P_LIMIT = 4096  # states; P[s, a, s'] beyond this would take S*S*4*8 bytes (> 0.5 GB)
-# Building a grid holds, per cell, its successor tables and per-(state, action) outcome
-# lists: measured about 1.8 kB per cell on a 1024x1024 maze. The limit keeps that to 8 GB.
-BYTES_PER_CELL = 700  # peak while building, ~450 on a 1024x1024 maze (arena bench --only grid-build), rounded up
+# Building a grid holds, per cell, its successor tables and the reachability graph: a peak
+# of about 450 bytes per cell on a 1024x1024 maze (arena bench --only grid-build), rounded
+# up to leave room for solving it. The limit keeps that to 8 GB.
+BYTES_PER_CELL = 700
 MEMORY_LIMIT_BYTES = 8 * 10**9
 MAX_CELLS = MEMORY_LIMIT_BYTES // BYTES_PER_CELL
 DEFAULT_REWARDS = {"step": -1.0, "goal": 0.0, "hole": -100.0, "cliff": -100.0}
