@@ -11,7 +11,7 @@ import numpy as np
 
 from agents.checkpoint import load_checkpoint, load_settings, require, save_checkpoint
 from agents.generator import GeneratorAgent, ImageSpec
-from agents.training import env_ref
+from agents.training import AgentBase
 from arena import settings as typed
 from arena.errors import AgentError, CheckpointError
 
@@ -21,7 +21,7 @@ class RandomSettings:
     """The random agent takes no settings."""
 
 
-class RandomAgent:
+class RandomAgent(AgentBase):
     """Picks each action uniformly at random: the 0 of every normalised score."""
 
     name = "random"
@@ -30,26 +30,30 @@ class RandomAgent:
     def __init__(self, **settings: Any) -> None:
         self.settings = typed.build(RandomSettings, settings, AgentError)
         self.n_actions = 0
+        self.n_states = 0  # where observations are state indices: for its policy table
         self.rng = np.random.default_rng(0)
         self.trained_on: dict[str, Any] | None = None
 
-    def config(self) -> dict[str, Any]:
-        return {}
-
-    def fit(self, env: Any, seed: int = 0, **budget: Any) -> dict[str, Any]:
+    def plan(self, env: Any, seed: int) -> dict[str, Any]:
+        """Nothing to learn: read how many actions there are (and states, where they are indices)."""
         from gymnasium import spaces
+
+        from agents.training import env_ref
 
         if not isinstance(env.action_space, spaces.Discrete):
             raise AgentError(f"random plays Discrete actions; got {type(env.action_space).__name__}")
         self.n_actions = int(env.action_space.n)
+        self.n_states = int(env.observation_space.n) if isinstance(env.observation_space, spaces.Discrete) else 0
         self.trained_on = env_ref(env)
-        if budget.get("run_dir"):
-            return {"checkpoint": str(self.save(Path(budget["run_dir"]) / "checkpoint.npz"))}
         return {}
 
     def check_fits(self, env: Any) -> None:
-        if getattr(env.action_space, "n", None) != self.n_actions:
+        from gymnasium import spaces
+
+        if not isinstance(env.action_space, spaces.Discrete) or int(env.action_space.n) != self.n_actions:
             raise AgentError(f"the checkpoint plays {self.n_actions} actions; this env has {env.action_space}")
+        if isinstance(env.observation_space, spaces.Discrete):
+            self.n_states = int(env.observation_space.n)
 
     def reset(self, seed: int | None = None) -> None:
         self.rng = np.random.default_rng(seed)
@@ -60,9 +64,11 @@ class RandomAgent:
             raise AgentError("random has not been fitted; call fit(env) first")
         return int(self.rng.integers(self.n_actions)), None
 
-    def policy_table(self, n_states: int) -> np.ndarray:
-        """(S, A) uniform action probabilities."""
-        return np.full((n_states, self.n_actions), 1.0 / self.n_actions)
+    def policy_table(self) -> np.ndarray:
+        """(S, A) uniform action probabilities over the state indices of the env it was fitted to."""
+        if self.n_actions == 0 or self.n_states == 0:
+            raise AgentError("random has no policy table: fit it to an env whose observations are state indices")
+        return np.full((self.n_states, self.n_actions), 1.0 / self.n_actions)
 
     def overlay(self) -> dict[str, np.ndarray]:
         return {}
@@ -96,7 +102,18 @@ class ImageReferenceSettings:
     """The image references take no settings."""
 
 
-class RealDataAgent(GeneratorAgent):
+class ImageReference(GeneratorAgent):
+    """A reference point that learns nothing: it reads the env's shapes (and data) and plays."""
+
+    def plan(self, env: Any, seed: int) -> dict[str, Any]:
+        from agents.training import env_ref
+
+        self.bind(env)
+        self.trained_on = env_ref(env)
+        return {}
+
+
+class RealDataAgent(ImageReference):
     """Answers with held-out real images (the env's second held-out set, never trained on):
     the ceiling of every generator score. Conditional envs get an image of the class asked for."""
 
@@ -137,7 +154,7 @@ class RealDataAgent(GeneratorAgent):
         return self
 
 
-class NoiseAgent(GeneratorAgent):
+class NoiseAgent(ImageReference):
     """Answers with uniform noise pixels: the floor of every generator score."""
 
     name = "noise"

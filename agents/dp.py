@@ -13,7 +13,6 @@ residual.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from collections import deque
 from typing import Any, Literal, Protocol
 
@@ -449,7 +448,8 @@ class DPAgent(TabularAgent):
     name = "dp"
     method: Literal["value", "policy"] = "value"
 
-    def fit(self, env: Any, seed: int = 0, **budget: Any) -> dict[str, Any]:
+    def plan(self, env: Any, seed: int) -> dict[str, Any]:
+        """Solve the env's exact model (`env.unwrapped.mdp`) for V, Q and the greedy policy."""
         self.check_env(env)
         mdp = getattr(env.unwrapped, "mdp", None)
         if mdp is None:
@@ -458,10 +458,7 @@ class DPAgent(TabularAgent):
         sol = solve(mdp, gamma, self.method)
         self.tables = {"V": sol.V, "Q": q_values(mdp, sol.V, gamma), "policy": sol.policy}
         self.trained_on, self.seed = env_ref(env), seed
-        out: dict[str, Any] = {"sweeps": sol.sweeps, "bellman_residual": sol.residual, "seconds": sol.seconds}
-        if budget.get("run_dir"):
-            out["checkpoint"] = str(self.save(Path(budget["run_dir"]) / "checkpoint.npz"))
-        return out
+        return {"sweeps": sol.sweeps, "bellman_residual": sol.residual, "seconds": sol.seconds}
 
 
 class ValueIterationAgent(DPAgent):

@@ -35,7 +35,7 @@ from agents.generator import NeuralGenerator
 from agents.networks import ConvDecoder, ConvEncoder, class_maps
 from arena import settings as typed
 from arena.errors import AgentError
-from arena.settings import setting
+from arena.settings import device_setting, setting
 
 LOSSES = ("bce", "wgan-gp", "lsgan")
 
@@ -58,7 +58,7 @@ class GANSettings:
     gp: float = setting(10.0, help="gradient penalty weight lambda (wgan-gp)", low=0.0, high=1e4)
     ema: float = setting(0.0, help="decay of an averaged generator that plays instead (0: play the last weights)",
                          low=0.0, high=1.0, high_open=True)
-    device: str = setting("auto", help="auto (CUDA when present), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    device: str = device_setting()
 
 
 class Discriminator(nn.Module):

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.training import AgentBase
 from arena import settings as typed
 from arena.errors import AgentError, CheckpointError
 
@@ -64,16 +65,14 @@ class GeneratorAgent:
     """The Agent protocol for generators; a subclass implements `generate(z, y)`."""
 
     name = "generator"
+    recurrent = False
+    settings: Any
+    fit, config = AgentBase.fit, AgentBase.config  # the one fit and config, shared without another base class
 
     def __init__(self) -> None:
         self.spec: ImageSpec | None = None
         self.rng = np.random.default_rng(0)
         self.trained_on: dict[str, Any] | None = None
-
-    def config(self) -> dict[str, Any]:
-        out = typed.as_dict(self.settings)  # type: ignore[attr-defined]
-        out.pop("device", None)  # where it ran is not what it is
-        return out
 
     def bind(self, env: Any) -> ImageSpec:
         """Read the env's shapes (and check a conditional generator meets a conditional env)."""
@@ -82,16 +81,6 @@ class GeneratorAgent:
             raise AgentError(f"{self.name} is conditional and needs the class in each observation; "
                              "make the env with conditional=true (e.g. img:digits conditional=true)")
         return self.spec
-
-    def fit(self, env: Any, seed: int = 0, **budget: Any) -> dict[str, Any]:
-        """References learn nothing: they read the env's shapes (and data), and save where asked."""
-        from agents.training import env_ref
-
-        self.bind(env)
-        self.trained_on = env_ref(env)
-        if budget.get("run_dir"):
-            return {"checkpoint": str(self.save(Path(budget["run_dir"]) / "checkpoint.npz"))}  # type: ignore[attr-defined]
-        return {}
 
     def check_fits(self, env: Any) -> None:
         """A generator plays only the shapes it was built for: image size, latent size, classes."""
@@ -130,7 +119,7 @@ class GeneratorAgent:
         """Images (B, 1, S, S) float32 in [0, 1] for latents z (B, latent) and one-hot classes y."""
         raise NotImplementedError
 
-    def sample(self, n: int, seed: int) -> np.ndarray:
+    def sample(self, n: int, seed: int | None = None) -> np.ndarray:
         """`n` images from latents z ~ N(0, I) (clipped as the env clips them) and uniform classes."""
         spec = self._spec()
         rng = np.random.default_rng(seed)
@@ -158,6 +147,7 @@ class NeuralGenerator(GeneratorAgent):
     """
 
     unit = "batch"
+    budget_unit = "batch"
     GRID_EVERY = 10  # sample grids logged to TensorBoard over a run
 
     def __init__(self, settings: Any) -> None:
@@ -174,6 +164,7 @@ class NeuralGenerator(GeneratorAgent):
         self.sampler = torch.Generator()
         self.seed = 0
         self.budget: Any = None
+        self.trained_on = None
         self.log = TrainingLog(unit=self.unit)
         self.env: Any = None
 
@@ -246,24 +237,17 @@ class NeuralGenerator(GeneratorAgent):
             if not torch.isfinite(value):
                 raise NonFinite(component.replace("_", " "), value.item())
 
-    def fit(self, env: Any, seed: int = 0, episodes: int | None = None, run_dir: str | Path | None = None,
-            resume: str | Path | None = None, progress: bool | None = None, callbacks: Any = (),
-            checkpoint_every: float | None = None) -> dict[str, Any]:
-        """Train for the `updates` setting (or `episodes` batches) through the one training loop."""
-        from agents.training import env_ref, train
+    def default_budget(self) -> int:
+        return int(self.settings.updates)
 
-        if any(getattr(cb, "records_episodes", False) for cb in callbacks):
-            raise AgentError(f"{self.name} trains on batches of images, not env episodes, so there are no training "
-                             "episodes to record; drop --record-training (evaluation episodes are always recorded)")
-        if resume:
-            self.load(resume, env=env)
-        total = episodes if episodes is not None else (None if resume else self.settings.updates)
-        self.env = env
-        out = train(self, env, seed=seed, total=total, run_dir=run_dir, resume=resume, progress=progress,
-                    callbacks=callbacks, checkpoint_every=checkpoint_every)
-        self.trained_on = env_ref(env)
-        out.update(device=str(self.device))
-        return out
+    def units_for(self, budget: int) -> int:
+        return int(budget)
+
+    def trained(self) -> int:
+        return int(self.budget.done) if self.budget else 0
+
+    def finish(self) -> dict[str, Any]:
+        return {"device": str(self.device)}
 
     # ---------------------------------------------------------------- acting
 

@@ -17,7 +17,6 @@ save the last good state and name the agent, the component and the batch.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,10 @@ from torch.distributions import Normal
 from agents.checkpoint import load_checkpoint, load_settings, save_checkpoint
 from agents.generator import NeuralGenerator
 from agents.networks import BODIES, NetConfig, PolicyNet, module_digest, resolve_device, restore_torch, torch_arrays
-from agents.training import Budget, Callback, NonFinite, TrainingLog, env_ref, episode_seed, restore_progress, train
+from agents.training import AgentBase, Budget, NonFinite, TrainingLog, episode_seed, restore_progress
 from arena import settings as typed
 from arena.errors import AgentError, CheckpointError, TrainingError
-from arena.settings import setting
+from arena.settings import device_setting, setting
 
 __all__ = ["Batch", "ReinforceAgent", "ReinforceGenerator", "ReinforceGeneratorSettings", "ReinforceSettings",
            "TrainingError", "reward_to_go"]
@@ -56,7 +55,7 @@ class ReinforceSettings:
                             low=1, high=10**9)
     target: float | None = setting(None, help="stop once a batch's mean return reaches this (null: never)")
     normalize: bool = setting(False, help="standardise advantages per batch")
-    device: str = setting("auto", help="auto (CUDA when present), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    device: str = device_setting()
 
 
 @dataclass
@@ -81,13 +80,15 @@ def reward_to_go(rewards: torch.Tensor, mask: torch.Tensor, gamma: float) -> tor
     return G
 
 
-class ReinforceAgent:
+class ReinforceAgent(AgentBase):
     """REINFORCE on a batched copy of the env; its settings are `ReinforceSettings`.
 
-    One unit of the training loop is one batch of `num_envs` episodes and one update.
+    One unit of the training loop is one batch of `num_envs` episodes and one update; a
+    budget counts episodes (rounded up to whole batches).
     """
 
     unit = "batch"
+    budget_unit = "episode"
     Settings = ReinforceSettings
 
     def __init__(self, **settings: Any) -> None:
@@ -107,12 +108,7 @@ class ReinforceAgent:
         self.venv: Any = None
         self.max_steps = 1000
 
-    def config(self) -> dict[str, Any]:
-        out = typed.as_dict(self.settings)
-        out.pop("device")  # where it ran is not what it is
-        return out
-
-    @property
+    @property  # type: ignore[override]
     def recurrent(self) -> bool:
         return self.net_cfg.body in ("lstm", "transformer")
 
@@ -252,8 +248,21 @@ class ReinforceAgent:
         self.sampler.manual_seed(seed)
         self.seed = seed
 
+    def default_budget(self) -> int:
+        return int(self.settings.episodes)
+
+    def units_for(self, budget: int) -> int:
+        return -(-int(budget) // self.settings.num_envs)  # whole batches
+
+    def trained(self) -> int:
+        return self.updates_done * self.settings.num_envs
+
     def learn(self, env: Any, index: int, progress: float) -> dict[str, Any]:
         """One batch of episodes (seeded by the batch's index) and one update."""
+        if self.venv is None:  # the batched copies, made on the first unit (fresh or resumed)
+            spec_steps = env.spec.max_episode_steps if env.spec else 0
+            self.max_steps = int(getattr(env.unwrapped, "max_steps", 0) or spec_steps or 1000)
+            self.venv = self.batched(env)
         batch = self.rollout(self.venv, episode_seed(self.seed, index))
         stats = self.update(batch)
         mean_return = float(batch.returns.mean())
@@ -264,40 +273,12 @@ class ReinforceAgent:
         out["stop"] = target is not None and mean_return >= target
         return out
 
-    def fit(
-        self,
-        env: Any,
-        seed: int = 0,
-        episodes: int | None = None,
-        run_dir: str | Path | None = None,
-        resume: str | Path | None = None,
-        progress: bool | None = None,
-        callbacks: tuple[Callback, ...] | list[Callback] = (),
-        checkpoint_every: float | None = None,
-    ) -> dict[str, Any]:
-        """Train for `episodes` (default: the setting; rounded up to whole batches) through the one loop."""
-        if any(getattr(cb, "records_episodes", False) for cb in callbacks):
-            raise AgentError(
-                f"{self.name} trains on batches of {self.settings.num_envs} episodes at once, so single training "
-                "episodes cannot be recorded; drop --record-training (evaluation episodes are always recorded)"
-            )
-        if resume:  # the checkpoint's settings (num_envs among them) size the batches and the budget
-            self.load(resume, env=env)
-        budget = episodes if episodes is not None else (None if resume else self.settings.episodes)
-        total = None if budget is None else -(-int(budget) // self.settings.num_envs)
-        spec_steps = env.spec.max_episode_steps if env.spec else 0
-        self.max_steps = int(getattr(env.unwrapped, "max_steps", 0) or spec_steps or 1000)
-        self.venv = self.batched(env)
-        try:
-            out = train(self, env, seed=seed, total=total, run_dir=run_dir, resume=resume, progress=progress,
-                        callbacks=callbacks, episodes_per_unit=self.settings.num_envs,
-                        checkpoint_every=checkpoint_every)
-        finally:
+    def finish(self) -> dict[str, Any]:
+        if self.venv is not None:
             self.venv.close()
             self.venv = None
-        steps = self.log.values.get("env_steps", [])
-        out.update(episodes=self.updates_done * self.settings.num_envs, updates=self.updates_done,
-                   env_steps=int(sum(steps)), device=str(self.device))
+        out: dict[str, Any] = {"updates": self.updates_done, "env_steps": int(sum(self.log.values.get("env_steps", []))),
+                               "device": str(self.device)}
         target = self.settings.target
         if target is not None and self.log.returns and self.log.returns[-1] >= target:
             out["reached_target"] = target
@@ -349,7 +330,7 @@ class ReinforceGeneratorSettings:
     baseline_rate: float = setting(0.05, help="step size of the running-mean reward baseline b", low=0.0, high=1.0,
                                    low_open=True)
     updates: int = setting(1000, help="training budget in episodes (one update each)", low=1, high=10**8)
-    device: str = setting("auto", help="auto (CUDA when present), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    device: str = device_setting()
 
 
 class PixelPolicy(torch.nn.Module):
@@ -388,6 +369,7 @@ class ReinforceGenerator(NeuralGenerator):
     name = "reinforce-generator"
     Settings = ReinforceGeneratorSettings
     unit = "episode"
+    budget_unit = "episode"
     decoder_name = "policy"
 
     def __init__(self, **settings: Any) -> None:

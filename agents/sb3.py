@@ -2,8 +2,10 @@
 on the same envs, seeds and leaderboard as ours.
 
 Training goes through Arena's one training loop: a unit is one chunk of env steps
-(`chunk` steps of SB3's own `learn`), so SB3 runs get the same progress bar, log,
-learning curve and periodic checkpoints. Checkpoints hold the policy's weights in
+(SB3's own `learn` for whole rollouts), so SB3 runs get the same progress bar, log,
+learning curve and periodic checkpoints. The budget counts env steps; PPO and A2C
+collect whole rollouts (`n_steps` per env), so a budget that is not a multiple of the
+rollout is rounded up to whole rollouts, and the log says how many steps were trained. Checkpoints hold the policy's weights in
 Arena's checkpoint format (SB3's own .zip unpickles on load, which Arena never does);
 loading rebuilds the model for the env and loads the weights into it. SB3 keeps the rest
 of its training state (replay buffers, rollout state) in Python objects, so an SB3 run
@@ -19,13 +21,13 @@ from typing import Any
 import numpy as np
 
 from agents.checkpoint import load_checkpoint, load_settings, save_checkpoint
-from agents.training import Budget, Callback, TrainingLog, env_ref, train
+from agents.training import AgentBase, Budget, TrainingLog
 from arena import settings as typed
 from arena.errors import AgentError, CheckpointError
-from arena.settings import setting
+from arena.settings import device_setting, setting
 
 ALGORITHMS = ("ppo", "a2c", "dqn")
-CHUNK_STEPS = 1000  # env steps per unit of the training loop
+CHUNK_STEPS = 1000  # about this many env steps per unit of the training loop (whole rollouts)
 
 
 def sb3_view(env: Any) -> Any:
@@ -73,15 +75,15 @@ class SB3Settings:
     n_steps: int | None = setting(None, help="PPO/A2C: steps per env per rollout", low=1, high=10**6)
     batch_size: int | None = setting(None, help="PPO/DQN: minibatch size", low=1, high=10**6)
     ent_coef: float | None = setting(None, help="PPO/A2C: entropy bonus weight", low=0.0, high=10.0)
-    device: str = setting("auto", help="auto (CUDA when present), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    device: str = device_setting()
 
 
-class SB3Agent:
+class SB3Agent(AgentBase):
     """A Stable-Baselines3 model behind Arena's agent interface."""
 
     checkpoint_suffix = ".npz"
-    recurrent = False
     unit = "chunk"
+    budget_unit = "step"
     Settings = SB3Settings
 
     def __init__(self, **settings: Any) -> None:
@@ -95,14 +97,9 @@ class SB3Agent:
         self.budget: Budget | None = None
         self.trained_on: dict[str, Any] | None = None
         self.log = TrainingLog(unit=self.unit)
-        self._steps_to_do = 0
-        self._max_episodes: int | None = None
+        self._monitor: Any = None
+        self._budget_steps = 0
         self._scales = False  # observations are uint8 images that sb3_view scales
-
-    def config(self) -> dict[str, Any]:
-        out = typed.as_dict(self.settings)
-        out.pop("device")
-        return {k: v for k, v in out.items() if v is not None}
 
     def _build(self, env: Any, seed: int, tensorboard: str | None = None) -> Any:
         s = self.settings
@@ -118,46 +115,53 @@ class SB3Agent:
 
     # ---------------------------------------------------------------- what the training loop calls
 
+    def rollout(self) -> int:
+        """Env steps SB3 collects at a time: a whole rollout (PPO, A2C), or DQN's training frequency."""
+        model = self.model
+        if self.settings.algo == "dqn":
+            return int(model.train_freq.frequency)
+        return int(model.n_steps) * int(model.n_envs)
+
+    def chunk(self) -> int:
+        """Env steps per unit of the loop: whole rollouts, at least CHUNK_STEPS of them."""
+        r = self.rollout()
+        return r * -(-CHUNK_STEPS // r)
+
+    def default_budget(self) -> int:
+        return int(self.settings.steps)
+
+    def units_for(self, budget: int) -> int:
+        """At most one unit per CHUNK_STEPS (a chunk is at least that long); `learn` stops when the steps are done."""
+        self._budget_steps = int(budget)
+        return -(-int(budget) // CHUNK_STEPS)
+
+    def trained(self) -> int:
+        return int(self.model.num_timesteps) if self.model is not None else 0
+
     def begin(self, env: Any, seed: int) -> None:
-        self.model = self._build(env, seed)
+        from stable_baselines3.common.monitor import Monitor
+
+        self._monitor = Monitor(sb3_view(env))
+        self.model = self._build(self._monitor, seed)
         self._scales = _is_image(env.unwrapped.observation_space)
         self.seed = seed
 
     def learn(self, env: Any, index: int, progress: float) -> dict[str, Any]:
-        """SB3's own learn for one chunk of env steps; the chunk's mean episode return is its return."""
-        from stable_baselines3.common.callbacks import StopTrainingOnMaxEpisodes
-
+        """SB3's own learn for one chunk of whole rollouts; the chunk's mean episode return is its return."""
         before = len(self._monitor.get_episode_rewards())
-        if self._max_episodes is not None:  # an episode budget: one unit learns until it is spent
-            left = self._max_episodes - before
-            self.model.learn(total_timesteps=10**9, callback=StopTrainingOnMaxEpisodes(left), reset_num_timesteps=False)
-        else:
-            self.model.learn(total_timesteps=min(CHUNK_STEPS, self._steps_to_do - index * CHUNK_STEPS),
-                             reset_num_timesteps=False)
+        left = self._budget_steps - int(self.model.num_timesteps)
+        self.model.learn(total_timesteps=max(1, min(self.chunk(), left)), reset_num_timesteps=False)
         returns = self._monitor.get_episode_rewards()[before:]
-        return {"return": float(np.mean(returns)) if returns else None, "episodes": float(len(returns))}
+        out: dict[str, Any] = {"return": float(np.mean(returns)) if returns else None, "episodes": float(len(returns))}
+        out["stop"] = self.model.num_timesteps >= self._budget_steps
+        return out
 
-    def fit(self, env: Any, seed: int = 0, episodes: int | None = None, run_dir: str | Path | None = None,
-            resume: str | Path | None = None, progress: bool | None = None,
-            callbacks: tuple[Callback, ...] | list[Callback] = (), checkpoint_every: float | None = None,
-            ) -> dict[str, Any]:
-        """Train for `steps` env steps (or `episodes` whole episodes if given) through the one loop."""
-        from stable_baselines3.common.monitor import Monitor
-
-        if resume:
-            raise AgentError(f"{self.name} cannot --resume (SB3 keeps its training state in pickles); start anew")
-        if any(getattr(cb, "records_episodes", False) for cb in callbacks):
-            raise AgentError(f"{self.name} trains inside Stable-Baselines3, which Arena cannot record; drop --record-training")
-        self._monitor = Monitor(sb3_view(env))
-        self._max_episodes = int(episodes) if episodes else None
-        self._steps_to_do = self.settings.steps
-        total = 1 if episodes else -(-self.settings.steps // CHUNK_STEPS)
-        out = train(self, self._monitor, seed=seed, total=total, run_dir=run_dir, progress=progress,
-                    callbacks=callbacks, checkpoint_every=checkpoint_every)
-        self.trained_on = env_ref(env)
-        if run_dir:  # the final checkpoint names the env, not the monitor around it
-            out["checkpoint"] = str(self.save(Path(run_dir) / "checkpoint.npz"))
-        out["steps"] = int(self.model.num_timesteps)
+    def finish(self) -> dict[str, Any]:
+        steps = self.trained()
+        out: dict[str, Any] = {"steps": steps}
+        if steps > self._budget_steps:
+            out["note"] = (f"{self._budget_steps} steps asked, {steps} trained: SB3 collects whole rollouts of "
+                           f"{self.rollout()} steps")
         return out
 
     # ---------------------------------------------------------------- acting
@@ -195,6 +199,8 @@ class SB3Agent:
     def load(self, path: str | Path, env: Any = None) -> "SB3Agent":
         import torch
 
+        if self._monitor is not None:  # asked to resume inside the loop
+            raise AgentError(f"{self.name} cannot --resume (SB3 keeps its training state in pickles); start anew")
         if env is None:
             raise AgentError(f"{self.name}.load needs the env to rebuild the model: load(path, env=env)")
         arrays, meta = load_checkpoint(path, self.name)
@@ -208,6 +214,7 @@ class SB3Agent:
         except RuntimeError as exc:
             raise CheckpointError(f"{path} does not fit this env's policy: {str(exc).splitlines()[0][:200]}") from None
         self.trained_on, self.seed = meta["env"], int(meta["seed"] or 0)
+        self.budget = Budget.from_dict(meta["budget"], path) if meta["budget"] else None
         return self
 
     def check_fits(self, env: Any) -> None:

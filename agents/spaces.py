@@ -38,6 +38,11 @@ def model(env: Any) -> str | None:
     return tables(env)
 
 
+def any_env(env: Any) -> str | None:
+    """A user's agent that says nothing of its spaces: tried on any env (its own checks speak)."""
+    return None
+
+
 def discrete_actions(env: Any) -> str | None:
     """The random baseline: any observation, finitely many actions."""
     if not isinstance(env.action_space, spaces.Discrete):
@@ -98,4 +103,4 @@ def sb3(algo: str) -> Rule:
     return rule
 
 
-__all__ = ["Rule", "discrete_actions", "generator", "model", "network", "sb3", "tables"]
+__all__ = ["Rule", "any_env", "discrete_actions", "generator", "model", "network", "sb3", "tables"]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from agents.checkpoint import arrays_digest, load_checkpoint, load_settings, require, save_checkpoint
-from agents.training import Budget, Callback, TrainingLog, episode_seed, train
+from agents.training import AgentBase, Budget, TrainingLog, episode_seed
 from arena import settings as typed
 from arena.errors import AgentError, CheckpointError
 from arena.settings import setting
@@ -59,7 +59,9 @@ class TabularAgent:
     """
 
     name = "tabular"
+    recurrent = False
     Settings: type = GammaSettings
+    fit, config = AgentBase.fit, AgentBase.config  # the one fit and config, shared without another base class
     table_names: tuple[str, ...] = ("V", "Q", "policy")
     unit = "episode"
 
@@ -71,9 +73,6 @@ class TabularAgent:
         self.trained_on: dict[str, Any] | None = None
         self.budget: Budget | None = None
         self.log = TrainingLog()
-
-    def config(self) -> dict[str, Any]:
-        return typed.as_dict(self.settings)
 
     def check_env(self, env: Any) -> int:
         """The number of states, after checking the env is one a table can play."""
@@ -264,6 +263,7 @@ class TabularLearner(TabularAgent):
         raise NotImplementedError
 
     def begin(self, env: Any, seed: int) -> None:
+        self.check_env(env)
         self.init_tables(self.check_env(env), int(env.action_space.n))
         self.rng = np.random.default_rng(seed)
         self.seed = seed
@@ -275,22 +275,21 @@ class TabularLearner(TabularAgent):
         G = self.learn_episode(env, episode_seed(self.seed, index))
         return {"return": G, "epsilon": self.epsilon_now, "alpha": self.alpha_now}
 
-    def fit(
-        self,
-        env: Any,
-        seed: int = 0,
-        episodes: int | None = None,
-        run_dir: str | Path | None = None,
-        resume: str | Path | None = None,
-        progress: bool | None = None,
-        callbacks: tuple[Callback, ...] | list[Callback] = (),
-        checkpoint_every: float | None = None,
-    ) -> dict[str, Any]:
-        """Train for `episodes` (default: the `episodes` setting) through the one training loop."""
-        self.check_env(env)
-        total = episodes if episodes is not None else (None if resume else self.settings.episodes)
-        return train(self, env, seed=seed, total=total, run_dir=run_dir, resume=resume, progress=progress,
-                     callbacks=callbacks, checkpoint_every=checkpoint_every)
+    def finish(self) -> dict[str, Any]:
+        return {}
+
+    # ---------------------------------------------------------------- the budget: one episode per unit
+
+    budget_unit = "episode"
+
+    def default_budget(self) -> int:
+        return int(self.settings.episodes)
+
+    def units_for(self, budget: int) -> int:
+        return int(budget)
+
+    def trained(self) -> int:
+        return self.episodes_done
 
     # ---------------------------------------------------------------- checkpoints with training state
 

@@ -26,13 +26,14 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from arena.errors import CheckpointError, TrainingError
+from agents.protocol import Budget, Callback, EpisodeLearner, Learner, Planner, RunSpec
+from arena.errors import AgentError, CheckpointError, TrainingError
+from arena.settings import identity
 
 CHECKPOINT_EVERY_S = 5.0  # wall-clock seconds between periodic checkpoints
 PLAIN_PROGRESS_EVERY_S = 5.0  # seconds between progress lines when stderr is not a terminal
@@ -84,102 +85,66 @@ class TrainingInterrupted(Exception):
         super().__init__(f"training of {agent} interrupted after {done} of {total} {plural(unit)}{where}")
 
 
-class Learner(Protocol):
-    """What the loop needs from a learner. `unit` names one unit of learning ("episode", "batch")."""
-
-    name: str
-    unit: str
-    log: "TrainingLog"
-
-    def begin(self, env: Any, seed: int) -> None:
-        """Fresh state for `env`, every random stream derived from `seed`."""
-
-    def learn(self, env: Any, index: int, progress: float) -> dict[str, float]:
-        """One unit of learning (`progress` = index / total); returns scalars, "return" among them."""
-
-    def save(self, path: str | Path) -> Path:
-        """The checkpoint: the learner's state at this unit boundary."""
-
-    def load(self, path: str | Path, env: Any = None) -> Any:
-        """Restore a checkpoint written by `save`."""
-
-
-class Callback:
-    """Hooks into the loop; override what you need."""
-
-    def wrap_env(self, env: Any, learner: Any) -> Any:
-        """The env the learner trains on (a recorder wraps it here)."""
-        return env
-
-    def on_start(self, learner: Any, env: Any) -> None: ...
-
-    def before_unit(self, learner: Any, index: int) -> None: ...
-
-    def after_unit(self, learner: Any, done: int, total: int) -> bool | None:
-        """Called after each unit; return True to stop training there (early stopping)."""
-
-    def on_checkpoint(self, learner: Any, done: int) -> None:
-        """Called after each checkpoint is written (periodic and final; only with a run folder)."""
-
-    def on_end(self, learner: Any) -> None:
-        """Called once when training finishes normally (after the final checkpoint)."""
+def fit(agent: Any, env: Any, spec: RunSpec) -> dict[str, Any]:
+    """The one `fit`: a Learner trains through the loop (`train`), a Planner plans in one go;
+    with a run folder the result is checkpointed either way. Returns figures worth printing."""
+    if spec.budget is not None and (type(spec.budget) is not int or spec.budget < 1):
+        raise TrainingError(f"{agent.name}: a budget of {spec.budget!r} is not a positive whole number; train for at least 1")
+    if isinstance(agent, Learner):
+        return train(agent, env, spec)
+    if not isinstance(agent, Planner):
+        raise AgentError(f"{agent.name} neither learns (Learner) nor plans (Planner): implement one of them "
+                         "(agents/protocol.py)")
+    if spec.resume:
+        raise TrainingError(f"{agent.name} plans in one go: there is no training to resume; run it without --resume")
+    if any(cb.records_episodes for cb in spec.callbacks):
+        raise AgentError(f"{agent.name} plans or plays without training episodes; nothing to record: drop --record-training")
+    out = agent.plan(env, spec.seed)
+    if spec.run_dir:
+        out["checkpoint"] = str(agent.save(spec.run_dir / "checkpoint.npz"))
+    return out
 
 
-@dataclass
-class Budget:
-    """Units done and planned, and what a unit is: travels in every checkpoint."""
+class AgentBase:
+    """What every built-in agent shares, written once: `fit` (through `agents.training.fit`)
+    and `config` (the settings as stored, without where the agent ran). A user's agent may
+    subclass it too and write only its Learner or Planner part."""
 
-    done: int
-    total: int
-    unit: str
-    episodes_per_unit: int = 1
+    name = "agent"
+    recurrent = False
+    settings: Any
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"done": self.done, "total": self.total, "unit": self.unit, "episodes_per_unit": self.episodes_per_unit}
+    def fit(self, env: Any, spec: RunSpec | None = None, **fields: Any) -> dict[str, Any]:
+        """Learn on `env` as `spec` says (or `fit(env, seed=0, budget=100, run_dir=...)`)."""
+        return fit(self, env, spec.but(**fields) if spec is not None else RunSpec(**fields))  # type: ignore[arg-type]
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], path: Any) -> "Budget":
-        try:
-            budget = cls(int(d["done"]), int(d["total"]), str(d["unit"]), int(d.get("episodes_per_unit", 1)))
-        except (KeyError, TypeError, ValueError):
-            raise CheckpointError(f"{path}: its budget record is damaged; it cannot be resumed") from None
-        if not 0 <= budget.done <= budget.total or budget.episodes_per_unit < 1:
-            raise CheckpointError(f"{path}: its budget ({budget.done} of {budget.total}) is damaged")
-        return budget
+    def config(self) -> dict[str, Any]:
+        return identity(self.settings)
 
 
-def train(
-    learner: Any,
-    env: Any,
-    *,
-    seed: int,
-    total: int | None,
-    run_dir: str | Path | None = None,
-    resume: str | Path | None = None,
-    progress: bool | None = None,
-    callbacks: tuple[Callback, ...] | list[Callback] = (),
-    checkpoint_every: float | None = None,
-    episodes_per_unit: int = 1,
-) -> dict[str, Any]:
-    """Train `learner` on `env` for `total` units (see the module docstring). Returns the log's figures.
 
-    With `resume`, the learner continues from that checkpoint: its seed, settings, RNG
-    state and budget done come from the file; `total` (None: the file's) may extend the
-    budget. `checkpoint_every` is in seconds (None: CHECKPOINT_EVERY_S).
+def train(learner: Learner, env: Any, spec: RunSpec) -> dict[str, Any]:
+    """Train `learner` on `env` for `spec.budget` (see the module docstring). Returns the log's figures.
+
+    With `spec.resume`, the learner continues from that checkpoint: its seed, settings, RNG
+    state and budget done come from the file; `spec.budget` (None: the file's) may extend it.
     """
-    checkpoint_every = CHECKPOINT_EVERY_S if checkpoint_every is None else checkpoint_every
-    if total is not None and total < 1:
-        raise TrainingError(f"{learner.name}: a budget of {total} {plural(learner.unit)} is empty; train for at least 1")
-    run_dir = Path(run_dir) if run_dir else None
+    checkpoint_every = CHECKPOINT_EVERY_S if spec.checkpoint_every is None else spec.checkpoint_every
+    if any(cb.records_episodes for cb in spec.callbacks) and not isinstance(learner, EpisodeLearner):
+        raise AgentError(f"{learner.name} trains on {plural(learner.unit)}, not single env episodes, so its training "
+                         "cannot be recorded; drop --record-training (evaluation episodes are always recorded)")
+    run_dir = spec.run_dir
     checkpoint = run_dir / "checkpoint.npz" if run_dir else None
     log = TrainingLog(run_dir, unit=learner.unit)
+    resume = spec.resume
     if resume:
         learner.load(resume, env=env)
         if learner.budget is None:
             raise CheckpointError(f"{resume} holds no training budget (it was saved outside training); it cannot be resumed")
         if learner.trained_on is not None and _plain(learner.trained_on) != _plain(env_ref(env)):
             raise CheckpointError(f"{resume} was trained on {_describe(learner.trained_on)}; resume it on that env")
-        budget = Budget(learner.budget.done, total or learner.budget.total, learner.unit, episodes_per_unit)
+        total = learner.units_for(spec.budget) if spec.budget is not None else learner.budget.total
+        budget = Budget(learner.budget.done, total, learner.unit, learner.budget.episodes_per_unit)
         if budget.done >= budget.total:
             raise TrainingError(
                 f"{resume} already holds {budget.done} {plural(learner.unit)} of training; ask for a larger budget "
@@ -187,21 +152,24 @@ def train(
             )
         log.restore(learner.log)
     else:
-        if total is None:
-            raise TrainingError(f"{learner.name}: no training budget given")
-        learner.begin(env, seed)
-        budget = Budget(0, total, learner.unit, episodes_per_unit)
+        total = learner.units_for(spec.budget if spec.budget is not None else learner.default_budget())
+        if total < 1:
+            raise TrainingError(f"{learner.name}: a budget of {total} {plural(learner.unit)} is empty; train for at least 1")
+        learner.begin(env, spec.seed)
+        budget = Budget(0, total, learner.unit)
     learner.log, learner.budget = log, budget
     learner.trained_on = env_ref(env)
+    callbacks = spec.callbacks
     for cb in callbacks:
         env = cb.wrap_env(env, learner)
     for cb in callbacks:
         cb.on_start(learner, env)
 
-    bar = ProgressBar(progress, budget.total, budget.done, f"training {learner.name}", learner.unit)
+    bar = ProgressBar(spec.progress, budget.total, budget.done, f"training {learner.name}", learner.unit)
     ctrl_c = CtrlC()
     last_save = time.monotonic()
     t0 = time.perf_counter()
+    figures: dict[str, Any] = {}
     try:
         for index in range(budget.done, budget.total):
             if ctrl_c.pressed:
@@ -228,14 +196,17 @@ def train(
         ctrl_c.restore()
         bar.close()
         log.close()
+        figures = learner.finish()
     out: dict[str, Any] = {plural(learner.unit): budget.done, "seconds": time.perf_counter() - t0}
+    out[plural(learner.budget_unit)] = learner.trained()
     out.update(log.summary())
+    out.update(figures)
     if checkpoint:
         out["checkpoint"] = str(learner.save(checkpoint))
         for cb in callbacks:
             cb.on_checkpoint(learner, budget.done)
         if log.values:
-            out["curve"] = str(log.plot(run_dir / "learning_curve.png", f"{learner.name}: learning curve"))
+            out["curve"] = str(log.plot(run_dir / "learning_curve.png", f"{learner.name}: learning curve"))  # type: ignore[operator]
     for cb in callbacks:
         cb.on_end(learner)
     return out
@@ -472,6 +443,6 @@ class CtrlC:
 
 
 __all__ = [
-    "Budget", "CHECKPOINT_EVERY_S", "Callback", "CtrlC", "Learner", "NonFinite", "ProgressBar", "TrainingInterrupted",
+    "AgentBase", "Budget", "CHECKPOINT_EVERY_S", "Callback", "CtrlC", "fit", "NonFinite", "ProgressBar", "TrainingInterrupted",
     "TrainingLog", "env_ref", "episode_seed", "plural", "restore_progress", "train",
 ]

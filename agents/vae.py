@@ -29,7 +29,7 @@ from agents.generator import NeuralGenerator
 from agents.networks import ConvDecoder, ConvEncoder, class_maps
 from arena import settings as typed
 from arena.errors import AgentError
-from arena.settings import setting
+from arena.settings import device_setting, setting
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class VAESettings:
     batch_size: int = setting(64, help="images per step", low=2, high=4096)
     updates: int = setting(4000, help="training budget in batches (4000: about 2 minutes on 2 CPU cores)", low=1,
                           high=10**8)
-    device: str = setting("auto", help="auto (CUDA when present), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    device: str = device_setting()
 
 
 class Encoder(nn.Module):
@@ -107,12 +107,11 @@ class VAEAgent(NeuralGenerator):
             fake = self.decode(z, yz)
         return {"return": self.judge_return(fake), "reconstruction": reconstruction.item(), "kl": kl.item()}
 
-    def fit(self, env: Any, seed: int = 0, episodes: int | None = None, run_dir: str | Path | None = None,
-            **training: Any) -> dict[str, Any]:
-        """Train through the one loop; with a run folder, also write runs/<run>/interpolation.png."""
-        out = super().fit(env, seed=seed, episodes=episodes, run_dir=run_dir, **training)
-        if run_dir:
-            out["interpolation"] = str(self.interpolate(Path(run_dir) / "interpolation.png"))
+    def finish(self) -> dict[str, Any]:
+        """With a run folder, also write runs/<run>/interpolation.png."""
+        out = super().finish()
+        if self.log.run_dir and self.spec is not None and self.modules:
+            out["interpolation"] = str(self.interpolate(self.log.run_dir / "interpolation.png"))
         return out
 
     def interpolate(self, path: str | Path, steps: int = 10, seed: int = 0) -> Path:

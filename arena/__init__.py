@@ -3,6 +3,8 @@
     import arena
     result = arena.evaluate("q-learning", "grid:cliff", train_seeds=3, budget=2000)
     print(result.score.iqm, result.score.ci, result.success_rate)
+
+    arena.register_agent("my-agent", MyAgent)   # then "my-agent" runs wherever a built-in does
 """
 
 from typing import Any
@@ -11,12 +13,15 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    """`arena.evaluate` on first use (importing `arena` itself stays light: envs/ import arena.errors)."""
-    if name == "evaluate":
-        import importlib
+    """The public API on first use. Importing `arena` itself imports nothing more (envs/ and
+    agents/ import its leaves, arena.errors and arena.settings), so the facade names its
+    modules by string: `arena.evaluate` is arena.evaluation's function, not a module."""
+    import importlib
 
-        return importlib.import_module("arena.evaluate")
+    where = {"evaluate": "arena.evaluation", "register_agent": "arena.registry"}
+    if name in where:
+        return getattr(importlib.import_module(where[name]), name)
     raise AttributeError(f"module 'arena' has no attribute {name!r}")
 
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "register_agent"]

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agents.training import TrainingInterrupted
+from agents.training import TrainingInterrupted, plural
 from arena import registry
 from arena.errors import ArenaError, LeaderboardError, RegistryError, ViewerError, one_line
 from arena.leaderboard import Leaderboard, Result, env_label, fmt, short_date
@@ -66,23 +66,40 @@ def _progress() -> Progress:
 
 @app.command()
 @user_errors
-def envs() -> None:
-    """List environments, their aliases and named layouts."""
+def envs(name: Optional[str] = typer.Argument(None, help="an env family (grid, seq, img, bias) or id: show its settings")) -> None:
+    """List environments, their aliases and named layouts; with NAME, that env's settings."""
+    from arena import settings as typed
+
+    if name is not None:
+        family = registry.FAMILIES.get(name.partition(":")[0]) or registry.FAMILY_OF_ID.get(name)
+        if family is None:
+            known = ", ".join([*registry.FAMILIES, *registry.FAMILY_OF_ID])
+            raise RegistryError(f"unknown env {name!r}; name one of {known}")
+        table = Table(title=f"{family.env_id} ({family.name}:<{family.default_kwarg}>): {family.summary}")
+        for col in ("kwarg", "type", "default", "allowed", "help"):
+            table.add_column(col, overflow="fold")
+        for row in typed.describe(family.settings):
+            table.add_row(*(escape(cell) for cell in row))
+        console.print(table)
+        console.print(f"set one with [bold]arena run AGENT {escape(family.examples[0])} key=value[/] "
+                      "(or under [env] in a --config file)", soft_wrap=True)
+        return
     table = Table(title="Environments")
-    for col in ("id", "alias", "what", "examples"):
+    for col in ("id", "alias", "what", "kwargs", "examples"):
         table.add_column(col)
     for fam in registry.FAMILIES.values():
-        table.add_row(fam.env_id, f"{fam.name}:<{fam.default_kwarg}>", fam.summary, "\n".join(fam.examples))
+        table.add_row(fam.env_id, f"{fam.name}:<{fam.default_kwarg}>", fam.summary,
+                      " ".join(f.name for f in typed.fields(fam.settings)), "\n".join(fam.examples))
     console.print(table)
     layouts = Table(title="GridWorld layouts (grid:<layout>)")
     layouts.add_column("layout")
     layouts.add_column("about")
-    for name in layout_names():
-        about = LAYOUTS[name].about if name in LAYOUTS else "a perfect maze generated from maze_seed (default 0)"
-        layouts.add_row(name, about)
+    for layout in layout_names():
+        about = LAYOUTS[layout].about if layout in LAYOUTS else "a perfect maze generated from maze_seed (default 0)"
+        layouts.add_row(layout, about)
     console.print(layouts)
-    console.print("grid kwargs: layout slip wind rewards obs max_steps maze_seed, e.g. [bold]arena run value-iteration grid:cliff slip=0.1[/]")
-    console.print("seq kwargs: task length vocab curriculum, e.g. [bold]arena run reinforce-lstm seq:reverse length=5[/]")
+    console.print("an env's settings (type, default, range, help): [bold]arena envs grid[/]; e.g. "
+                  "[bold]arena run value-iteration grid:cliff slip=0.1[/]")
 
 
 @app.command()
@@ -101,7 +118,11 @@ def agents(name: Optional[str] = typer.Argument(None, help="an agent: show its s
         for row in typed.describe(registry.settings_of(name)):
             table.add_row(*(escape(cell) for cell in row))
         console.print(table)
-        console.print(f"set one with [bold]arena run {name} ENV --set key=value[/]", soft_wrap=True)
+        from agents.protocol import Learner
+
+        made = registry.make_agent(name)
+        unit = f"; --budget counts {plural(made.budget_unit)}" if isinstance(made, Learner) else ""
+        console.print(f"set one with [bold]arena run {name} ENV --set key=value[/]{unit}", soft_wrap=True)
         return
     table = Table(title="Agents", caption="plays: the env families whose spaces the agent reads (agents/spaces.py)")
     for col in ("name", "plays", "what"):
@@ -116,7 +137,7 @@ def agents(name: Optional[str] = typer.Argument(None, help="an agent: show its s
 
 
 def _run_and_record(job: Any, db: Optional[Path], replays: Path, out: Console = console) -> Result:
-    from arena.tournament import run_job
+    from arena.jobs import run_job
 
     board = Leaderboard(db)  # open first: a bad database fails before any work
     progress = _progress()  # evaluation bar, started once training (with its own bar) is done
@@ -187,11 +208,21 @@ def _results_table(results: list[Result], title: str, labels: dict[str, str] | N
     return table
 
 
-def _job(agent: str, env: str, kwargs: list[str] | None, seed: int, episodes: int, config: list[str] | None, checkpoint: Optional[Path] = None, device: Optional[str] = None, **training: Any) -> Any:
-    from arena.tournament import Job
+def _job(agent: str, env: str, kwargs: list[str] | None, seed: int, episodes: int, config: list[str] | None,
+         checkpoint: Optional[Path] = None, device: Optional[str] = None, budget: Optional[int] = None,
+         train_episodes: Optional[int] = None, resume: Optional[Path] = None, checkpoint_every: Optional[float] = None,
+         record_training: int = 0, video: Optional[Path] = None, config_file: Optional[Path] = None) -> Any:
+    """The job a command line asks for, every part checked before any work: the RunSpec is made here, once."""
+    from agents.protocol import Learner, RunSpec
+    from arena.jobs import Job
 
     env_id, env_kwargs = registry.parse_env(env, kwargs)
-    agent_config = {}
+    agent_config: dict[str, Any] = {}
+    if config_file is not None:
+        file_settings, file_env = registry.read_config(config_file)
+        agent_config.update(file_settings)
+        env_kwargs = {**file_env, **env_kwargs}  # the command line wins over the file
+        registry.check_env_kwargs(env_id, env_kwargs)
     for item in config or []:
         key, sep, value = item.partition("=")
         if not sep:
@@ -201,20 +232,59 @@ def _job(agent: str, env: str, kwargs: list[str] | None, seed: int, episodes: in
         if agent in registry.AGENTS and not registry.AGENTS[agent].neural:
             raise RegistryError(f"--device applies to neural agents; {agent} is tabular and runs on the CPU")
         agent_config["device"] = device
-    registry.make_agent(agent, **agent_config)  # fail fast on a bad name or setting (the pairing: in run_job)
-    return Job(agent, env_id, env_kwargs, agent_config, seed, episodes, str(checkpoint) if checkpoint else None, **training)
+    made = registry.make_agent(agent, **agent_config)  # fail fast on a bad name or setting (the pairing: in run_job)
+    if budget is not None and train_episodes is not None:
+        raise RegistryError("--budget and --train-episodes say the same thing; give one")
+    if budget is not None or train_episodes is not None:
+        if not isinstance(made, Learner):
+            raise RegistryError(f"{agent} does not train (it plans or plays in one go); drop --budget")
+        if train_episodes is not None and made.budget_unit != "episode":
+            raise RegistryError(f"{agent} counts its budget in {plural(made.budget_unit)}, not episodes; use --budget N")
+        budget = budget if budget is not None else train_episodes
+        if budget is not None and budget < 1:
+            raise RegistryError(f"--budget {budget}: train for at least 1 {made.budget_unit}")
+    spec = RunSpec(seed=seed, budget=budget, resume=resume, checkpoint_every=checkpoint_every)
+    return Job(agent, env_id, env_kwargs, agent_config, spec, episodes, str(checkpoint) if checkpoint else None,
+               record_training=record_training, video=str(video) if video else None)
+
+
+def _resume_command(ctx: typer.Context, checkpoint: Path) -> str:
+    """The command line of this very `arena run`, every option kept, with --resume CHECKPOINT:
+    following it continues the same run on the same leaderboard."""
+    words = ["arena", ctx.info_name or "run"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name == "resume" or value is None or value == param.default or value in ((), []):
+            continue
+        if param.param_type_name == "argument":
+            words += [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+            continue
+        flag = max(param.opts, key=len)
+        if isinstance(value, bool):
+            words.append(flag if value else (param.secondary_opts or [flag])[0])
+        else:
+            for v in value if isinstance(value, (list, tuple)) else [value]:
+                words += [flag, str(v)]
+    words += ["--resume", str(checkpoint)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 @app.command()
 @user_errors
 def run(
+    ctx: typer.Context,
     agent: str = typer.Argument(..., help="agent name (see `arena agents`)"),
-    env: str = typer.Argument(..., help="env id or alias, e.g. grid:cliff or arena/GridWorld-v0"),
+    env: str = typer.Argument(..., help="env id or alias, e.g. grid:cliff or 'seq:copy length=4'"),
     kwargs: Optional[list[str]] = typer.Argument(None, help="env kwargs as key=value, e.g. slip=0.1"),
     seed: int = typer.Option(0, help="training seed"),
     episodes: int = typer.Option(10, help="evaluation episodes (seeds 1000, 1001, ...)"),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="agent setting key=value, e.g. --set gamma=0.9"),
-    train_episodes: Optional[int] = typer.Option(None, help="training budget in episodes (default: the agent's)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="a TOML file of agent settings ([agent]) and env "
+                                          "kwargs ([env]); --set and key=value on the command line win"),
+    budget: Optional[int] = typer.Option(None, help="training budget in the agent's unit (`arena agents NAME` says "
+                                         "which: episodes, batches, steps); default: its settings"),
+    train_episodes: Optional[int] = typer.Option(None, help="training budget in episodes, for agents that count "
+                                                 "episodes (same as --budget)"),
     record_training: int = typer.Option(0, help="also record every K-th training episode as a replay"),
     resume: Optional[Path] = typer.Option(None, help="continue training from a checkpoint (after Ctrl-C or a crash)"),
     checkpoint_every: float = typer.Option(5.0, help="seconds of training between checkpoints (a killed run loses at most this)"),
@@ -238,9 +308,9 @@ def run(
         raise RegistryError(f"--checkpoint-every {checkpoint_every}: use a positive number of seconds")
     if train_episodes is not None and train_episodes < 1:
         raise RegistryError(f"--train-episodes {train_episodes}: train for at least 1 episode")
-    job = _job(agent, env, kwargs, seed, episodes, set_, device=device, train_episodes=train_episodes,
-               record_training=record_training, resume=str(resume) if resume else None,
-               checkpoint_every=checkpoint_every, video=str(video) if video else None)
+    job = _job(agent, env, kwargs, seed, episodes, set_, device=device, budget=budget, train_episodes=train_episodes,
+               resume=resume, checkpoint_every=checkpoint_every, record_training=record_training, video=video,
+               config_file=config)
     if video is not None:
         from arena.viewer import SampleVideo
 
@@ -250,12 +320,8 @@ def run(
     except TrainingInterrupted as stop:
         err.print(f"[yellow]{escape(str(stop))}[/]", highlight=False, soft_wrap=True)
         if stop.checkpoint:
-            words = ["arena", "run", agent, env, *(kwargs or []), "--seed", str(seed), "--episodes", str(episodes)]
-            if record_training:
-                words += ["--record-training", str(record_training)]
-            words += ["--resume", str(stop.checkpoint)]
             left = stop.total - stop.done
-            err.print(f"continue with ({left} {stop.unit}s to go): " + " ".join(shlex.quote(w) for w in words),
+            err.print(f"continue with ({left} {stop.unit}s to go): {_resume_command(ctx, stop.checkpoint)}",
                       highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
     _report([result], agent, " ".join([env, *(kwargs or [])]), json_, min_score)
@@ -265,7 +331,7 @@ def _report(results: list[Result], agent: str, env: str, as_json: bool, min_scor
     """Print finished runs (a table, or JSON on stdout alone) and hold them to --min-score."""
     import json
 
-    from arena.evaluate import Evaluation
+    from arena.evaluation import Evaluation
 
     evaluation = Evaluation.of(agent, env, results)
     if as_json:
@@ -358,7 +424,7 @@ def play_command(
     on, and your score is normalised like theirs (sampled from your episodes), so
     `arena leaderboard --env grid:cliff` puts you beside value iteration.
     """
-    from arena.evaluate import play_human
+    from arena.human import play_human
 
     if not 1 <= episodes <= 100:
         raise RegistryError(f"--episodes {episodes}: play between 1 and 100 episodes")
@@ -525,7 +591,7 @@ def leaderboard(
         else:
             console.print(_results_table(results, title))
     else:
-        from arena.evaluate import STANDINGS_COLUMNS, standing_cells, standing_dict, standings
+        from arena.standings import STANDINGS_COLUMNS, standing_cells, standing_dict, standings
 
         entries = standings(results)
         if format_ == "json":
@@ -538,8 +604,8 @@ def leaderboard(
 
 
 def _standings_table(entries: list[Any], title: str) -> Table:
-    """Entries (arena.evaluate.Standing) as a rich table: rank (= when tied), IQM, CI, success, flags."""
-    from arena.evaluate import STANDINGS_COLUMNS, standing_cells
+    """Entries (arena.standings.Standing) as a rich table: rank (= when tied), IQM, CI, success, flags."""
+    from arena.standings import STANDINGS_COLUMNS, standing_cells
 
     table = Table(title=escape(title))
     for col in STANDINGS_COLUMNS:
@@ -620,20 +686,21 @@ def demo(
     episodes: int = typer.Option(10, help="evaluation episodes per agent"),
 ) -> None:
     """The main job on its defaults: DP, TD, MC and a neural agent, plus the random baseline, recorded and ranked."""
-    from arena.tournament import Job, run_job
+    from agents.protocol import RunSpec
+    from arena.jobs import Job, run_job
 
     board = Leaderboard(db)
     jobs = [
-        Job(agent, "arena/GridWorld-v0", {"layout": layout}, {}, 0, episodes)
+        Job(agent, "arena/GridWorld-v0", {"layout": layout}, {}, RunSpec(), episodes)
         for layout in DEMO_LAYOUTS for agent in DEMO_AGENTS
     ] + [
-        Job(agent, "arena/GridWorld-v0", {"layout": layout}, {}, 0, episodes, train_episodes=budget, record_training=every)
+        Job(agent, "arena/GridWorld-v0", {"layout": layout}, {}, RunSpec(budget=budget), episodes, record_training=every)
         for agent, layout, budget, every in DEMO_LEARNERS
     ] + [
         Job("reinforce-transformer", "arena/SequencePrediction-v0", {"task": "copy", "length": 8},
-            {"target": 0.98, "device": "cpu"}, 0, episodes, train_episodes=64 * 500),
+            {"target": 0.98, "device": "cpu"}, RunSpec(budget=64 * 500), episodes),
     ] + [
-        Job(agent, "arena/ImageGeneration-v0", {"dataset": "digits"}, config, 0, max(episodes, 5), train_episodes=budget)
+        Job(agent, "arena/ImageGeneration-v0", {"dataset": "digits"}, config, RunSpec(budget=budget), max(episodes, 5))
         for agent, config, budget in DEMO_GENERATORS
     ]
     results, logs = [], []

@@ -172,7 +172,7 @@ def fooling_rate(fake_scores: np.ndarray, real_scores: np.ndarray) -> float:
 @dataclass
 class CrossJudgement:
     """Every generator judged by every judge: `fooled[g, j]` is judge j's fooling rate on
-    generator g; `ratings` (filled by the caller: arena.evaluate.bradley_terry over
+    generator g; `ratings` (filled by the caller: arena.statistics.bradley_terry over
     `games()`) are Bradley-Terry ratings (Elo scale) of both on one scale."""
 
     generators: list[str]

@@ -35,7 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def arena_eval(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
     """`arena_eval(agent, env, **kwargs)`: `arena.evaluate` with this session's recording options."""
-    from arena.evaluate import evaluate
+    from arena.evaluation import evaluate
 
     made: list[Any] = []
     request.node.stash[EVALUATIONS] = made

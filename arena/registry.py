@@ -2,22 +2,32 @@
 
 `make_agent("value-iteration")` and `make_env("grid:cliff", slip=0.1)` are what the CLI,
 matches and tournaments call, so every way in checks its input the same way.
+
+A user's own agent joins the built-ins with `register_agent(name, factory)` (or, from an
+installed package, an entry point in the group `arena.agents`: `name = "pkg.module:Class"`)
+and then runs by name everywhere a built-in does: `arena run`, `arena.evaluate`, the
+`arena_eval` fixture, suites and tournaments (worker processes and Ray tasks re-register
+it from where it was defined).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import json
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import gymnasium as gym
 
 import envs  # noqa: F401  (registers arena/* ids)
 from agents import spaces as rules
+from agents.protocol import Agent
 from arena import settings as typed
-from arena.errors import AgentError, EnvError, RegistryError
+from arena.errors import AgentError, ArenaError, EnvError, RegistryError
 from envs.grid import GridSettings, GridWorldEnv
 from envs.imagegen import ImageGenerationEnv, ImageGenSettings
 from envs.sequence import SequencePredictionEnv, SequenceSettings
@@ -27,11 +37,12 @@ from envs.textbook import MaximizationBiasEnv, MaximizationBiasSettings
 @dataclass(frozen=True)
 class AgentSpec:
     name: str
-    factory: Callable[..., Any]
+    factory: Callable[..., Agent]
     accepts: Callable[[Any], "str | None"]  # agents/spaces.py: None if it can play the env, else why not
     summary: str
     neural: bool = False  # takes --device
     settings: Callable[[], type] | None = None  # the settings dataclass (imported on demand)
+    source: tuple[str, str, str] | None = None  # a user's agent: (module, qualified name, sys.path root) to import it
 
 
 @dataclass(frozen=True)
@@ -164,23 +175,126 @@ def agent_names() -> list[str]:
     return list(AGENTS)
 
 
-def make_agent(name: str, **config: Any) -> Any:
+def make_agent(name: str, **config: Any) -> Agent:
     """A fresh agent by registry name, with settings from `config` (each checked against its type and range)."""
+    if not isinstance(name, str):
+        raise RegistryError(f"the agent must be named by a string (`arena agents` lists them), got {type(name).__name__}")
     if name not in AGENTS:
         close = [n for n in AGENTS if name.split("-")[0] in n]
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise RegistryError(f"unknown agent {name!r}{hint}; `arena agents` lists them: {', '.join(AGENTS)}")
-    fixed = {"reinforce": "network", "sb3": "algo"}.get(name.split("-")[0])
+    spec = AGENTS[name]
+    fixed = {"reinforce": "network", "sb3": "algo"}.get(name.split("-")[0]) if spec.source is None else None
     if fixed in config:
         raise AgentError(f"{name} fixes {fixed} by its name; pick the agent with the {fixed} you want (`arena agents`)")
-    return AGENTS[name].factory(**config)
+    if spec.source is not None and spec.settings is not None:  # a user's agent: its settings checked as ours are
+        typed.build(spec.settings(), config, AgentError)
+    try:
+        agent = spec.factory(**config)
+    except ArenaError:
+        raise
+    except Exception as exc:  # a user's factory failing is their error, said in one line
+        raise AgentError(f"making agent {name} failed: {type(exc).__name__}: {str(exc)[:200]}") from None
+    if not isinstance(agent, Agent):
+        missing = [m for m in ("name", "recurrent", "reset", "fit", "act", "save", "load", "config", "check_fits",
+                               "digest", "overlay") if m not in dir(agent)]
+        raise AgentError(f"{name}'s factory made a {type(agent).__name__}, which is not an Agent: it lacks "
+                         f"{', '.join(missing)} (agents/protocol.py; subclassing agents.training.AgentBase helps)")
+    return agent
+
+
+def register_agent(name: str, factory: Callable[..., Agent], *, settings: type | None = None, summary: str = "",
+                   accepts: Callable[[Any], "str | None"] | None = None, neural: bool = False,
+                   replace: bool = False) -> None:
+    """Make a user's agent playable by `name` everywhere a built-in is.
+
+    `factory(**settings)` makes the agent (usually its class); `settings` is its settings
+    dataclass (default: `factory.Settings`, as the built-ins declare it), checked on every
+    `--set` and listed by `arena agents NAME`; `accepts(env)` says why it cannot play an env
+    (None: it can; default: any env). Built-in names cannot be replaced; your own can with
+    `replace=True`."""
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", name):
+        raise RegistryError(f"agent name {name!r}: use 1 to 64 lowercase letters, digits, '.', '_' or '-'")
+    if not callable(factory):
+        raise RegistryError(f"register_agent({name!r}, ...): the factory must be callable (a class or a function)")
+    old = AGENTS.get(name)
+    if old is not None and (old.source is None or not replace):
+        what = "a built-in agent" if old.source is None else "already registered (pass replace=True)"
+        raise RegistryError(f"agent name {name!r} is {what}; choose another name")
+    if settings is None:
+        settings = factory.__dict__.get("Settings") if isinstance(factory, type) else None
+    if settings is not None and not dataclasses.is_dataclass(settings):
+        raise RegistryError(f"register_agent({name!r}, ...): settings must be a dataclass of setting(...) fields")
+    module = getattr(factory, "__module__", None) or ""
+    qualname = getattr(factory, "__qualname__", "") or ""
+    root = ""
+    try:
+        root = str(Path(inspect.getfile(factory)).resolve().parents[module.count(".")])
+    except (TypeError, OSError, IndexError):
+        pass
+    fixed = settings
+    AGENTS[name] = AgentSpec(name, factory, accepts or rules.any_env, summary or (factory.__doc__ or "").strip()
+                             .split("\n")[0] or f"your agent {name}", neural,
+                             (lambda: fixed) if fixed is not None else None, (module, qualname, root))
+
+
+def user_agents() -> list[tuple[str, tuple[str, str, str]]]:
+    """(name, where it is defined) of each agent a user registered: what worker processes re-register."""
+    return [(spec.name, spec.source) for spec in AGENTS.values() if spec.source is not None]
+
+
+def restore_user_agents(entries: list[tuple[str, tuple[str, str, str]]]) -> None:
+    """In a worker process: import and register the user's agents the driver had."""
+    import importlib
+    import sys
+
+    for name, (module, qualname, root) in entries:
+        if name in AGENTS:
+            continue
+        if root and root not in sys.path:
+            sys.path.append(root)
+        try:
+            factory: Any = importlib.import_module(module)
+            for part in qualname.split("."):
+                factory = getattr(factory, part)
+        except (ImportError, AttributeError) as exc:
+            raise RegistryError(f"agent {name}: cannot import {module}.{qualname} in a worker ({exc}); define it at "
+                                "the top level of an importable module") from None
+        if name not in AGENTS:  # importing the module may have registered it already
+            register_agent(name, factory)
+
+
+def _entry_point_agents() -> None:
+    """Agents installed packages declare in the entry-point group `arena.agents` (loaded on first use)."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="arena.agents"):
+        if ep.name in AGENTS:
+            continue
+
+        def factory(_ep: Any = ep, **config: Any) -> Any:
+            return _ep.load()(**config)
+
+        def settings(_ep: Any = ep) -> type:
+            loaded = _ep.load()
+            found = loaded.__dict__.get("Settings") if isinstance(loaded, type) else None
+            if found is None:
+                raise RegistryError(f"agent {_ep.name} ({_ep.value}) declares no Settings dataclass")
+            return found  # type: ignore[no-any-return]
+
+        module, _, qualname = ep.value.partition(":")
+        AGENTS[ep.name] = AgentSpec(ep.name, factory, rules.any_env, f"from the installed package {module}",
+                                    settings=settings, source=(module, qualname, ""))
+
+
+_entry_point_agents()
 
 
 def settings_of(name: str) -> type:
     """The settings dataclass of agent `name` (for `arena agents NAME` and `--set` checks)."""
     spec = AGENTS[name]
     if spec.settings is None:
-        return type(make_agent(name)).Settings  # type: ignore[no-any-return]
+        return type(make_agent(name).settings)
     return spec.settings()
 
 
@@ -193,7 +307,13 @@ def parse_value(text: str) -> Any:
 
 
 def parse_env(spec: str, extra: list[str] | None = None) -> tuple[str, dict[str, Any]]:
-    """'grid:cliff' plus ['slip=0.1'] -> ('arena/GridWorld-v0', {'layout': 'cliff', 'slip': 0.1})."""
+    """'grid:cliff' plus ['slip=0.1'] -> ('arena/GridWorld-v0', {'layout': 'cliff', 'slip': 0.1}).
+    The quoted form 'seq:copy length=4' (kwargs inside the env string) reads the same."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise RegistryError(f"env {spec!r}: name an env, e.g. grid:cliff or 'seq:copy length=4' (`arena envs` lists them)")
+    # kwargs follow the name after spaces; a multi-line text map keeps its line breaks
+    spec, *inline = [part for part in re.split(r"[ \t]+", spec.strip(" \t")) if part]
+    extra = [*inline, *(extra or [])]
     kwargs: dict[str, Any] = {}
     for item in extra or []:
         key, sep, value = item.partition("=")
@@ -219,11 +339,35 @@ def check_env_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
     family = FAMILY_OF_ID.get(env_id)
     if family is None:
         return
-    params = [p for p in inspect.signature(family.entry.__init__).parameters if p not in ("self", "render_mode")]
+    params = [f.name for f in typed.fields(family.settings)]  # the one declaration of the env's kwargs
     unknown = [k for k in kwargs if k not in params]
     if unknown:
         raise RegistryError(f"{env_id} has no kwarg {str(unknown[0])[:40]!r}; it takes {', '.join(params)}")
     typed.build(family.settings, kwargs, EnvError)
+
+
+def read_config(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(agent settings, env kwargs) from a TOML file with an [agent] and an [env] table, as rl-zoo3
+    users keep hyperparameters in files; each value is checked later like `--set` and key=value."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RegistryError(f"--config {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"--config {path}: cannot read it ({exc}); give a UTF-8 TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RegistryError(f"--config {path}: not valid TOML: {exc}; fix the syntax there") from None
+    unknown = sorted(set(data) - {"agent", "env"})
+    if unknown:
+        raise RegistryError(f"--config {path}: unknown table [{unknown[0]}]; write agent settings under [agent] and "
+                            "env kwargs under [env]")
+    agent, env = data.get("agent", {}), data.get("env", {})
+    if not isinstance(agent, dict) or not isinstance(env, dict):
+        raise RegistryError(f"--config {path}: [agent] and [env] must be tables of key = value")
+    return dict(agent), dict(env)
 
 
 def family_of(env_id: str) -> str:
@@ -280,5 +424,6 @@ def check_pairing(agent_name: str, env_id: str, env: gym.Env | None = None, kwar
 
 __all__ = [
     "AGENTS", "FAMILIES", "AgentError", "RegistryError", "agent_names", "check_pairing",
-    "make_agent", "make_env", "parse_env", "playable_families", "settings_of",
+    "make_agent", "make_env", "parse_env", "playable_families", "register_agent", "restore_user_agents",
+    "settings_of", "user_agents",
 ]

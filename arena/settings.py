@@ -30,12 +30,24 @@ def setting(
     low_open: bool = False,
     high_open: bool = False,
     choices: tuple[Any, ...] | None = None,
+    recorded: bool = True,
 ) -> Any:
-    """A dataclass field with a default, an allowed range or choice list, and a one-line help."""
-    meta = {"help": help, "low": low, "high": high, "low_open": low_open, "high_open": high_open, "choices": choices}
+    """A dataclass field with a default, an allowed range or choice list, and a one-line help.
+    `recorded=False`: the value says where or how something ran, not what it is (a device),
+    so `identity` leaves it out of what the leaderboard stores and compares."""
+    meta = {"help": help, "low": low, "high": high, "low_open": low_open, "high_open": high_open, "choices": choices,
+            "recorded": recorded}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={_META: meta})
     return dataclasses.field(default=default, metadata={_META: meta})
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def device_setting() -> Any:
+    """The `device` setting of every neural agent, declared once: where it runs, not what it is."""
+    return setting("auto", help="auto (CUDA when present), cpu or cuda", choices=DEVICES, recorded=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +65,7 @@ class Field:
     high_open: bool = False
     choices: tuple[Any, ...] | None = None
     item: Any = None  # element type of a list, value type of a dict
+    recorded: bool = True  # False: where it ran, not what it is (left out by `identity`)
 
     def allowed(self) -> str:
         """The allowed values in words: 'a number in [0, 1]', 'one of lstm, mlp', ..."""
@@ -215,8 +228,15 @@ def describe(cls: type) -> list[tuple[str, str, str, str, str]]:
 
 
 def as_dict(settings: Any) -> dict[str, Any]:
-    """The settings as a JSON-ready dict (what `config()` returns and checkpoints store)."""
+    """The settings as a JSON-ready dict (what checkpoints store)."""
     return dataclasses.asdict(settings)
 
 
-__all__ = ["Field", "as_dict", "build", "check", "describe", "fields", "setting"]
+def identity(settings: Any) -> dict[str, Any]:
+    """The settings that say what an agent is (what `config()` returns and the leaderboard
+    compares): all of them but those declared `recorded=False` (the device it ran on)."""
+    dropped = {f.name for f in fields(type(settings)) if not f.recorded}
+    return {k: v for k, v in dataclasses.asdict(settings).items() if k not in dropped}
+
+
+__all__ = ["Field", "as_dict", "build", "check", "describe", "device_setting", "fields", "identity", "setting"]

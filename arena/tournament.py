@@ -1,7 +1,7 @@
 """Tournaments: suites of (agent, env, seed) jobs, run one after another, each landing on
 the leaderboard as it finishes; image suites then cross-judge their generators.
 
-One job is `arena.evaluate.run_job` (train, play the fixed evaluation seeds with
+One job is `arena.jobs.run_job` (train, play the fixed evaluation seeds with
 recording, score); it never writes the database itself. The caller (the driver) adds the
 row, so a job that is retried cannot land twice (rows are keyed by `Job.run_key`).
 """
@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from arena.errors import ArenaError, RegistryError, SuiteError, one_line
-from arena.evaluate import DEFAULT_EPISODES, EVAL_SEED_BASE, Job, new_run_key, run_job
+from agents.protocol import Discriminator, RunSpec
+from arena.jobs import DEFAULT_EPISODES, EVAL_SEED_BASE, Job, new_run_key, run_job
 from arena.leaderboard import Result, env_label
 from arena.registry import check_pairing, make_agent, make_env
 
@@ -62,8 +63,9 @@ class Suite:
                 if any(skip.startswith(f"{agent.label} on {text} (") for skip in self.skipped):
                     continue
                 for seed in self.train_seeds:
-                    job = Job(agent.name, env_id, dict(kwargs), dict(agent.config), seed, self.eval_episodes,
-                              train_episodes=agent.budget, quiet=True, run_key="pending")
+                    job = Job(agent.name, env_id, dict(kwargs), dict(agent.config),
+                              RunSpec(seed=seed, budget=agent.budget, progress=False), self.eval_episodes,
+                              run_key="pending")
                     job.run_key = job_key(job)
                     out.append((agent, job))
         return out
@@ -72,7 +74,7 @@ class Suite:
 def job_key(job: Job) -> str:
     """A run key from the job's content: agent, settings, env, seed, episodes and budget."""
     what = json.dumps([job.agent, job.agent_config, job.env_id, job.env_kwargs, job.train_seed, job.episodes,
-                       job.train_episodes], sort_keys=True, default=str)
+                       job.spec.budget], sort_keys=True, default=str)
     env = str(job.env_kwargs.get("layout") or job.env_kwargs.get("task") or job.env_kwargs.get("dataset") or "env")
     readable = re.sub(r"[^A-Za-z0-9]+", "-", f"{job.agent}-{env}"[:40]).strip("-")
     return f"job-{readable}-s{job.train_seed}-{hashlib.sha256(what.encode()).hexdigest()[:12]}"
@@ -131,9 +133,8 @@ def load_suite(name_or_path: str | Path) -> Suite:
         raise fail("envs", 'envs must be a non-empty list of env strings, e.g. envs = ["grid:cliff", "img:digits"]')
     envs_ = []
     for text_ in env_texts:
-        spec, *kwargs = text_.split()
         try:
-            env_id, env_kwargs = registry.parse_env(spec, kwargs)
+            env_id, env_kwargs = registry.parse_env(text_)
         except ArenaError as exc:
             raise fail(text_, f"env {text_!r}: {one_line(exc)}") from None
         envs_.append((text_, env_id, env_kwargs))
@@ -223,9 +224,11 @@ def run_suite(suite: Suite, board: Any, replays_dir: str | Path, runs_dir: str |
         import os
         from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
+        from arena.registry import user_agents
+
         threads = max(1, (os.cpu_count() or 1) // workers)
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_worker_start, initargs=(threads,)) as pool:
+                                 initializer=_worker_start, initargs=(threads, user_agents())) as pool:
             futures = {pool.submit(run_job, job, replays_dir, runs_dir): agent for agent, job in pending}
             try:
                 left = set(futures)
@@ -266,8 +269,11 @@ def _run_on_ray(pending: list[tuple[SuiteAgent, Job]], replays_dir: str | Path, 
             raise RegistryError(f"cannot start or reach Ray at {address or 'a local instance'}: "
                                 f"{one_line(exc)[:160]}") from None
     try:
+        from arena.registry import user_agents
+
         task = ray.remote(max_retries=RAY_RETRIES, num_cpus=1)(_ray_job)
-        refs = {task.remote(job, str(Path(replays_dir).resolve()), str(Path(runs_dir).resolve())): agent
+        mine = user_agents()
+        refs = {task.remote(job, str(Path(replays_dir).resolve()), str(Path(runs_dir).resolve()), mine): agent
                 for agent, job in pending}
         left = list(refs)
         while left:
@@ -282,9 +288,11 @@ def _run_on_ray(pending: list[tuple[SuiteAgent, Job]], replays_dir: str | Path, 
             ray.shutdown()
 
 
-def _ray_job(job: Job, replays_dir: str, runs_dir: str) -> tuple[Result, dict[str, Any]]:
-    """One job on a Ray worker: one core's worth of torch threads, as the driver asked."""
-    _worker_start(1)
+def _ray_job(job: Job, replays_dir: str, runs_dir: str,
+             user_agents: list[tuple[str, tuple[str, str, str]]]) -> tuple[Result, dict[str, Any]]:
+    """One job on a Ray worker: one core's worth of torch threads, as the driver asked, and
+    the user's registered agents."""
+    _worker_start(1, user_agents)
     return run_job(job, replays_dir, runs_dir)
 
 
@@ -303,9 +311,14 @@ def _check_reachable(address: str) -> None:
                             "(ray start --head) or check the address, or drop --address for a local Ray") from None
 
 
-def _worker_start(threads: int) -> None:
-    """A pool worker: its share of the cores for torch, and no second progress bar."""
+def _worker_start(threads: int, user_agents: list[tuple[str, tuple[str, str, str]]] = ()) -> None:  # type: ignore[assignment]
+    """A pool worker: its share of the cores for torch, no second progress bar, and the
+    agents the user registered in the driver (imported from where they are defined)."""
     import os
+
+    from arena.registry import restore_user_agents
+
+    restore_user_agents(list(user_agents))
 
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     try:
@@ -322,7 +335,7 @@ def judge_suite(finished: list[tuple[SuiteAgent, Job, Result, dict[str, Any]]]) 
     discriminator (from its checkpoint). Returns (env label, CrossJudgement) pairs."""
     import numpy as np
 
-    from arena.evaluate import bradley_terry
+    from arena.statistics import bradley_terry
     from arena.image_score import SCORE_IMAGES, cross_judge
     from arena.replay import load_replay
 
@@ -356,10 +369,10 @@ def judge_suite(finished: list[tuple[SuiteAgent, Job, Result, dict[str, Any]]]) 
         judges = {"env (frozen judge)" if u.judge_kind == "frozen" else "env (adaptive judge, at its start)": env_judge}
         for agent, job, _, log in items:
             trained = make_agent(agent.name, **agent.config)
-            if not hasattr(trained, "discriminate") or "checkpoint" not in log:
+            if not isinstance(trained, Discriminator) or "checkpoint" not in log:
                 continue
             trained.load(log["checkpoint"], env=env)
-            conditional = bool(getattr(trained.settings, "conditional", False))
+            conditional = trained.conditioned
 
             def judge(images: np.ndarray, D: Any = trained, conditional: bool = conditional) -> np.ndarray:
                 labels = u.classify(images).argmax(axis=1) if conditional else None

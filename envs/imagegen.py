@@ -109,19 +109,9 @@ class ImageGenerationEnv(PygameRendering, gym.Env):
     metadata = {"render_modes": ["human", "rgb_array", "ansi"], "render_fps": 8}
     learns_across_episodes = False  # True with the adaptive judge (arena/match.py plays each episode on a fresh env)
 
-    def __init__(
-        self,
-        dataset: str = "digits",
-        judge: str = "frozen",
-        conditional: bool = False,
-        batch: int = 64,
-        size: int | None = None,
-        latent: int = 16,
-        judge_seed: int = 0,
-        render_mode: str | None = None,
-    ) -> None:
-        s = typed.build(ImageGenSettings, dict(dataset=dataset, judge=judge, conditional=conditional, batch=batch,
-                                               size=size, latent=latent, judge_seed=judge_seed), ImageError)
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        """kwargs: the fields of `ImageGenSettings` (declared there once, checked here)."""
+        s = typed.build(ImageGenSettings, kwargs, ImageError)
         self.size = DEFAULT_IMAGE_SIZE if s.size is None else s.size
         if self.size not in IMAGE_SIZES[s.dataset]:
             sides = " or ".join(map(str, IMAGE_SIZES[s.dataset]))

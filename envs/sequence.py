@@ -174,16 +174,9 @@ class SequencePredictionEnv(PygameRendering, gym.Env):
 
     metadata = {"render_modes": ["human", "rgb_array", "ansi"], "render_fps": 4}
 
-    def __init__(
-        self,
-        task: str = "copy",
-        length: int = 8,
-        vocab: int | None = None,
-        curriculum: bool = False,
-        render_mode: str | None = None,
-    ) -> None:
-        checked = typed.build(SequenceSettings, dict(task=task, length=length, vocab=vocab, curriculum=curriculum),
-                              SequenceError)
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        """kwargs: the fields of `SequenceSettings` (declared there once, checked here)."""
+        self.settings = checked = typed.build(SequenceSettings, kwargs, SequenceError)
         task, length, vocab, curriculum = checked.task, checked.length, checked.vocab, checked.curriculum
         self.spec_ = task_spec(task, length, vocab)
         self.task, self.length, self.vocab = self.spec_.task, self.spec_.length, self.spec_.vocab

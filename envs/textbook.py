@@ -28,6 +28,8 @@ A, B, END = 0, 1, 2
 
 @dataclass(frozen=True)
 class MaximizationBiasSettings:
+    """The maximisation-bias MDP's kwargs."""
+
     n_actions: int = setting(10, help="actions in B (and left/right in A)", low=2, high=10_000)
     mean: float = setting(-0.1, help="mean reward of B's actions", low=-1e6, high=1e6)
     std: float = setting(1.0, help="standard deviation of B's rewards", low=0.0, high=1e6)
@@ -39,8 +41,9 @@ class MaximizationBiasEnv(gym.Env):
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
     action_names = None
 
-    def __init__(self, n_actions: int = 10, mean: float = -0.1, std: float = 1.0, render_mode: str | None = None) -> None:
-        checked = typed.build(MaximizationBiasSettings, dict(n_actions=n_actions, mean=mean, std=std), EnvError)
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        """kwargs: the fields of `MaximizationBiasSettings` (declared there once, checked here)."""
+        self.settings = checked = typed.build(MaximizationBiasSettings, kwargs, EnvError)
         self.n_actions, self.mean, self.std = checked.n_actions, checked.mean, checked.std
         self.observation_space = spaces.Discrete(3)
         self.action_space = SeededDiscrete(self.n_actions)

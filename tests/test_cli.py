@@ -260,7 +260,8 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(workdir):
     import time
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "arena", "run", "q-learning", "grid:frozenlake-8x8", "--train-episodes", "100000000"],
+        [sys.executable, "-m", "arena", "run", "q-learning", "grid:frozenlake-8x8", "--train-episodes", "100000000",
+         "--db", "elsewhere.sqlite", "--replays", "mine", "--checkpoint-every", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.time() + 60
@@ -277,7 +278,9 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(workdir):
     stopped_at = QLearningAgent().load(ckpt).episodes_done
     assert stopped_at > 0 and f"interrupted after {stopped_at} of 100000000 episodes;" in err
     assert f"continue with ({100000000 - stopped_at} episodes to go): arena run q-learning grid:frozenlake-8x8" in err
-    assert not glob.glob("replays/*/episode-*.npz")  # interrupted before evaluation: no result, no row
+    # following the printed command keeps the run where it was going: same database, replays, checkpoint interval
+    assert "--db elsewhere.sqlite" in err and "--replays mine" in err and "--checkpoint-every 2.0" in err
+    assert not glob.glob("mine/*/episode-*.npz")  # interrupted before evaluation: no result, no row
 
 
 @pytest.mark.parametrize(

@@ -226,7 +226,7 @@ FAULTS = [
     (["run", "value-iteration", "grid:maze-20000x20000"], "has 400,000,000 cells and would need about"),
     (["run", "value-iteration", "grid:maze-99999999x99999999"], "cells and would need about"),
     (["run", "value-iteration", "grid:S..\n...\n..."], "no goal 'G' or hole 'H'"),
-    (["run", "reinforce-lstm", "seq:copy", "--record-training", "5"], "single training episodes cannot be recorded"),
+    (["run", "reinforce-lstm", "seq:copy", "--record-training", "5"], "not single env episodes, so its training cannot be recorded"),
     (["run", "value-iteration", "grid:cliff", "--record-training", "5"], "plans or plays without training episodes"),
     (["run", "q-learning", "grid:cliff", "--checkpoint-every", "0"], "--checkpoint-every 0.0: use a positive number"),
     (["replay", "forged.npz", "--verify"], "names env 'this:Zen-v0', which is not an Arena env"),
@@ -355,7 +355,7 @@ def test_a_run_killed_with_sigkill_resumes_bit_identical_to_an_uninterrupted_run
     assert meta["budget"]["done"] == total
 
     straight = make_agent("q-learning")
-    straight.fit(gym.make("arena/GridWorld-v0", layout="frozenlake-4x4"), seed=0, episodes=total)
+    straight.fit(gym.make("arena/GridWorld-v0", layout="frozenlake-4x4"), seed=0, budget=total)
     assert np.array_equal(arrays["Q"], straight.Q)
     assert arrays["log_return"].tolist() == straight.log.returns
 
@@ -379,7 +379,7 @@ def test_the_plain_progress_line_appears_when_stderr_is_not_a_terminal(tmp_path)
     code = (
         "import gymnasium as gym, envs, agents.training as t; t.PLAIN_PROGRESS_EVERY_S = 0.0; "
         "from arena.registry import make_agent; "
-        "make_agent('q-learning').fit(gym.make('arena/GridWorld-v0', layout='cliff'), episodes=30)"
+        "make_agent('q-learning').fit(gym.make('arena/GridWorld-v0', layout='cliff'), budget=30)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
@@ -388,7 +388,7 @@ def test_the_plain_progress_line_appears_when_stderr_is_not_a_terminal(tmp_path)
 
 def test_exact_evaluation_during_training_uses_gamma_below_one_and_says_so(monkeypatch):
     from agents import dp
-    from arena.evaluate import ExactEvaluation
+    from arena.scoring import ExactEvaluation
     from arena.registry import make_agent
 
     def horizon(*args, **kwargs):  # what took 17.9 s here: evaluating over the 100000-step limit
@@ -475,7 +475,7 @@ def test_sb3_env_checker_passes_with_warnings_as_errors_on_the_other_envs(env_id
 
 
 def test_sb3_plays_image_observations_through_the_adapter(tmp_path):
-    from arena.evaluate import exact_score
+    from arena.scoring import exact_score
     from arena.registry import make_agent
 
     env = gym.make("arena/GridWorld-v0", layout="open-5x5", obs="image")

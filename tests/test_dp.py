@@ -8,7 +8,7 @@ import envs  # noqa: F401
 from agents import dp
 from arena.errors import AgentError
 from agents.dp import DPError, PolicyIterationAgent, ValueIterationAgent
-from arena.evaluate import EVAL_GAMMA, exact_score
+from arena.scoring import EVAL_GAMMA, exact_score
 from envs.grid import LAYOUTS
 
 NAMED = [*LAYOUTS, "maze-15x15"]

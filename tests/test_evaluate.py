@@ -7,7 +7,8 @@ import pytest
 import envs  # noqa: F401
 from agents.baselines import RandomAgent
 from agents.dp import ValueIterationAgent
-from arena.evaluate import exact_score, summarise
+from arena.scoring import exact_score
+from arena.statistics import summarise
 from arena.match import record_episode
 
 
@@ -58,7 +59,8 @@ from hypothesis import strategies as st  # noqa: E402
 
 import arena  # noqa: E402
 from arena.errors import ArenaError  # noqa: E402
-from arena.evaluate import Evaluation, aggregate, iqm  # noqa: E402
+from arena.evaluation import Evaluation  # noqa: E402
+from arena.statistics import aggregate, iqm  # noqa: E402
 
 
 def test_iqm_and_the_stratified_bootstrap_agree_with_rliable_on_fixed_inputs():
@@ -164,7 +166,7 @@ def row(agent, seed, score, env="cliff", successes=(True,), created="2026-01-01T
 
 
 def test_standings_group_runs_by_agent_and_settings_and_share_ranks_when_intervals_overlap():
-    from arena.evaluate import standings
+    from arena.standings import standings
 
     rows = ([row("a", s, v) for s, v in enumerate([0.90, 0.92, 0.95, 0.97])]
             + [row("b", s, v) for s, v in enumerate([0.93, 0.96, 0.99, 1.00])]
@@ -181,8 +183,16 @@ def test_standings_group_runs_by_agent_and_settings_and_share_ranks_when_interva
 
 
 def test_a_seed_run_twice_counts_once_the_newest_row():
-    from arena.evaluate import standings
+    from arena.standings import standings
 
     (entry,) = standings([row("a", 0, 0.5, created="2026-01-01T00:00:00"), row("a", 0, 0.7, created="2026-02-01T00:00:00"),
-                          row("a", 1, 0.9, device="cpu")])
+                          row("a", 1, 0.9)])
     assert sorted(entry.evaluation.score.values) == [0.7, 0.9]
+
+
+def test_where_an_agent_ran_is_not_what_it_is_so_the_device_never_reaches_a_row():
+    """`device` is declared once (recorded=False): config(), which the leaderboard stores, leaves it out."""
+    from arena.registry import make_agent
+
+    for name in ("reinforce-mlp", "gan", "vae", "sb3-ppo", "reinforce-generator"):
+        assert "device" not in make_agent(name, device="cpu").config()

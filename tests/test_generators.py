@@ -16,7 +16,8 @@ import pytest
 
 import envs  # noqa: F401
 from agents.generator import GeneratorAgent
-from arena import evaluate
+from agents.protocol import RunSpec
+from arena import scoring
 from arena.errors import AgentError, ArenaError, CheckpointError, TrainingError
 from arena.match import play
 from arena.registry import make_agent
@@ -32,7 +33,7 @@ def env(**kwargs):
 
 def job(agent, config=None, episodes=5, train=None, **env_kwargs):
     """A run: train, play `episodes` evaluation episodes of 64 images (5 x 64 >= the 300 scored), score."""
-    return Job(agent, ID, {"dataset": "digits", **env_kwargs}, {**(config or {})}, 0, episodes, train_episodes=train)
+    return Job(agent, ID, {"dataset": "digits", **env_kwargs}, {**(config or {})}, RunSpec(budget=train), episodes)
 
 
 # --------------------------------------------------------------------------- the references
@@ -62,7 +63,7 @@ def test_one_fixed_image_is_flagged_and_scores_low_even_when_it_fools_the_frozen
     held = e.unwrapped.data.heldout
     agent.best = held[int(e.unwrapped.score(held).argmax())]
     episodes = play(agent, ID, {"dataset": "digits"}, [1000 + i for i in range(5)])
-    score = evaluate.image_score(e, episodes)
+    score = scoring.image_score(e, episodes)
     assert score.judge > 0.9  # the frozen judge is fooled...
     assert score.mode_collapse and score.classes_covered == 1 and score.normalised < 0  # ...the scores are not
     assert all(ep.last_info["mode_collapse"] for ep in episodes)
@@ -80,7 +81,7 @@ def test_each_generator_trains_through_the_loop_and_its_checkpoint_round_trips(t
     conditional = bool(config.get("conditional"))
     e = env(conditional=conditional, batch=8)
     agent = make_agent(name, **config, **CPU)
-    log = agent.fit(e, seed=0, episodes=3, run_dir=tmp_path / "run", progress=False)
+    log = agent.fit(e, seed=0, budget=3, run_dir=tmp_path / "run", progress=False)
     assert log["curve"].endswith(".png") and (tmp_path / "run" / "tensorboard").is_dir()
     loaded = make_agent(name, **CPU).load(log["checkpoint"], env=e)
     assert loaded.config() == agent.config()
@@ -97,7 +98,7 @@ def test_each_generator_trains_through_the_loop_and_its_checkpoint_round_trips(t
 def test_generators_train_on_cuda_and_their_checkpoints_load_on_the_cpu(tmp_path, name, config):
     e = env(batch=8)
     agent = make_agent(name, **config, device="cuda")
-    log = agent.fit(e, seed=0, episodes=5, run_dir=tmp_path / "run", progress=False)
+    log = agent.fit(e, seed=0, budget=5, run_dir=tmp_path / "run", progress=False)
     assert log["device"].startswith("cuda")
     on_cpu = make_agent(name, **CPU).load(log["checkpoint"], env=e)
     obs, _ = e.reset(seed=3)
@@ -109,11 +110,11 @@ def test_generators_train_on_cuda_and_their_checkpoints_load_on_the_cpu(tmp_path
 def test_resume_continues_bit_for_bit(tmp_path, name):
     e = env(batch=8)
     whole = make_agent(name, **CPU)
-    whole.fit(e, seed=4, episodes=4, progress=False)
+    whole.fit(e, seed=4, budget=4, progress=False)
     half = make_agent(name, **CPU)
-    half.fit(e, seed=4, episodes=2, run_dir=tmp_path / "a", progress=False)
+    half.fit(e, seed=4, budget=2, run_dir=tmp_path / "a", progress=False)
     resumed = make_agent(name, **CPU)
-    resumed.fit(e, seed=4, episodes=4, resume=tmp_path / "a" / "checkpoint.npz", progress=False)
+    resumed.fit(e, seed=4, budget=4, resume=tmp_path / "a" / "checkpoint.npz", progress=False)
     assert resumed.digest() == whole.digest()
     assert np.array_equal(resumed.sample(8, seed=0), whole.sample(8, seed=0))
 
@@ -122,7 +123,7 @@ def test_the_gan_losses_read_as_the_textbook_objectives():
     import torch
 
     gan = make_agent("gan", loss="lsgan", **CPU)
-    gan.fit(env(batch=4), seed=0, episodes=1, progress=False)
+    gan.fit(env(batch=4), seed=0, budget=1, progress=False)
     D = gan.modules["discriminator"]
     real, fake = torch.rand(4, 1, 16, 16), torch.rand(4, 1, 16, 16)
     with torch.no_grad():
@@ -138,7 +139,7 @@ def test_the_gan_losses_read_as_the_textbook_objectives():
 def test_a_checkpoint_of_another_generator_or_other_shapes_is_refused_in_one_line(tmp_path):
     e = env(batch=4)
     gan = make_agent("gan", **CPU)
-    gan.fit(e, seed=0, episodes=1, run_dir=tmp_path / "gan", progress=False)
+    gan.fit(e, seed=0, budget=1, run_dir=tmp_path / "gan", progress=False)
     path = tmp_path / "gan" / "checkpoint.npz"
     with pytest.raises(CheckpointError, match="checkpoint of gan, not of vae"):
         make_agent("vae", **CPU).load(path, env=e)
@@ -151,7 +152,7 @@ def test_a_checkpoint_of_another_generator_or_other_shapes_is_refused_in_one_lin
 
 def test_a_conditional_generator_needs_a_conditional_env():
     with pytest.raises(AgentError, match="conditional=true"):
-        make_agent("gan", conditional=True, **CPU).fit(env(batch=4), episodes=1, progress=False)
+        make_agent("gan", conditional=True, **CPU).fit(env(batch=4), budget=1, progress=False)
 
 
 def test_generators_refuse_envs_without_images_and_other_agents_refuse_images():
@@ -170,7 +171,7 @@ def test_a_non_finite_loss_stops_training_naming_the_component(tmp_path, monkeyp
 
     monkeypatch.setattr(GANAgent, "d_loss", lambda self, real, fake, y: torch.tensor(float("nan")))
     with pytest.raises(TrainingError, match="d loss became nan in batch 1.*nothing was saved"):
-        make_agent("gan", **CPU).fit(env(batch=4), seed=0, episodes=3, progress=False)
+        make_agent("gan", **CPU).fit(env(batch=4), seed=0, budget=3, progress=False)
 
 
 # --------------------------------------------------------------------------- the targets (2 minutes each on 2 CPU cores)
@@ -234,7 +235,7 @@ def test_the_black_box_generator_lands_between_the_references_or_at_the_bottom(d
 
 @pytest.mark.slow
 def test_gan_on_shapes_covers_every_shape(tmp_path):
-    result, _ = run_job(Job("gan", ID, {"dataset": "shapes"}, CPU, 0, 5), tmp_path / "replays", tmp_path / "runs")
+    result, _ = run_job(Job("gan", ID, {"dataset": "shapes"}, CPU, RunSpec(), 5), tmp_path / "replays", tmp_path / "runs")
     assert result.score >= 0.8 and result.metrics["classes_covered"] == 4, result.metrics
 
 
@@ -248,7 +249,7 @@ def test_arena_run_gan_lands_on_the_leaderboard_with_image_scores_and_writes_a_s
     from arena.cli import app
     from arena.leaderboard import Leaderboard
 
-    result = CliRunner().invoke(app, ["run", "gan", "img:digits", "--train-episodes", "30", "--episodes", "5",
+    result = CliRunner().invoke(app, ["run", "gan", "img:digits", "--budget", "30", "--episodes", "5",
                                       "--device", "cpu", "--checkpoint-every", "0.2", "--video", "samples.gif"],
                                 terminal_width=200)
     assert result.exit_code == 0, result.output
@@ -266,7 +267,7 @@ def test_arena_run_vae_writes_its_latent_interpolation_strip(workdir):
 
     from arena.cli import app
 
-    result = CliRunner().invoke(app, ["run", "vae", "img:digits", "--train-episodes", "10", "--episodes", "1",
+    result = CliRunner().invoke(app, ["run", "vae", "img:digits", "--budget", "10", "--episodes", "1",
                                       "--device", "cpu"], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "interpolation: runs/" in result.output and list(workdir.glob("runs/*/interpolation.png"))

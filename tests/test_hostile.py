@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import envs  # noqa: F401
 from agents.checkpoint import read_arrays, write_arrays
+from agents.protocol import RunSpec
 from arena.errors import ArenaError
 from arena.registry import FAMILIES, check_env_kwargs, make_agent, make_env
 
@@ -184,7 +185,7 @@ def files(tmp_path_factory):
     painter.fit(images_env)
     out["image_replay"] = save_replay(folder / "image-replay.npz", record_episode(painter, images_env, 1000))
     db = folder / "board.sqlite"
-    result, _ = run_job(Job("random", "arena/GridWorld-v0", {"layout": "cliff"}, {}, 0, 2), folder / "replays",
+    result, _ = run_job(Job("random", "arena/GridWorld-v0", {"layout": "cliff"}, {}, RunSpec(), 2), folder / "replays",
                         folder / "runs")
     Leaderboard(db).add(result)
     out["database"] = db

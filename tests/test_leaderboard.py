@@ -31,7 +31,7 @@ def test_database_is_wal_with_schema_version(tmp_path):
     Leaderboard(tmp_path / "lb.sqlite")
     conn = sqlite3.connect(tmp_path / "lb.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
 
 
 def test_a_retried_job_lands_once(tmp_path):
@@ -101,13 +101,15 @@ def test_newer_schema_asks_for_an_upgrade(tmp_path):
 
 
 def test_a_schema_1_database_is_migrated_in_place_keeping_its_rows(tmp_path):
-    """Schema 1 had no metrics nor successes column: a writer adds them in place (1 -> 2 -> 3);
-    a reader reads the file as it is."""
+    """Schema 1 had no metrics, successes nor budget columns: a writer adds them in place
+    (1 -> 2 -> 3 -> 4); a reader reads the file as it is."""
     path = tmp_path / "lb.sqlite"
     Leaderboard(path).add(row("old"))
     with sqlite3.connect(path) as conn:  # turn it back into a schema-1 file
         conn.execute("ALTER TABLE results DROP COLUMN metrics")
         conn.execute("ALTER TABLE results DROP COLUMN successes")
+        conn.execute("ALTER TABLE results DROP COLUMN budget")
+        conn.execute("ALTER TABLE results DROP COLUMN budget_unit")
         conn.execute("PRAGMA user_version = 1")
     assert [r.run_key for r in Leaderboard(path, readonly=True).results()] == ["old"]
     with sqlite3.connect(path) as conn:

@@ -14,7 +14,7 @@ import envs  # noqa: F401
 from agents import dp, monte_carlo as mc, td
 from agents.training import TrainingInterrupted
 from arena.errors import AgentError
-from arena.evaluate import exact_score
+from arena.scoring import exact_score
 from arena.registry import make_agent
 
 CONTROL = ["sarsa", "q-learning", "expected-sarsa", "n-step-sarsa", "double-q-learning",

@@ -119,7 +119,7 @@ def test_checkpoint_round_trip_and_resume_continue_the_same_run(tmp_path):
     first.fit(env, seed=1, run_dir=tmp_path)
     ckpt = first.save(tmp_path / "half.npz")
     resumed = ReinforceAgent(network="transformer", num_envs=8, device="cpu")  # the checkpoint's settings win
-    resumed.fit(env, seed=1, resume=ckpt, episodes=64 * 20)
+    resumed.fit(env, seed=1, resume=ckpt, budget=64 * 20)
     assert resumed.settings.num_envs == 64
     assert resumed.updates_done == 20
     for a, b in zip(resumed.net.state_dict().values(), straight.net.state_dict().values()):
@@ -201,7 +201,7 @@ def test_gpu_forward_matches_cpu_and_a_short_training_runs_on_gpu():
 def test_cnn_reads_four_rooms_from_pixels_and_solves_it():
     """Budget: 200 batches of 64 episodes, gamma 0.99, seed 0; exact normalised score of the
     greedy policy (the CNN acts on each state's image) >= 0.95."""
-    from arena.evaluate import exact_score
+    from arena.scoring import exact_score
 
     env = gym.make("arena/GridWorld-v0", layout="four-rooms", obs="image")
     agent = ReinforceAgent(network="cnn", gamma=0.99, episodes=64 * 200, device="cpu")

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from arena.cli import app
 from arena.errors import SuiteError
-from arena.evaluate import ELO_SCALE, bradley_terry
+from arena.statistics import ELO_SCALE, bradley_terry
 from arena.image_score import cross_judge, fooling_rate
 from arena.tournament import load_suite, suite_names
 from envs.data import image_dataset

@@ -151,10 +151,10 @@ def typist(*keys):
 
 
 def test_a_person_who_walks_the_cliff_edge_lands_beside_value_iteration(workdir):
-    from arena.evaluate import standings
+    from arena.standings import standings
     from arena.leaderboard import Leaderboard
     from arena.replay import load_replay, verify
-    from arena.evaluate import play_human
+    from arena.human import play_human
 
     import arena
 
@@ -178,7 +178,7 @@ def test_a_person_who_walks_the_cliff_edge_lands_beside_value_iteration(workdir)
 def test_a_person_types_a_sequence_and_the_answers_stay_hidden(workdir):
     import gymnasium as gym
 
-    from arena.evaluate import play_human
+    from arena.human import play_human
     from arena.viewer import KeyboardAgent
 
     env = gym.make("arena/SequencePrediction-v0", task="copy", length=3)

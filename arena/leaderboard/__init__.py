@@ -27,7 +27,7 @@ from typing import Any, Iterator
 from arena.errors import LeaderboardError, one_line
 
 APPLICATION_ID = 0x4152454E  # "AREN"
-SCHEMA_VERSION = 3  # 2: the metrics column (per-family figures, e.g. FID for generators); 3: successes
+SCHEMA_VERSION = 4  # 2: the metrics column (per-family figures, e.g. FID for generators); 3: successes; 4: budget
 DEFAULT_DB = Path("replays") / "leaderboard.sqlite"
 BUSY_TIMEOUT_S = 5.0
 
@@ -57,13 +57,16 @@ CREATE TABLE IF NOT EXISTS results (
     code_version    TEXT NOT NULL,
     note            TEXT NOT NULL DEFAULT '',
     metrics         TEXT NOT NULL DEFAULT '{}',
-    successes       TEXT NOT NULL DEFAULT '[]'
+    successes       TEXT NOT NULL DEFAULT '[]',
+    budget          INTEGER,
+    budget_unit     TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS results_env ON results (env_id, env_kwargs);
 """
 # how each older schema becomes the next one, in place (rows are never dropped)
 MIGRATIONS = {1: "ALTER TABLE results ADD COLUMN metrics TEXT NOT NULL DEFAULT '{}'",
-              2: "ALTER TABLE results ADD COLUMN successes TEXT NOT NULL DEFAULT '[]'"}
+              2: "ALTER TABLE results ADD COLUMN successes TEXT NOT NULL DEFAULT '[]'",
+              3: "ALTER TABLE results ADD COLUMN budget INTEGER; ALTER TABLE results ADD COLUMN budget_unit TEXT NOT NULL DEFAULT ''"}
 
 
 @dataclass
@@ -94,6 +97,15 @@ class Result:
     id: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)  # per-family figures: fid, inception_score, coverage, ...
     successes: list[bool] = field(default_factory=list)  # per evaluation episode; empty where the env has no goal
+    budget: int | None = None  # what the run trained with, in `budget_unit`; None: nothing trained (planners, references)
+    budget_unit: str = ""  # "episode", "batch", "step", ...
+
+    @property
+    def budget_text(self) -> str:
+        """'2000 episodes', or '' where nothing was trained."""
+        if self.budget is None:
+            return ""
+        return f"{self.budget} {self.budget_unit}{'' if self.budget == 1 else 'es' if self.budget_unit.endswith(('s', 'ch')) else 's'}"
 
     @property
     def episodes(self) -> int:
@@ -235,7 +247,8 @@ class Leaderboard:
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]  # (another process may have done it)
             while version < SCHEMA_VERSION:
-                conn.execute(MIGRATIONS[version])
+                for statement in MIGRATIONS[version].split(";"):
+                    conn.execute(statement)
                 version += 1
                 conn.execute(f"PRAGMA user_version = {version}")
             conn.execute("COMMIT")
@@ -293,6 +306,8 @@ class Leaderboard:
         d.pop("episodes", None)
         d.setdefault("metrics", "{}")  # an older file opened read-only (never migrated by a reader)
         d.setdefault("successes", "[]")
+        d.setdefault("budget", None)
+        d.setdefault("budget_unit", "")
         expect = {"env_kwargs": dict, "agent_config": dict, "eval_seeds": list, "returns": list, "replay_paths": list,
                   "metrics": dict, "successes": list}
         try:
@@ -308,6 +323,8 @@ class Leaderboard:
                     raise TypeError(key)
             if not isinstance(d["train_seed"], int):
                 raise TypeError("train_seed")
+            if (d["budget"] is not None and not isinstance(d["budget"], int)) or not isinstance(d["budget_unit"], str):
+                raise TypeError("budget")
             if not all(isinstance(x, bool) for x in d["successes"]):
                 raise TypeError("successes")
             return Result(**d)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from arena.evaluate import STANDINGS_COLUMNS, Standing, standing_cells, standings
+from arena.standings import STANDINGS_COLUMNS, Standing, standing_cells, standings
 from arena.leaderboard import Result
 
 TOP_REPLAYS = 3  # GIF thumbnails per env: the entries ranked first (at most this many)

@@ -1,0 +1,99 @@
+"""What callers may need of an env beyond Gymnasium's API, as small Protocols checked with
+`isinstance` (never a `hasattr` probe): the exact model, the image task's judge and data,
+drawing for the viewer, named actions, and whether the env learns across episodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class HasModel(Protocol):
+    """An env with an exact model (`mdp`: the arrays DP runs on) whose observations can be
+    made for any state (`observation_of`), truncated after `max_steps`."""
+
+    mdp: Any
+    max_steps: int
+
+    def observation_of(self, s: int) -> Any: ...
+
+
+@runtime_checkable
+class ImageTask(Protocol):
+    """The image-generation task: real data, a judge, and the shapes a generator answers in."""
+
+    image_shape: tuple[int, int, int]
+    dataset: str
+    size: int
+
+    def real_batch(self, n: int, seed: int, labels: bool = False) -> Any: ...
+
+    def score(self, images: np.ndarray) -> np.ndarray: ...
+
+    def classify(self, images: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class LearnsAcrossEpisodes(Protocol):
+    """An env whose judge changes from one episode to the next (the adaptive image judge)."""
+
+    learns_across_episodes: bool
+
+
+@runtime_checkable
+class Drawable(Protocol):
+    """An env the viewer can step back and forth and draw (envs/rendering.py)."""
+
+    def snapshot(self) -> Any: ...
+
+    def restore(self, snapshot: Any) -> None: ...
+
+    def draw(self, surface: Any, show_values: bool = True, show_policy: bool = True) -> None: ...
+
+    def frame_size(self) -> tuple[int, int]: ...
+
+    def window_title(self) -> str: ...
+
+
+@runtime_checkable
+class ShowsOverlay(Protocol):
+    """An env that draws values (a heatmap) and a policy (arrows) over its board."""
+
+    def set_overlay(self, V: np.ndarray | None = None, policy: np.ndarray | None = None, **extra: Any) -> None: ...
+
+
+@runtime_checkable
+class DrawsAction(Protocol):
+    """An env that marks the move about to be made."""
+
+    def draw_action(self, surface: Any, action: int, colour: tuple[int, int, int]) -> None: ...
+
+
+@runtime_checkable
+class DescribesActions(Protocol):
+    """An env whose actions (arrays, e.g. images) describe themselves in words."""
+
+    def describe_action(self, action: Any) -> str: ...
+
+
+@runtime_checkable
+class NamedActions(Protocol):
+    """An env whose discrete actions have names (None: no names)."""
+
+    action_names: Any
+
+
+def action_name(env: Any, action: Any) -> str:
+    """An action in words: its own description, its name, or its number."""
+    u = env.unwrapped
+    if isinstance(u, DescribesActions):
+        return str(u.describe_action(action))
+    names = u.action_names if isinstance(u, NamedActions) else None
+    return str(names[action]) if names else str(action)
+
+
+__all__ = ["DescribesActions", "Drawable", "DrawsAction", "HasModel", "ImageTask", "LearnsAcrossEpisodes",
+           "NamedActions", "ShowsOverlay", "action_name"]

@@ -1,0 +1,105 @@
+"""Your own agent on the board: a class defined outside the package (tests/user_agents.py),
+registered by name, is checked, listed, trained and ranked wherever a built-in is."""
+
+import json
+import textwrap
+
+import pytest
+
+import arena
+from arena import registry
+from arena.errors import AgentError, RegistryError
+from tests import user_agents
+
+
+@pytest.fixture(autouse=True)
+def mine(monkeypatch):
+    """The user's agents registered for one test; the registry as it was afterwards."""
+    monkeypatch.setattr(registry, "AGENTS", dict(registry.AGENTS))
+    user_agents.register()
+
+
+def test_a_registered_agent_is_ranked_by_arena_eval(arena_eval):
+    """Optimistic initial values solve the deterministic cliff greedily (S&B 2.6): optimal, every seed."""
+    result = arena_eval("optimistic-q", "grid:cliff", train_seeds=2, eval_episodes=3, budget=300,
+                        config={"epsilon": 0.0, "epsilon_end": None, "alpha": 0.5, "alpha_end": None, "gamma": 1.0})
+    assert result.score.iqm == pytest.approx(1.0) and result.success_rate == 1.0
+    assert [r.budget for r in result.runs] == [300, 300] and result.runs[0].budget_unit == "episode"
+    assert result.runs[0].agent_config["q0"] == 1.0
+
+
+def test_its_settings_are_checked_and_listed_like_the_builtins(workdir):
+    from typer.testing import CliRunner
+
+    from arena.cli import app
+
+    with pytest.raises(AgentError, match="q0 must be a number in"):
+        registry.make_agent("optimistic-q", q0="high")
+    with pytest.raises(AgentError, match="nope is not a setting"):
+        registry.make_agent("fixed-action", nope=1)
+    shown = CliRunner().invoke(app, ["agents", "optimistic-q"])
+    assert shown.exit_code == 0 and "q0" in shown.output and "optimism" in shown.output
+    assert "--budget counts episodes" in " ".join(shown.output.split())
+
+
+def test_a_planner_written_against_the_protocol_alone_runs_by_name_in_arena_run(workdir):
+    from typer.testing import CliRunner
+
+    from arena.cli import app
+    from arena.leaderboard import Leaderboard
+
+    out = CliRunner().invoke(app, ["run", "fixed-action", "grid:cliff", "--set", "action=1", "--episodes", "2",
+                                   "--json"])
+    assert out.exit_code == 0, out.output
+    (row,) = Leaderboard().results()
+    assert row.agent == "fixed-action" and row.agent_config == {"action": 1} and row.budget is None
+    assert row.score is not None and row.success_rate == 0.0  # always right: into the cliff's far wall, never home
+    assert json.loads(out.stdout)["runs"][0]["agent"] == "fixed-action"
+
+
+def test_bad_registrations_are_one_line_errors():
+    with pytest.raises(RegistryError, match="is a built-in agent"):
+        arena.register_agent("q-learning", user_agents.OptimisticQ)
+    with pytest.raises(RegistryError, match="lowercase letters"):
+        arena.register_agent("My Agent!", user_agents.OptimisticQ)
+    with pytest.raises(RegistryError, match="already registered"):
+        arena.register_agent("optimistic-q", user_agents.OptimisticQ)
+    arena.register_agent("not-an-agent", dict, replace=True)
+    with pytest.raises(AgentError, match="not an Agent: it lacks name, recurrent"):
+        registry.make_agent("not-an-agent")
+
+
+SUITE = """
+    train_seeds = [0, 1]
+    eval_episodes = 2
+    envs = ["grid:cliff"]
+
+    [[agents]]
+    name = "optimistic-q"
+    budget = 200
+    set = { epsilon = 0.0, epsilon_end = 0.0, alpha = 0.5, alpha_end = 0.5, gamma = 1.0 }
+
+    [[agents]]
+    name = "fixed-action"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend,workers", [("local", 2), ("ray", 2)])
+def test_a_registered_agent_plays_tournaments_in_worker_processes_and_on_ray(workdir, backend, workers):
+    """Pool workers (spawned) and Ray tasks import the user's agent from where it was defined."""
+    from arena.leaderboard import Leaderboard
+    from arena.tournament import load_suite, run_suite
+
+    (workdir / "mine.toml").write_text(textwrap.dedent(SUITE))
+    board = Leaderboard(workdir / "lb.sqlite")
+    finished = run_suite(load_suite(workdir / "mine.toml"), board, workdir / "replays", workdir / "runs",
+                         workers=workers, backend=backend)
+    assert len(finished) == 4
+    rows = {(r.agent, r.train_seed): r for r in board.results()}
+    assert set(rows) == {("optimistic-q", 0), ("optimistic-q", 1), ("fixed-action", 0), ("fixed-action", 1)}
+    assert rows[("optimistic-q", 0)].score == pytest.approx(1.0) and rows[("optimistic-q", 1)].budget == 200
+    from arena.standings import standings
+
+    ranked = [st.agent for st in standings(board.results())]
+    assert ranked[0].startswith("optimistic-q")
