@@ -20,12 +20,15 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/arena demo
 
+# The type check first (arena/, envs/, agents/; settings in pyproject.toml), then the suite.
 # pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.
 test: $(STAMP)
+	$(PY) -m mypy
 	@$(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 test-fast: $(STAMP)
+	$(PY) -m mypy
 	$(PY) -m pytest -m "not slow"
 
 bench: $(STAMP)

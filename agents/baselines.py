@@ -86,11 +86,10 @@ class RandomAgent(AgentBase):
         arrays, meta = load_checkpoint(path, self.name)
         self.settings = load_settings(RandomSettings, meta, path, self.name)
         require(arrays, path, self.name, n_actions=())
-        n = arrays["n_actions"]
-        if not np.issubdtype(n.dtype, np.integer) or not 1 <= int(n) <= 1 << 20:
-            raise CheckpointError(f"{path}: n_actions={n} is not a number of actions; the checkpoint is damaged")
-        n = int(n)
-        self.n_actions, self.trained_on = n, meta["env"]
+        stored = arrays["n_actions"]
+        if not np.issubdtype(stored.dtype, np.integer) or not 1 <= int(stored) <= 1 << 20:
+            raise CheckpointError(f"{path}: n_actions={stored} is not a number of actions; the checkpoint is damaged")
+        self.n_actions, self.trained_on = int(stored), meta["env"]
         return self
 
 

@@ -58,7 +58,7 @@ def write_arrays(path: str | Path, kind: str, version: int, arrays: dict[str, np
         raise FileFormatError(f"cannot write {path}: {one_line(exc.strerror or exc)}; choose a writable folder") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **{HEADER_KEY: blob}, **arrays)
+            np.savez_compressed(f, **{HEADER_KEY: blob, **arrays})  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -174,7 +174,8 @@ def load_checkpoint(path: str | Path, agent: str) -> tuple[dict[str, np.ndarray]
         raise CheckpointError(f"{path} has no agent name in its header; it is damaged: write it again")
     if owner != agent:
         raise CheckpointError(f"{path} is a checkpoint of {owner[:60]}, not of {agent}: load it with {owner[:60]}")
-    expect = {"settings": dict, "budget": dict, "state": dict, "env": (dict, type(None)), "seed": (int, type(None))}
+    expect: dict[str, Any] = {"settings": dict, "budget": dict, "state": dict, "env": (dict, type(None)),
+                              "seed": (int, type(None))}
     for key, kind in expect.items():
         if key not in meta or not isinstance(meta[key], kind):
             raise CheckpointError(f"{path}: header field {key!r} is missing or malformed; the file is damaged: write it again")
@@ -188,7 +189,7 @@ def require(arrays: dict[str, np.ndarray], path: str | Path, agent: str, **shape
     for name, shape in shapes.items():
         a = arrays.get(name)
         ok = a is not None and a.ndim == len(shape) and all(n is None or n == m for n, m in zip(shape, a.shape))
-        if not ok or not np.issubdtype(a.dtype, np.number):
+        if a is None or not ok or not np.issubdtype(a.dtype, np.number):
             raise CheckpointError(f"{path} lacks a valid {name!r} array; it was not written by {agent}")
 
 

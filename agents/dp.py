@@ -25,6 +25,7 @@ from scipy.sparse import csgraph
 from agents.tabular import TabularAgent
 from agents.training import env_ref
 from arena.errors import AgentError
+from envs.abilities import HasModel
 
 
 class DPError(AgentError):
@@ -44,6 +45,12 @@ class TabularMDP(Protocol):
 
 class Solution(tuple):
     """(V, policy) with how the solver got there: sweeps, residual, seconds."""
+
+    V: np.ndarray
+    policy: np.ndarray
+    sweeps: int
+    residual: float
+    seconds: float
 
     def __new__(cls, V: np.ndarray, policy: np.ndarray, sweeps: int, residual: float, seconds: float):
         self = super().__new__(cls, (V, policy))
@@ -278,7 +285,7 @@ def _sweep_tables(mdp: TabularMDP, gamma: float) -> tuple[np.ndarray, np.ndarray
     """The model relabelled into sweep order (terminal states first, then by distance to one),
     so the sweep reads its tables front to back: (order, next_state, coef, R, scale, first
     non-terminal). Self-loops are folded into `scale` (see _in_place_sweeps)."""
-    S = mdp.n_states
+    S = len(mdp.terminal)
     order = np.argsort(_distance_to_terminal(mdp), kind="stable")
     order = np.concatenate([order[mdp.terminal[order]], order[~mdp.terminal[order]]])
     rank = np.empty(S, dtype=np.int64)
@@ -352,7 +359,7 @@ def value_iteration(
     actions, residual = _greedy_and_residual(next_state, coef, R, scale, first, V)
     V_out = np.empty_like(V)
     V_out[order] = V
-    policy = np.zeros((mdp.n_states, coef.shape[1]))
+    policy = np.zeros((len(mdp.terminal), coef.shape[1]))
     policy[order, actions] = 1.0  # with gamma=1 and free moves, ties may loop: prefer gamma < 1
     return Solution(V_out, policy, sweeps, residual, time.perf_counter() - t0)
 
@@ -451,9 +458,9 @@ class DPAgent(TabularAgent):
     def plan(self, env: Any, seed: int) -> dict[str, Any]:
         """Solve the env's exact model (`env.unwrapped.mdp`) for V, Q and the greedy policy."""
         self.check_env(env)
-        mdp = getattr(env.unwrapped, "mdp", None)
-        if mdp is None:
+        if not isinstance(env.unwrapped, HasModel):
             raise AgentError(f"{self.name} plans on an exact model; {env.spec.id if env.spec else env} has no env.unwrapped.mdp")
+        mdp = env.unwrapped.mdp
         gamma = self.settings.gamma
         sol = solve(mdp, gamma, self.method)
         self.tables = {"V": sol.V, "Q": q_values(mdp, sol.V, gamma), "policy": sol.policy}

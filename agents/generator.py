@@ -19,6 +19,7 @@ import numpy as np
 from agents.training import AgentBase
 from arena import settings as typed
 from arena.errors import AgentError, CheckpointError
+from envs.abilities import ImageTask
 
 
 @dataclass(frozen=True)
@@ -34,15 +35,16 @@ class ImageSpec:
     @classmethod
     def of(cls, env: Any) -> "ImageSpec":
         u = env.unwrapped
-        if not hasattr(u, "image_shape"):
+        if not isinstance(u, ImageTask):
             raise AgentError("generators play the image env (img:digits, img:shapes); this env does not ask for images")
-        return cls(u.dataset, tuple(u.image_shape), int(u.latent), int(u.n_classes), bool(u.conditional))
+        c, h, w = u.image_shape
+        return cls(u.dataset, (int(c), int(h), int(w)), int(u.latent), int(u.n_classes), bool(u.conditional))
 
     @classmethod
     def from_dict(cls, d: Any, path: Any) -> "ImageSpec":
         try:
-            spec = cls(str(d["dataset"]), tuple(int(v) for v in d["shape"]), int(d["latent"]), int(d["n_classes"]),
-                       bool(d["conditional"]))
+            c, h, w = (int(v) for v in d["shape"])
+            spec = cls(str(d["dataset"]), (c, h, w), int(d["latent"]), int(d["n_classes"]), bool(d["conditional"]))
         except (KeyError, TypeError, ValueError):
             raise CheckpointError(f"{path}: its image record is damaged; write the checkpoint again") from None
         if len(spec.shape) != 3 or not all(1 <= v <= 4096 for v in spec.shape) or not 1 <= spec.latent <= 1 << 16:

@@ -17,6 +17,7 @@ from agents.tabular import LearnerSettings, TabularLearner
 from agents.training import episode_seed
 from arena.errors import AgentError
 from arena.settings import setting
+from envs.abilities import HasModel
 
 Episode = list[tuple[int, int, float]]  # (S_t, A_t, R_{t+1}) for t = 0..T-1
 
@@ -86,7 +87,7 @@ def mc_prediction(
     V, N = np.zeros(pi.shape[0]), np.zeros(pi.shape[0])
     for episode in range(episodes):
         ep = generate_episode(env, episode_seed(seed, episode), lambda s: int(rng.choice(pi.shape[1], p=pi[s])))
-        first = {}
+        first: dict[int, int] = {}
         for t, (s, _, _) in enumerate(ep):
             first.setdefault(s, t)
         G = 0.0
@@ -212,7 +213,7 @@ class MCExploringStartsAgent(TabularLearner):
     table_names = ("Q", "N")
 
     def check_env(self, env: Any) -> int:
-        if getattr(env.unwrapped, "mdp", None) is None:
+        if not isinstance(env.unwrapped, HasModel):
             raise AgentError(f"{self.name} needs an env that can start in any state (a GridWorld)")
         return super().check_env(env)
 

@@ -66,7 +66,7 @@ class ObsEncoder(nn.Module):
         if isinstance(space, spaces.Box):
             high = np.asarray(space.high, dtype=np.float64)
             self.scale = 255.0 if space.dtype == np.uint8 else float(np.abs(high[np.isfinite(high)]).max(initial=1.0))
-        self.out_dim = sum(self.sizes) if self.sizes else int(np.prod(space.shape))
+        self.out_dim = sum(self.sizes) if self.sizes else int(np.prod(space.shape or ()))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         if self.sizes:
@@ -227,7 +227,7 @@ class PolicyNet(nn.Module):
                     f"the cnn reads image observations (Box of shape channels x height x width); this env gives "
                     f"{type(obs_space).__name__} {getattr(obs_space, 'shape', '')}: for a grid use obs=image"
                 )
-            self.body: nn.Module = CNNBody(tuple(obs_space.shape), cfg)
+            self.body: Any = CNNBody(tuple(obs_space.shape or ()), cfg)
         elif self.encoder.is_image:
             raise AgentError(f"the {cfg.body} reads flat observations; for image observations use the cnn")
         else:
@@ -366,7 +366,7 @@ class ConvEncoder(nn.Module):
         return self.net(x)
 
 
-def class_maps(y: torch.Tensor | None, n_classes: int, size: int) -> torch.Tensor | None:
+def class_maps(y: torch.Tensor | None, n_classes: int, size: int) -> Any:
     """One-hot classes (B, K) as constant image channels (B, K, S, S): how a conditional
     network reads the class beside the image (Mirza & Osindero 2014)."""
     if y is None:

@@ -40,21 +40,21 @@ class Callback:
 
     records_episodes = False
 
-    def wrap_env(self, env: Any, learner: Any) -> Any:
+    def wrap_env(self, env: Any, learner: "Learner") -> Any:
         """The env the learner trains on (a recorder wraps it here)."""
         return env
 
-    def on_start(self, learner: Any, env: Any) -> None: ...
+    def on_start(self, learner: "Learner", env: Any) -> None: ...
 
-    def before_unit(self, learner: Any, index: int) -> None: ...
+    def before_unit(self, learner: "Learner", index: int) -> None: ...
 
-    def after_unit(self, learner: Any, done: int, total: int) -> bool | None:
+    def after_unit(self, learner: "Learner", done: int, total: int) -> bool | None:
         """Called after each unit; return True to stop training there (early stopping)."""
 
-    def on_checkpoint(self, learner: Any, done: int) -> None:
+    def on_checkpoint(self, learner: "Learner", done: int) -> None:
         """Called after each checkpoint is written (periodic and final; only with a run folder)."""
 
-    def on_end(self, learner: Any) -> None:
+    def on_end(self, learner: "Learner") -> None:
         """Called once when training finishes normally (after the final checkpoint)."""
 
 
@@ -116,8 +116,12 @@ class Agent(Protocol):
     whether its choices depend on the episode's history (then no exact score exists)."""
 
     name: str
-    recurrent: bool
     settings: Any  # an instance of the agent's settings dataclass (arena/settings.py)
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether its choices depend on the episode's history (then no exact score exists)."""
+        ...
 
     def reset(self, seed: int | None = None) -> Any:
         """Start an episode: seeds any randomness in acting; returns the initial recurrent state."""
@@ -218,6 +222,8 @@ class Planner(Protocol):
         """Prepare to play `env`; returns figures worth printing."""
         ...
 
+    def save(self, path: str | Path) -> Path: ...
+
 
 @runtime_checkable
 class HasPolicyTable(Protocol):
@@ -257,7 +263,14 @@ class Player:
     """Something that plays but has nothing to learn, save or show (a person at the keyboard,
     a benchmark's baseline): the rest of what recording an episode reads from an agent."""
 
+    name = "player"
     recurrent = False  # a person at the keyboard remembers (KeyboardAgent says so)
+
+    def reset(self, seed: int | None = None) -> Any:
+        return None
+
+    def act(self, obs: Any, state: Any = None, greedy: bool = True) -> tuple[Any, Any]:
+        raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
         return {}

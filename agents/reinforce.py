@@ -97,8 +97,8 @@ class ReinforceAgent(AgentBase):
         self.net_cfg = NetConfig(body=s.network, hidden=s.hidden, layers=s.layers, heads=s.heads)
         self.device = resolve_device(s.device)
         self.name = f"reinforce-{s.network}"
-        self.net: PolicyNet | None = None
-        self.optim: torch.optim.Optimizer | None = None
+        self.net: Any = None  # PolicyNet once built
+        self.optim: Any = None  # torch.optim.Adam once built
         self.seed = 0
         self.budget: Budget | None = None
         self.trained_on: dict[str, Any] | None = None
@@ -108,8 +108,8 @@ class ReinforceAgent(AgentBase):
         self.venv: Any = None
         self.max_steps = 1000
 
-    @property  # type: ignore[override]
-    def recurrent(self) -> bool:
+    @property
+    def recurrent(self) -> bool:  # type: ignore[override]
         return self.net_cfg.body in ("lstm", "transformer")
 
     @property

@@ -148,6 +148,8 @@ class SB3Agent(AgentBase):
 
     def learn(self, env: Any, index: int, progress: float) -> dict[str, Any]:
         """SB3's own learn for one chunk of whole rollouts; the chunk's mean episode return is its return."""
+        if self._monitor is None:  # loaded from a checkpoint, not begun: SB3's training state is not in the file
+            raise AgentError(f"{self.name} cannot --resume (SB3 keeps its training state in pickles); start anew")
         before = len(self._monitor.get_episode_rewards())
         left = self._budget_steps - int(self.model.num_timesteps)
         self.model.learn(total_timesteps=max(1, min(self.chunk(), left)), reset_num_timesteps=False)
@@ -199,8 +201,6 @@ class SB3Agent(AgentBase):
     def load(self, path: str | Path, env: Any = None) -> "SB3Agent":
         import torch
 
-        if self._monitor is not None:  # asked to resume inside the loop
-            raise AgentError(f"{self.name} cannot --resume (SB3 keeps its training state in pickles); start anew")
         if env is None:
             raise AgentError(f"{self.name}.load needs the env to rebuild the model: load(path, env=env)")
         arrays, meta = load_checkpoint(path, self.name)

@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 from gymnasium import spaces
 
+from envs.abilities import HasModel, ImageTask
+
 Rule = Callable[[Any], "str | None"]
 
 
@@ -24,7 +26,7 @@ def tables(env: Any) -> str | None:
     """Tabular agents: a state index in, one of finitely many actions out."""
     obs, act = env.observation_space, env.action_space
     if not isinstance(obs, spaces.Discrete):
-        hint = "; for a grid use obs=index" if getattr(env.unwrapped, "mdp", None) is not None else ""
+        hint = "; for a grid use obs=index" if isinstance(env.unwrapped, HasModel) else ""
         return f"it is tabular and needs Discrete observations, not {_describe(obs)}{hint}"
     if not isinstance(act, spaces.Discrete):
         return f"it is tabular and needs Discrete actions, not {_describe(act)}"
@@ -33,7 +35,7 @@ def tables(env: Any) -> str | None:
 
 def model(env: Any) -> str | None:
     """Planners (and exploring starts): tables, plus the exact model `env.unwrapped.mdp`."""
-    if getattr(env.unwrapped, "mdp", None) is None:
+    if not isinstance(env.unwrapped, HasModel):
         return "it needs the env's exact model (env.unwrapped.mdp), which this env does not have"
     return tables(env)
 
@@ -63,7 +65,7 @@ def network(body: str) -> Rule:
         if not isinstance(obs, (spaces.Discrete, spaces.MultiDiscrete, spaces.Box)):
             return f"networks read Discrete, MultiDiscrete or Box observations, not {_describe(obs)}"
         if body == "cnn" and not _image(obs):
-            hint = "; for a grid use obs=image" if getattr(env.unwrapped, "mdp", None) is not None else ""
+            hint = "; for a grid use obs=image" if isinstance(env.unwrapped, HasModel) else ""
             return f"the cnn reads image observations (channels x height x width), not {_describe(obs)}{hint}"
         if body != "cnn" and _image(obs):
             return f"the {body} reads flat observations; for image observations use the cnn"
@@ -82,7 +84,7 @@ def generator(env: Any) -> str | None:
         return f"it answers with an image (a Box channels x height x width), not {_describe(act)} actions"
     if not (isinstance(obs, spaces.Box) and len(obs.shape) == 1):
         return f"it reads latent noise (a flat Box), not {_describe(obs)}"
-    if not hasattr(env.unwrapped, "real_batch"):
+    if not isinstance(env.unwrapped, ImageTask):
         return "it needs an env that serves real images (env.unwrapped.real_batch), like img:digits"
     return None
 

@@ -177,7 +177,8 @@ class NStepSarsaAgent(TabularLearner):
         Q, alpha, gamma, n = self.tables["Q"], self.alpha_now, self.settings.gamma, self.settings.n
         s, _ = env.reset(seed=seed)
         S, A, R = [s], [self.explore(s)], [0.0]  # R[t] is the reward that followed step t-1
-        T, t = float("inf"), 0
+        T: float = float("inf")
+        t = 0
         bootstrap = True  # False once the episode ended in a terminal state
         while True:
             if t < T:
@@ -196,7 +197,7 @@ class NStepSarsaAgent(TabularLearner):
                 if tau + n < T:
                     G += gamma**n * Q[S[tau + n], A[tau + n]]
                 elif bootstrap:  # truncated, not terminal: value S_T under the epsilon-greedy policy
-                    G += gamma ** (T - tau) * (self.epsilon_greedy_probs(S[T]) @ Q[S[T]])
+                    G += gamma ** (T - tau) * (self.epsilon_greedy_probs(S[int(T)]) @ Q[S[int(T)]])
                 Q[S[tau], A[tau]] += alpha * (G - Q[S[tau], A[tau]])
             if tau == T - 1:
                 return float(sum(R))
@@ -215,12 +216,13 @@ class NStepSarsaAgent(TabularLearner):
 import numba  # noqa: E402  (after the reference code it accelerates)
 from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker  # noqa: E402
 
-from envs.vector import stream_kernels  # noqa: E402  (the env's SplitMix64 stream)
+from envs.abilities import HasStepTables  # noqa: E402
+from envs.grid import compiled  # noqa: E402  (the grid's one step, compiled)
 
 SARSA, Q_LEARNING, EXPECTED_SARSA, DOUBLE_Q = 0, 1, 2, 3
 PASSIVE_WRAPPERS = (OrderEnforcing, PassiveEnvChecker)  # gym.make's own: they neither change nor count steps
 
-_uniform = stream_kernels()[1]  # compiled: _uniform(key, t) is envs.vector.counter_uniform(key, t)
+_grid_step = compiled("grid_step")  # envs.grid.grid_step: the grid's dynamics, the one place they are written
 
 
 def step_tables(env: Any) -> Any:
@@ -228,8 +230,7 @@ def step_tables(env: Any) -> Any:
     gym.make's passive wrappers only); None otherwise, e.g. under a user's wrapper."""
     while type(env) in PASSIVE_WRAPPERS:
         env = env.env
-    tables = getattr(env, "step_tables", None)
-    return tables() if tables is not None and getattr(env, "obs_mode", None) == "index" else None
+    return env.step_tables() if isinstance(env, HasStepTables) and env.obs_mode == "index" else None
 
 
 def fused_episode(agent: TabularLearner, env: Any, seed: int, kind: int) -> float:
@@ -243,7 +244,7 @@ def fused_episode(agent: TabularLearner, env: Any, seed: int, kind: int) -> floa
     G, s, t, a = _td_episode(kind, Q, Q1, Q2, agent.rng, u.s, np.uint64(u.key), agent.alpha_now, agent.settings.gamma,
                              agent.epsilon_now, tables.K, tables.next_state, tables.reward, tables.cum0, tables.cum1,
                              tables.terminal, tables.max_steps)
-    u.s, u.t, u.last_action = int(s), int(t), int(a)  # the env where env.step would have left it
+    u.sync(s, t, a)  # the env where env.step would have left it
     return G
 
 
@@ -298,15 +299,9 @@ def _td_episode(kind, Q, Q1, Q2, rng, s, key, alpha, gamma, epsilon, K, next_sta
     G, t = 0.0, 0
     a = _explore(Q, s, rng, epsilon)
     while True:
-        sa = s * 4 + a
-        row = sa  # the env's step: successor k of (s, a), k drawn from the episode's stream
-        if K == 3:
-            u = _uniform(key, t)
-            row = sa * 3 + (u >= cum0[sa]) + (u >= cum1[sa])
-        s2, r = next_state[row], reward[row]
+        s2, r, term, trunc = _grid_step(s, a, key, t, K, next_state, reward, cum0, cum1, terminal, max_steps)
         t += 1
-        term = terminal[s2]
-        done = term or t >= max_steps
+        done = term or trunc
         a2 = 0
         if kind == SARSA:  # Q(S,A) <- Q(S,A) + alpha [R + gamma Q(S',A') - Q(S,A)]
             a2 = _explore(Q, s2, rng, epsilon)

@@ -108,17 +108,18 @@ def fit(agent: Any, env: Any, spec: RunSpec) -> dict[str, Any]:
 class AgentBase:
     """What every built-in agent shares, written once: `fit` (through `agents.training.fit`)
     and `config` (the settings as stored, without where the agent ran). A user's agent may
-    subclass it too and write only its Learner or Planner part."""
+    subclass it too and write only its Learner or Planner part. (`self: Any`: families that
+    already have a base class take these two methods as they are, without a third level.)"""
 
     name = "agent"
     recurrent = False
     settings: Any
 
-    def fit(self, env: Any, spec: RunSpec | None = None, **fields: Any) -> dict[str, Any]:
+    def fit(self: Any, env: Any, spec: RunSpec | None = None, **fields: Any) -> dict[str, Any]:
         """Learn on `env` as `spec` says (or `fit(env, seed=0, budget=100, run_dir=...)`)."""
         return fit(self, env, spec.but(**fields) if spec is not None else RunSpec(**fields))  # type: ignore[arg-type]
 
-    def config(self) -> dict[str, Any]:
+    def config(self: Any) -> dict[str, Any]:
         return identity(self.settings)
 
 

@@ -137,7 +137,8 @@ def bench_render(quick: bool) -> list[Figure]:
 
     theirs = gym.make("FrozenLake8x8-v1", is_slippery=True, render_mode="rgb_array")
     ours = gym.make("arena/GridWorld-v0", layout="frozenlake-8x8", render_mode="rgb_array")
-    size = ours.unwrapped.frame_size()
+    board: Any = ours.unwrapped
+    size = board.frame_size()
     return [compare("render-fps", "rgb_array render (frozenlake-8x8)", "Gymnasium FrozenLake8x8-v1", frames(theirs),
                     frames(ours), repeats=3, target=1.0, unit="frames/s", work=n,
                     detail=f"{n} frames; ours {size[0]}x{size[1]} px with legend-free board, theirs 512x512")]
@@ -167,7 +168,7 @@ def bench_batched(quick: bool) -> list[Figure]:
     Arena's native batched GridWorld against the bare NumPy walk (the ceiling) and against
     Gymnasium's SyncVectorEnv and AsyncVectorEnv over FrozenLake8x8-v1 copies."""
     steps = 1000  # each run starts with a seeded reset of every copy: enough steps that stepping dominates
-    single = gym.make("arena/GridWorld-v0", layout="frozenlake-8x8").unwrapped
+    single: Any = gym.make("arena/GridWorld-v0", layout="frozenlake-8x8").unwrapped
     out = []
     for n in (1024, 4096):
         venv = gym.make_vec("arena/GridWorld-v0", num_envs=n, vectorization_mode="vector_entry_point",
@@ -199,7 +200,8 @@ def bench_batched(quick: bool) -> list[Figure]:
     def lake() -> gym.Env:
         return gym.make("FrozenLake8x8-v1", is_slippery=True)
 
-    vector_baselines = [("sync", "Gymnasium SyncVectorEnv (FrozenLake8x8-v1)", gym.vector.SyncVectorEnv, 1024)]
+    vector_baselines: list[tuple[str, str, Any, int]] = [
+        ("sync", "Gymnasium SyncVectorEnv (FrozenLake8x8-v1)", gym.vector.SyncVectorEnv, 1024)]
     if not quick:
         vector_baselines.append(("sync", "Gymnasium SyncVectorEnv (FrozenLake8x8-v1)", gym.vector.SyncVectorEnv, 4096))
         # one process per copy: 1024 of them take ~5 GB and ~12 s to start here; 4096 would not fit
@@ -291,7 +293,7 @@ def bench_grid_build(quick: bool) -> list[Figure]:
 
 def numpy_sweeps(mdp: dp.TabularMDP, gamma: float, tol: float) -> tuple[np.ndarray, int]:
     """Synchronous value iteration as a plain NumPy loop: what a user writes first."""
-    V = np.zeros(mdp.n_states)
+    V = np.zeros(len(mdp.terminal))
     sweeps = 0
     while True:
         sweeps += 1
@@ -362,7 +364,8 @@ def bench_value_iteration(quick: bool) -> list[Figure]:
         baselines.append(("pymdptoolbox", "pymdptoolbox ValueIteration", pymdptoolbox_sweeps))
     limits = {512: 0.4, 1024: 1.5}  # seconds, ours
     for size in (64, 256) if quick else (64, 256, 512, 1024):
-        mdp = gym.make("arena/GridWorld-v0", layout=f"maze-{size}x{size}", slip=0.2).unwrapped.mdp
+        grid_env: Any = gym.make("arena/GridWorld-v0", layout=f"maze-{size}x{size}", slip=0.2).unwrapped
+        mdp = grid_env.mdp
         sol = dp.value_iteration(mdp, 0.99, 1e-10)
         ours_note = f"{mdp.n_states} states; ours {sol.sweeps} sweeps, residual {sol.residual:.1e}"
         for key, label, fn in baselines:
@@ -396,7 +399,8 @@ class _EpisodeSteps(Callback):
     after each episode), so the learner's env stays unwrapped, as a user's is."""
 
     def __init__(self) -> None:
-        self.steps, self.env = 0, None
+        self.steps = 0
+        self.env: Any = None
 
     def on_start(self, learner: Any, env: Any) -> None:
         self.env = env
@@ -405,7 +409,7 @@ class _EpisodeSteps(Callback):
         self.steps += self.env.unwrapped.t
 
 
-def textbook_q_learning(env: gym.Env, episodes: int, seed: int = 0, alpha: float = 0.1, gamma: float = 0.99,
+def textbook_q_learning(env: Any, episodes: int, seed: int = 0, alpha: float = 0.1, gamma: float = 0.99,
                         epsilon: float = 0.1) -> tuple[np.ndarray, int]:
     """Q-learning as the Sutton & Barto companion code and CleanRL write it: the baseline.
     Q(S,A) <- Q(S,A) + alpha [R + gamma max_a Q(S',a) - Q(S,A)], epsilon-greedy.
@@ -457,7 +461,8 @@ class _Race:
     def __init__(self, goal: float, cap: float) -> None:
         self.goal, self.cap = goal, cap
         self.env = gym.make("arena/SequencePrediction-v0", task="copy", length=8)
-        self.trained, self.best, self.reached_at = 0.0, 0.0, None
+        self.trained, self.best = 0.0, 0.0
+        self.reached_at: float | None = None
         self.mark = time.perf_counter()
 
     def start(self) -> None:
@@ -557,7 +562,7 @@ def bench_reinforce_copy(quick: bool) -> list[Figure]:
     from agents.reinforce import ReinforceAgent
 
     cap = 30.0 if quick else 120.0
-    networks = {"transformer": dict(network="transformer"),
+    networks: dict[str, dict[str, Any]] = {"transformer": dict(network="transformer"),
                 "lstm": dict(network="lstm", layers=2, lr=0.005, gamma=0.0)}
     baselines = [("ppo", "SB3 PPO (MlpPolicy, defaults, 8 envs)")]
     if importlib.util.find_spec("sb3_contrib") is not None:
@@ -597,7 +602,7 @@ def bench_rollout(quick: bool) -> list[Figure]:
     env = gym.make("arena/SequencePrediction-v0", task="copy", length=8)
     agent = ReinforceAgent(network="lstm", num_envs=64, device="cpu")
     agent.build(env)
-    agent.max_steps = env.unwrapped.max_steps
+    agent.max_steps = env.get_wrapper_attr("max_steps")
     venv = agent.batched(env)
 
     def batched() -> int:
@@ -640,7 +645,7 @@ def bench_gpu(updates: int = 20) -> list[Figure]:
         rates = {}
         for device in ("cpu", "cuda"):
             agent = ReinforceAgent(network=network, num_envs=256, episodes=256 * updates, device=device)
-            agent.fit(env, seed=0, episodes=256)  # warm up (CUDA context, kernels)
+            agent.fit(env, seed=0, budget=256)  # warm up (CUDA context, kernels)
             t0 = time.perf_counter()
             log = agent.fit(env, seed=0)
             if device == "cuda":
@@ -658,10 +663,10 @@ def bench_gpu(updates: int = 20) -> list[Figure]:
     image_env = gym.make("arena/ImageGeneration-v0")
     rates = {}
     for device in ("cpu", "cuda"):
-        agent = GANAgent(device=device, batch_size=256)
-        agent.fit(image_env, seed=0, episodes=2, progress=False)  # warm up
+        gan = GANAgent(device=device, batch_size=256)
+        gan.fit(image_env, seed=0, budget=2, progress=False)  # warm up
         t0 = time.perf_counter()
-        agent.fit(image_env, seed=0, episodes=updates, progress=False)
+        gan.fit(image_env, seed=0, budget=updates, progress=False)
         if device == "cuda":
             torch.cuda.synchronize()
         rates[device] = updates * 256 / (time.perf_counter() - t0)
@@ -714,7 +719,7 @@ def bench_gan_training(quick: bool) -> list[Figure]:
     env = gym.make("arena/ImageGeneration-v0")
     return [compare("gan-training", "GAN training, img:digits", "plain PyTorch loop, same model",
                     lambda: plain_gan_loop(updates),
-                    lambda: GANAgent(device="cpu").fit(env, seed=0, episodes=updates, progress=False),
+                    lambda: GANAgent(device="cpu").fit(env, seed=0, budget=updates, progress=False),
                     repeats=3, target=0.8, unit="images/s", work=updates * 64,
                     detail=f"{updates} batches of 64, {torch.get_num_threads()} threads")]
 
@@ -728,7 +733,7 @@ def bench_gan_sampling(quick: bool) -> list[Figure]:
 
     n = 1024 if quick else 4096
     agent = GANAgent(device="cpu")
-    agent.fit(gym.make("arena/ImageGeneration-v0"), seed=0, episodes=1, progress=False)
+    agent.fit(gym.make("arena/ImageGeneration-v0"), seed=0, budget=1, progress=False)
     G = agent.modules["generator"].eval()
 
     def plain() -> None:
@@ -746,7 +751,10 @@ def bench_cli_startup(quick: bool) -> list[Figure]:
     import sys
 
     def command(cmd: list[str]) -> Callable[[], None]:
-        return lambda: subprocess.run(cmd, capture_output=True, check=True) and None
+        def run() -> None:
+            subprocess.run(cmd, capture_output=True, check=True)
+
+        return run
 
     figure = compare("cli-startup", "CLI start-up: arena envs", "gymnasium.pprint_registry()",
                      command([sys.executable, "-c", "import gymnasium; gymnasium.pprint_registry()"]),

@@ -7,7 +7,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from arena.errors import ArenaError, LeaderboardError, RegistryError, ViewerErro
 from arena.leaderboard import Leaderboard, Result, env_label, fmt, short_date
 from arena.replay import load_replay, verify
 from envs.grid import LAYOUTS, layout_names
+
+if TYPE_CHECKING:  # arena.jobs imports the learners (Numba): commands import it when they run a job
+    from arena.jobs import Job
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
@@ -136,7 +139,7 @@ def agents(name: Optional[str] = typer.Argument(None, help="an agent: show its s
 # --------------------------------------------------------------------------- run / eval
 
 
-def _run_and_record(job: Any, db: Optional[Path], replays: Path, out: Console = console) -> Result:
+def _run_and_record(job: Job, db: Optional[Path], replays: Path, out: Console = console) -> Result:
     from arena.jobs import run_job
 
     board = Leaderboard(db)  # open first: a bad database fails before any work
@@ -185,7 +188,8 @@ def _results_table(results: list[Result], title: str, labels: dict[str, str] | N
                          no_wrap=col in ("date", "env", "agent"))
     for r in results:
         agent = (labels or {}).get(r.run_key, r.agent)
-        cells = (str(r.id or ""), short_date(r.created), env_label(r), agent, str(r.train_seed), fmt(r.score))
+        cells: tuple[str, ...] = (str(r.id or ""), short_date(r.created), env_label(r), agent, str(r.train_seed),
+                                  fmt(r.score))
         if success:
             rate = r.success_rate
             cells += ("n/a" if rate is None else f"{rate:.0%}" + (" never" if rate == 0 else ""),)
@@ -211,7 +215,7 @@ def _results_table(results: list[Result], title: str, labels: dict[str, str] | N
 def _job(agent: str, env: str, kwargs: list[str] | None, seed: int, episodes: int, config: list[str] | None,
          checkpoint: Optional[Path] = None, device: Optional[str] = None, budget: Optional[int] = None,
          train_episodes: Optional[int] = None, resume: Optional[Path] = None, checkpoint_every: Optional[float] = None,
-         record_training: int = 0, video: Optional[Path] = None, config_file: Optional[Path] = None) -> Any:
+         record_training: int = 0, video: Optional[Path] = None, config_file: Optional[Path] = None) -> Job:
     """The job a command line asks for, every part checked before any work: the RunSpec is made here, once."""
     from agents.protocol import Learner, RunSpec
     from arena.jobs import Job
@@ -675,7 +679,8 @@ DEMO_AGENTS = ("value-iteration", "policy-iteration", "random")
 # model-free learners, with their training budgets (episodes) and how often to record training
 DEMO_LEARNERS = (("q-learning", "cliff", 3000, 300), ("sarsa", "cliff", 3000, 0), ("mc-control", "frozenlake-4x4", 30000, 0))
 # a short generator match: a GAN against the held-out data (the ceiling) and noise (the floor), on digits
-DEMO_GENERATORS = (("gan", {"device": "cpu"}, 400), ("real-data", {}, None), ("noise", {}, None))
+DEMO_GENERATORS: tuple[tuple[str, dict[str, Any], int | None], ...] = (
+    ("gan", {"device": "cpu"}, 400), ("real-data", {}, None), ("noise", {}, None))
 
 
 @app.command()

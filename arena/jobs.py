@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from agents.protocol import Agent, EpisodeLearner, Generator, HasPolicyTable, Learner, RunSpec
+from agents.protocol import Agent, EpisodeLearner, Generator, HasPolicyTable, Learner, Player, RunSpec
 from agents.training import Callback
 from arena.errors import AgentError, RegistryError
 from arena.leaderboard import Result, code_version
@@ -129,7 +129,7 @@ def run_job(
     return result, log
 
 
-def score_run(job: Job, agent: Agent, env: Any, episodes: list[Any], train_seconds: float,
+def score_run(job: Job, agent: Agent | Player, env: Any, episodes: list[Any], train_seconds: float,
               eval_seconds: float) -> Result:
     """The leaderboard row of a run's evaluation episodes: returns, success, and the normalised
     score (exact for grids, sampled from the episodes where the player's choices depend on

@@ -9,9 +9,11 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
+from agents.protocol import Agent, Player
 from agents.training import Callback
 from arena.registry import make_env
 from arena.replay import Replay, obs_checksum, save_replay
+from envs.abilities import LearnsAcrossEpisodes
 
 
 @dataclass
@@ -33,7 +35,7 @@ def stack_actions(actions: list[Any], space: Any) -> np.ndarray:
     return np.stack([np.asarray(a, dtype=np.float32) for a in actions])
 
 
-def record_episode(agent: Any, env: Any, seed: int, greedy: bool = True, agent_name: str | None = None) -> Replay:
+def record_episode(agent: Agent | Player, env: Any, seed: int, greedy: bool = True, agent_name: str | None = None) -> Replay:
     """Play one episode from `env.reset(seed=seed)` and keep what re-simulating it needs
     (`Replay.last_info` holds the info of its last step)."""
     obs, info = env.reset(seed=seed)
@@ -65,7 +67,7 @@ def record_episode(agent: Any, env: Any, seed: int, greedy: bool = True, agent_n
 
 
 def play(
-    agent: Any,
+    agent: Agent | Player,
     env_id: str,
     env_kwargs: dict[str, Any],
     seeds: list[int],
@@ -79,10 +81,11 @@ def play(
     one, so every recorded episode re-simulates from its seed alone.
     """
     env = make_env(env_id, env_kwargs)
-    episodes = []
+    episodes: list[Episode] = []
     try:
         for seed in seeds:
-            if episodes and getattr(env.unwrapped, "learns_across_episodes", False):
+            u = env.unwrapped
+            if episodes and isinstance(u, LearnsAcrossEpisodes) and u.learns_across_episodes:
                 env.close()
                 env = make_env(env_id, env_kwargs)
             replay = record_episode(agent, env, seed)
@@ -138,8 +141,10 @@ class _Recorder(gym.Wrapper):
         obs, info = self.env.reset(seed=seed, options=options)
         self._active = seed is not None and self.armed is not None
         if self._active:
-            self._episode, self._seed, self._options = self.armed, int(seed), dict(options or {})
-            self._actions, self._rewards, self._greedy = [], [], []
+            self._episode, self._seed, self._options = int(self.armed or 0), int(seed or 0), dict(options or {})
+            self._actions: list[int] = []
+            self._rewards: list[float] = []
+            self._greedy: list[int] = []
             self._crcs = [obs_checksum(obs)]
             self._overlay = {k: np.asarray(v).copy() for k, v in self.agent.overlay().items()}
             self._obs = obs
@@ -156,7 +161,7 @@ class _Recorder(gym.Wrapper):
             self._obs = obs
             if terminated or truncated:
                 self._save(bool(terminated), bool(truncated))
-        return obs, r, terminated, truncated, info
+        return obs, float(r), terminated, truncated, info
 
     def _save(self, terminated: bool, truncated: bool) -> None:
         spec = self.env.spec

@@ -57,25 +57,25 @@ class EnvFamily:
 
 
 def _dp(cls_name: str) -> Callable[..., Any]:
-    def factory(**kwargs: Any) -> Any:
+    def factory(**kwargs: Any) -> Agent:
         from agents import dp
 
-        return getattr(dp, cls_name)(**kwargs)
+        return vars(dp)[cls_name](**kwargs)
 
     return factory
 
 
 def _from(module: str, cls_name: str) -> Callable[..., Any]:
-    def factory(**kwargs: Any) -> Any:
+    def factory(**kwargs: Any) -> Agent:
         import importlib
 
-        return getattr(importlib.import_module(module), cls_name)(**kwargs)
+        return vars(importlib.import_module(module))[cls_name](**kwargs)
 
     return factory
 
 
 def _reinforce(network: str) -> Callable[..., Any]:
-    def factory(**kwargs: Any) -> Any:
+    def factory(**kwargs: Any) -> Agent:
         from agents.reinforce import ReinforceAgent
 
         return ReinforceAgent(network=network, **kwargs)
@@ -84,7 +84,7 @@ def _reinforce(network: str) -> Callable[..., Any]:
 
 
 def _sb3(algo: str) -> Callable[..., Any]:
-    def factory(**kwargs: Any) -> Any:
+    def factory(**kwargs: Any) -> Agent:
         from agents.sb3 import SB3Agent
 
         return SB3Agent(algo=algo, **kwargs)
@@ -92,7 +92,7 @@ def _sb3(algo: str) -> Callable[..., Any]:
     return factory
 
 
-def _random(**kwargs: Any) -> Any:
+def _random(**kwargs: Any) -> Agent:
     from agents.baselines import RandomAgent
 
     return RandomAgent(**kwargs)

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from agents import dp
-from agents.protocol import Agent, Discounted, HasPolicyTable
+from agents.protocol import Agent, Discounted, HasPolicyTable, Learner, Player
 from agents.training import AgentBase, Callback
-from envs.abilities import HasModel, ImageTask
+from envs.abilities import HasModel, ImageTask, ObservesStates
 
 EVAL_GAMMA = 0.99
 HORIZON_WORK_LIMIT = 50_000_000  # states x steps for the exact finite-horizon return
@@ -35,20 +35,21 @@ class ExactScore:
     J_random: float
     expected_return: float | None  # undiscounted, over max_steps; None if too costly to compute
 
-def policy_of(agent: Agent, env: Any) -> np.ndarray:
+def policy_of(agent: Agent | Player, env: Any) -> np.ndarray:
     """(S, A) action probabilities of the agent's greedy play on an env with a model: its
     policy table where it has one, else its greedy action in each state's observation."""
     mdp = env.unwrapped.mdp
     if isinstance(agent, HasPolicyTable):
         return np.asarray(agent.policy_table())
+    u = env.unwrapped
     pi = np.zeros((mdp.n_states, mdp.n_actions))
-    for s in range(mdp.n_states):
-        action, _ = agent.act(env.unwrapped.observation_of(s), None, greedy=True)
+    for s in range(mdp.n_states):  # an env that cannot say what state s looks like shows its index
+        action, _ = agent.act(u.observation_of(s) if isinstance(u, ObservesStates) else s, None, greedy=True)
         pi[s, int(action)] = 1.0
     return pi
 
 
-def exact_score(agent: Agent, env: Any) -> ExactScore | None:
+def exact_score(agent: Agent | Player, env: Any) -> ExactScore | None:
     """The exact normalised score on an env with a model (env.unwrapped.mdp); None otherwise."""
     if not isinstance(env.unwrapped, HasModel) or agent.recurrent:
         return None  # no model, or a policy that depends on history, not on the state alone
@@ -141,7 +142,7 @@ class ExactEvaluation(Callback):
     def after_unit(self, learner: Any, done: int, total: int) -> None:
         every = max(1, total // self.evaluations)
         if done % every == 0 or done == total:
-            if not isinstance(learner, HasPolicyTable):
+            if not isinstance(learner, HasPolicyTable) or not isinstance(learner, Learner):
                 return
             pi = np.asarray(learner.policy_table())
             learner.log.evaluation(done, float(self.mdp.start @ dp.policy_evaluation(self.mdp, pi, self.gamma)))
@@ -160,7 +161,9 @@ def successes(episodes: list[Any]) -> list[bool]:
 def accuracy(episodes: list[Any]) -> float | None:
     """The mean of the episodes' `accuracy` (sequence tasks: the share of outputs right); None elsewhere."""
     values = [(e.last_info or {}).get("accuracy") for e in episodes]
-    return float(np.mean(values)) if values and all(v is not None for v in values) else None
+    if not values or any(v is None for v in values):
+        return None
+    return float(np.mean([float(v) for v in values if v is not None]))
 
 
 __all__ = ["EVAL_GAMMA", "ExactEvaluation", "ExactScore", "accuracy", "exact_score", "expected_return", "image_metrics",

@@ -106,7 +106,7 @@ def fields(cls: type) -> list[Field]:
             continue
         kind, optional, item = _unpack(hints[f.name])
         meta = f.metadata.get(_META, {"help": ""})
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc,operator]
         out.append(Field(f.name, kind, optional, default, item=item, **meta))
     return out
 
@@ -171,11 +171,11 @@ def check(field: Field, value: Any, error: type[Exception] = SettingsError, wher
     if field.kind is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             fail()
-        items = {k: _number(v, field.item or float) for k, v in value.items()}
-        for k, v in items.items():
+        numbers = {k: _number(v, field.item or float) for k, v in value.items()}
+        for k, v in numbers.items():
             if v is None:
                 raise error(f"{name}[{k!r}] must be a finite number, got {_show(value[k])}")
-        return items
+        return numbers
     raise TypeError(f"setting {name} has an unsupported type {field.kind!r}")  # a programming error
 
 

@@ -117,7 +117,7 @@ def aggregate(strata: Sequence[Sequence[float]] | Sequence[float], confidence: f
     SciPy's percentile bootstrap of the IQM. Non-finite values are refused, not averaged."""
     from scipy.stats import bootstrap, trim_mean
 
-    groups = [list(map(float, g)) for g in strata] if strata and isinstance(strata[0], Sequence) else [
+    groups = [list(map(float, g)) for g in strata] if strata and isinstance(strata[0], Sequence) else [  # type: ignore[arg-type]
         list(map(float, strata))]  # type: ignore[arg-type]
     flat = np.array([v for g in groups for v in g])
     if flat.size == 0 or not np.all(np.isfinite(flat)):

@@ -142,7 +142,8 @@ def load_suite(name_or_path: str | Path) -> Suite:
     entries = data.get("agents")
     if not isinstance(entries, list) or not entries or not all(isinstance(a, dict) for a in entries):
         raise fail("agents", 'list the agents as [[agents]] tables, each with name = "..."')
-    agents_, skipped = [], []
+    agents_: list[SuiteAgent] = []
+    skipped: list[str] = []
     for entry in entries:
         name = entry.get("name")
         where = f'"{name}"' if isinstance(name, str) else "[[agents]]"
@@ -264,7 +265,7 @@ def _run_on_ray(pending: list[tuple[SuiteAgent, Job]], replays_dir: str | Path, 
     if started:
         try:
             ray.init(address=address, num_cpus=None if address else max(1, workers), include_dashboard=False,
-                     log_to_driver=False, logging_level="ERROR", configure_logging=False)
+                     log_to_driver=False, logging_level=40, configure_logging=False)  # 40: logging.ERROR
         except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ... for a bad address
             raise RegistryError(f"cannot start or reach Ray at {address or 'a local instance'}: "
                                 f"{one_line(exc)[:160]}") from None
@@ -348,7 +349,7 @@ def judge_suite(finished: list[tuple[SuiteAgent, Job, Result, dict[str, Any]]]) 
     for items in groups.values():
         job0 = items[0][1]
         env = make_env(job0.env_id, job0.env_kwargs)
-        u = env.unwrapped
+        u: Any = env.unwrapped
         several_seeds = len({job.train_seed for _, job, _, _ in items}) > 1
 
         def name(agent: SuiteAgent, job: Job) -> str:
@@ -366,7 +367,7 @@ def judge_suite(finished: list[tuple[SuiteAgent, Job, Result, dict[str, Any]]]) 
                 return u.judge.logits(torch.from_numpy(images)).double().numpy()
 
         # an adaptive judge learns within each episode; here it judges as it starts (the frozen one)
-        judges = {"env (frozen judge)" if u.judge_kind == "frozen" else "env (adaptive judge, at its start)": env_judge}
+        judges: dict[str, Callable[[np.ndarray], np.ndarray]] = {"env (frozen judge)" if u.judge_kind == "frozen" else "env (adaptive judge, at its start)": env_judge}
         for agent, job, _, log in items:
             trained = make_agent(agent.name, **agent.config)
             if not isinstance(trained, Discriminator) or "checkpoint" not in log:

@@ -15,10 +15,20 @@ from typing import Any, Callable
 
 import numpy as np
 
-from agents.protocol import Player
+from agents.protocol import Generator, Player
 from agents.training import Callback
 from arena.errors import ViewerError
 from arena.replay import Frame, Replay, resimulate
+from envs.abilities import (
+    Drawable,
+    DrawsAction,
+    GridBoard,
+    ImageTask,
+    NamedActions,
+    ReadsInput,
+    ShowsOverlay,
+    action_name,
+)
 from envs.rendering import surface_rgb
 
 HUD_HEIGHT = 30
@@ -38,12 +48,14 @@ class Timeline:
 
     @classmethod
     def build(cls, replay: Replay) -> "Timeline":
-        snapshots, frames, env = [], [], None
+        snapshots: list[Any] = []
+        frames: list[Frame] = []
+        env: Any = None
         for env, frame in resimulate(replay):
             snapshots.append(env.unwrapped.snapshot())
             frames.append(frame)
         overlay = replay.overlay
-        if hasattr(env.unwrapped, "set_overlay") and overlay:
+        if isinstance(env.unwrapped, ShowsOverlay) and overlay:
             env.unwrapped.set_overlay(V=overlay.get("V"), policy=overlay.get("policy"))
         greedy = overlay.get("greedy_actions")
         return cls(env, snapshots, frames, replay.label, None if greedy is None else np.asarray(greedy))
@@ -59,12 +71,7 @@ class Timeline:
 
 
 def _action_name(env: Any, action: Any) -> str:
-    if action is None:
-        return "-"
-    if hasattr(env.unwrapped, "describe_action"):  # array actions (images) name themselves
-        return str(env.unwrapped.describe_action(action))
-    names = getattr(env.unwrapped, "action_names", None)
-    return names[action] if names else str(action)
+    return "-" if action is None else action_name(env, action)
 
 
 def hud_text(timeline: Timeline, t: int, extra: str = "") -> str:
@@ -93,7 +100,7 @@ def legend_items(timeline: Timeline, show_values: bool) -> list[tuple[str, str, 
     """(shape, text, colour) entries for the legend row: what the board's colours and marks mean."""
     env = timeline.env.unwrapped
     items: list[tuple[str, str, tuple[int, int, int]]] = []
-    if not hasattr(env, "mdp"):  # tapes and other boards explain themselves
+    if not isinstance(env, GridBoard):  # tapes and other boards explain themselves
         return items
     V = env.overlay.get("V")
     if show_values and V is not None:
@@ -163,7 +170,7 @@ def draw_frame(surface: Any, timeline: Timeline, t: int, show_values: bool, show
     w, h = env.frame_size()
     board = surface.subsurface((0, 0, w, h))
     env.draw(board, show_values=show_values, show_policy=show_policy)
-    if t < len(timeline) - 1 and hasattr(env, "draw_action"):
+    if t < len(timeline) - 1 and isinstance(env, DrawsAction):
         # the move about to be made: red when it is exploration, blue when greedy
         explored = timeline.explored(t)
         env.draw_action(board, timeline.frames[t + 1].action, (210, 40, 40) if explored else (40, 90, 210))
@@ -317,13 +324,14 @@ def export_video(replay: Replay, path: str | Path, fps: float | None = None, sho
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
     if path.suffix.lower() == ".gif":
         durations = [1000.0 / fps] * (len(frames) - 1) + [1000.0 * len(hold) / fps]
-        imageio.mimsave(tmp, frames, duration=durations, loop=0)
+        imageio.mimsave(tmp, frames, duration=durations, loop=0)  # type: ignore[arg-type]
     else:
         h, w = frames[0].shape[:2]
         ph, pw = -h % 16, -w % 16  # H.264 wants dimensions in whole macroblocks
         with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=8, pixelformat="yuv420p", macro_block_size=16) as writer:
             for frame in frames + hold:
-                writer.append_data(np.pad(frame, ((0, ph), (0, pw), (0, 0)), mode="edge"))
+                writer.append_data(  # type: ignore[attr-defined]
+                    np.pad(frame, ((0, ph), (0, pw), (0, 0)), mode="edge"))
     os.replace(tmp, path)
     return len(frames)
 
@@ -343,7 +351,7 @@ class SampleVideo(Callback):
         self.frames: list[np.ndarray] = []
 
     def on_start(self, learner: Any, env: Any) -> None:
-        if not hasattr(learner, "sample"):
+        if not isinstance(learner, Generator):
             raise ViewerError(f"--video shows a generator's samples as it trains; {learner.name} makes no images")
 
     def on_checkpoint(self, learner: Any, done: int) -> None:
@@ -361,13 +369,14 @@ class SampleVideo(Callback):
         tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
         frames = self.frames + [self.frames[-1]] * max(1, round(self.fps))  # the end held about a second
         if self.path.suffix.lower() == ".gif":
-            imageio.mimsave(tmp, frames, duration=1000.0 / self.fps, loop=0)
+            imageio.mimsave(tmp, frames, duration=1000.0 / self.fps, loop=0)  # type: ignore[arg-type]
         else:
             h, w = frames[0].shape[:2]
             with imageio.get_writer(tmp, fps=self.fps, codec="libx264", quality=8, pixelformat="yuv420p",
                                     macro_block_size=16) as writer:
                 for frame in frames:
-                    writer.append_data(np.pad(frame, ((0, -h % 16), (0, -w % 16), (0, 0)), mode="edge"))
+                    writer.append_data(  # type: ignore[attr-defined]
+                    np.pad(frame, ((0, -h % 16), (0, -w % 16), (0, 0)), mode="edge"))
         os.replace(tmp, self.path)
 
 
@@ -397,12 +406,15 @@ class KeyboardAgent(Player):
         from arena.registry import make_env
 
         self.mirror = make_env(env_id, env_kwargs)
-        names = getattr(self.mirror.unwrapped, "action_names", None)
-        if names is None or not hasattr(self.mirror.unwrapped, "draw") or hasattr(self.mirror.unwrapped, "image_shape"):
+        u = self.mirror.unwrapped
+        names = u.action_names if isinstance(u, NamedActions) else None
+        if names is None or not isinstance(u, Drawable) or isinstance(u, ImageTask):
             self.mirror.close()
             raise ViewerError(f"{env_id} cannot be played from the keyboard; play a grid (grid:cliff) or a sequence task "
                               "(seq:copy length=4)")
-        self.keys = self._key_map(list(names))
+        self.board: Drawable = u
+        self.names: list[str] = list(names)
+        self.keys = self._key_map(self.names)
         self.max_seconds, self.on_frame = max_seconds, on_frame
         self.episode, self.steps, self.G = 0, 0, 0.0
         self.window: Any = None
@@ -424,7 +436,7 @@ class KeyboardAgent(Player):
         return out
 
     def help(self) -> str:
-        if "up" in getattr(self.mirror.unwrapped, "action_names", []):
+        if "up" in list(self.names):
             return "arrows (or w a s d) move, Esc gives up"
         return "type a token to output it, Esc gives up"
 
@@ -437,7 +449,7 @@ class KeyboardAgent(Player):
 
     def act(self, obs: Any, state: Any = None, greedy: bool = True) -> tuple[int, Any]:
         u = self.mirror.unwrapped
-        reading = hasattr(u, "targets") and u.t < len(u.targets) and u.targets[u.t] < 0  # a sequence's input step
+        reading = isinstance(u, ReadsInput) and u.reading()  # a sequence's input step: the key is not scored
         what = "reading the input: any token key goes on" if reading else self.help()
         action = self._key(f"episode {self.episode}, step {self.steps}, return {self.G:g}: {what}", any_key=False)
         _, reward, *_ = self.mirror.step(action)
@@ -462,7 +474,7 @@ class KeyboardAgent(Player):
         import pygame
 
         font = _font()
-        w, h = self.mirror.unwrapped.frame_size()
+        w, h = self.board.frame_size()
         size = (max(w, font.size(text)[0] + 16), h + HUD_HEIGHT)
         if self.window is None or self.window.get_size() != size:
             pygame.display.init()
@@ -470,8 +482,7 @@ class KeyboardAgent(Player):
                 self.window = pygame.display.set_mode(size)
             except pygame.error as exc:
                 raise ViewerError(f"cannot open a window ({exc}); arena play needs a display") from None
-            pygame.display.set_caption(f"Arena: you play {self.mirror.unwrapped.window_title()}"
-                                       if hasattr(self.mirror.unwrapped, "window_title") else "Arena: you play")
+            pygame.display.set_caption(f"Arena: you play {self.board.window_title()}")
         start, clock = time.monotonic(), pygame.time.Clock()
         while True:
             for event in pygame.event.get():
@@ -484,7 +495,7 @@ class KeyboardAgent(Player):
                     if action is not None:
                         return action
             self.window.fill((30, 30, 36))
-            self.mirror.unwrapped.draw(self.window.subsurface((0, 0, w, h)), show_values=False, show_policy=False)
+            self.board.draw(self.window.subsurface((0, 0, w, h)), show_values=False, show_policy=False)
             self.window.blit(font.render(text, True, (235, 235, 235)), (8, h + (HUD_HEIGHT - font.get_height()) // 2))
             pygame.display.flip()
             if self.on_frame:

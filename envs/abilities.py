@@ -12,13 +12,38 @@ import numpy as np
 
 @runtime_checkable
 class HasModel(Protocol):
-    """An env with an exact model (`mdp`: the arrays DP runs on) whose observations can be
-    made for any state (`observation_of`), truncated after `max_steps`."""
+    """An env with an exact model (`mdp`: the arrays DP runs on), truncated after `max_steps`."""
 
     mdp: Any
     max_steps: int
 
+
+@runtime_checkable
+class HasStepTables(Protocol):
+    """An env whose dynamics are flat tables (envs/grid.py StepTables) that compiled loops may
+    step with `grid_step` instead of `step`, then `sync` the env to where the episode ended."""
+
+    obs_mode: str
+
+    def step_tables(self) -> Any: ...
+
+    def sync(self, s: int, t: int, last_action: int) -> None: ...
+
+
+@runtime_checkable
+class ObservesStates(Protocol):
+    """An env that can say what an agent sees in any state (its observation mode applied)."""
+
     def observation_of(self, s: int) -> Any: ...
+
+
+@runtime_checkable
+class GridBoard(HasModel, Protocol):
+    """A model drawn as a board of cells (`grid`: the map's characters) with an overlay of
+    values and a policy (`overlay`): what the viewer's legend explains."""
+
+    grid: np.ndarray
+    overlay: dict[str, Any]
 
 
 @runtime_checkable
@@ -28,6 +53,9 @@ class ImageTask(Protocol):
     image_shape: tuple[int, int, int]
     dataset: str
     size: int
+    latent: int
+    n_classes: int
+    conditional: bool
 
     def real_batch(self, n: int, seed: int, labels: bool = False) -> Any: ...
 
@@ -86,6 +114,15 @@ class NamedActions(Protocol):
     action_names: Any
 
 
+@runtime_checkable
+class ReadsInput(Protocol):
+    """A task with input steps, where the action is not scored (a sequence task shows its input)."""
+
+    def reading(self) -> bool:
+        """Whether the current step is an input step."""
+        ...
+
+
 def action_name(env: Any, action: Any) -> str:
     """An action in words: its own description, its name, or its number."""
     u = env.unwrapped
@@ -95,5 +132,5 @@ def action_name(env: Any, action: Any) -> str:
     return str(names[action]) if names else str(action)
 
 
-__all__ = ["DescribesActions", "Drawable", "DrawsAction", "HasModel", "ImageTask", "LearnsAcrossEpisodes",
-           "NamedActions", "ShowsOverlay", "action_name"]
+__all__ = ["DescribesActions", "Drawable", "DrawsAction", "GridBoard", "HasModel", "HasStepTables", "ImageTask", "LearnsAcrossEpisodes",
+           "NamedActions", "ObservesStates", "ReadsInput", "ShowsOverlay", "action_name"]

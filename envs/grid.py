@@ -29,7 +29,6 @@ from envs.vector import (
     START_SALT,
     NativeVectorEnv,
     SeededDiscrete,
-    counter_uniform,
     episode_key,
     next_key,
     next_keys,
@@ -201,9 +200,11 @@ def compiled(name: str) -> Any:
     if not _COMPILED:
         import numba
 
-        global _mix, _uniform
+        global _mix, _uniform, _grid_step
         _mix, _uniform = stream_kernels()  # the counter-based stream, for the kernels below
+        _grid_step = numba.njit(cache=True, inline="always")(grid_step)  # before the kernels that call it (inlined there)
         _COMPILED.update({fn.__name__: numba.njit(cache=True)(fn) for fn in (carve_maze, batched_step)})
+        _COMPILED["grid_step"] = _grid_step
     return _COMPILED[name]
 
 
@@ -265,13 +266,14 @@ def parse_map(text: str) -> np.ndarray:
             f"the map is ragged: row {bad} has {len(lines[bad])} characters, row 0 has "
             f"{len(lines[0])}; make every row the same width"
         )
+    grid: np.ndarray
     try:  # a large ASCII map (a generated maze) is read as bytes, not one Python string per cell
         grid = np.frombuffer("".join(lines).encode("ascii"), dtype="S1").reshape(len(lines), -1).astype("U1")
     except UnicodeEncodeError:
         grid = np.array([list(line) for line in lines])
-    bad = np.argwhere(~np.isin(grid, list(MAP_CHARS)))
-    if len(bad):
-        r, c = bad[0]
+    wrong = np.argwhere(~np.isin(grid, list(MAP_CHARS)))
+    if len(wrong):
+        r, c = wrong[0]
         raise GridError(
             f"unknown map character {str(grid[r, c])!r} at row {r}, column {c}; use only {' '.join(MAP_CHARS)}"
         )
@@ -494,10 +496,6 @@ class GridWorldEnv(PygameRendering, gym.Env):
             for i, ch in enumerate("#GHC", start=1):
                 self._static_planes[i] = (self.grid == ch) * 255
 
-        # Per-(s, a) successor lists as plain Python tuples, made for a state when it is first
-        # stepped from: a step is one random draw and a short scan, not a round of NumPy
-        # calls (see `arena bench`), and a million-state maze builds none it never visits.
-        self._outcomes: dict[int, list[tuple[tuple[float, int, float, bool], ...]]] = {}
         self._goal = self.grid[self.mdp.cell[:, 0], self.mdp.cell[:, 1]] == "G"  # success: reaching G
         self._start_states = np.flatnonzero(self.mdp.start > 0)
         self.s = int(self._start_states[0])
@@ -507,6 +505,7 @@ class GridWorldEnv(PygameRendering, gym.Env):
         self.overlay: dict[str, Any] = {}
         self._font = None
         self._tables: StepTables | None = None
+        self._step: Any = None  # grid_step compiled, bound on the first step (Numba is slow to import)
 
     # ---------------------------------------------------------------- dynamics
 
@@ -531,7 +530,7 @@ class GridWorldEnv(PygameRendering, gym.Env):
         super().reset(seed=seed)
         if seed is not None:
             # one seed drives every stream: the env's and the action space's
-            self.action_space.follow(seed)
+            self.action_space.follow(seed)  # type: ignore[attr-defined]  # a SeededDiscrete
         # this episode's stream of draws (see envs/vector.py): from np_random after a seeded
         # (or first) reset, else chained from the last episode's key
         self.key = episode_key(self.np_random) if seed is not None or self.key is None else next_key(self.key)
@@ -553,38 +552,29 @@ class GridWorldEnv(PygameRendering, gym.Env):
         a = int(action)
         if not 0 <= a < 4:
             raise GridError(f"action {action!r} is out of range; use 0..3 (up, right, down, left)")
-        outcomes = self._outcomes.get(self.s) or self._outcomes_of(self.s)
-        outcomes = outcomes[a]
-        if len(outcomes) == 1:
-            _, ns, r, term = outcomes[0]
-        else:
-            u = counter_uniform(self.key, self.t)  # the t-th draw of this episode (see envs/vector.py)
-            for cp, ns, r, term in outcomes:
-                if u < cp:
-                    break
-        self.s, self.t, self.last_action = ns, self.t + 1, a
-        truncated = self.t >= self.max_steps and not term
+        tb = self._tables or self.step_tables()
+        if self._step is None:
+            self._step = compiled("grid_step")
+        ns, r, term, truncated = self._step(self.s, a, np.uint64(self.key or 0), self.t, tb.K, tb.next_state, tb.reward,
+                                            tb.cum0, tb.cum1, tb.terminal, tb.max_steps)  # grid_step, compiled
+        self.s, self.t, self.last_action = int(ns), self.t + 1, a
         if self.render_mode == "human":
             self.render()
         if term or truncated:  # Stable-Baselines3's key: did the episode reach a goal?
-            return self._observe(), r, term, truncated, {"state": ns, "is_success": bool(term and self._goal[ns])}
-        return self._observe(), r, term, truncated, {"state": ns}
+            return self._observe(), float(r), bool(term), bool(truncated), {"state": self.s,
+                                                                            "is_success": bool(term and self._goal[ns])}
+        return self._observe(), float(r), False, False, {"state": self.s}
 
-    def _outcomes_of(self, s: int) -> list[tuple[tuple[float, int, float, bool], ...]]:
-        """(cumulative probability, next state, reward, terminal) of each successor, per action."""
-        mdp = self.mdp
-        self._outcomes[s] = [
-            tuple((float(cp), int(ns), float(rw), bool(mdp.terminal[ns]))
-                  for cp, ns, rw in zip(np.cumsum(mdp.prob[s, a]), mdp.next_state[s, a], mdp.reward[s, a]))
-            for a in range(4)
-        ]
-        return self._outcomes[s]
+    def sync(self, s: int, t: int, last_action: int) -> None:
+        """Where an episode stepped outside `step` with `step_tables()` (a fused learner, agents/td.py)
+        ended: the env is left as `step` would have left it."""
+        self.s, self.t, self.last_action = int(s), int(t), int(last_action)
 
-    def snapshot(self) -> tuple[int, int, int | None, int]:
+    def snapshot(self) -> tuple[int, int, int | None, int | None]:
         """The env's position in an episode, for the viewer to step back and forth."""
         return (self.s, self.t, self.last_action, self.key)
 
-    def restore(self, snapshot: tuple[int, int, int | None, int]) -> None:
+    def restore(self, snapshot: tuple[int, int, int | None, int | None]) -> None:
         self.s, self.t, self.last_action, self.key = snapshot
 
     def _observe(self) -> Any:
@@ -714,12 +704,31 @@ class StepTables:
 _mix, _uniform = _mix_array, uniform_of  # replaced by their compiled forms in `compiled` (kernels call these names)
 
 
+def grid_step(s, a, key, t, K, next_state, reward, cum0, cum1, terminal, max_steps):  # pragma: no cover - compiled
+    """The grid's dynamics, the one place they are written: step t of an episode whose stream
+    key is `key`, from state s with action a, on the StepTables arrays. Successor k of (s, a)
+    is the number of cumulative probabilities the episode's t-th uniform draw has passed (no
+    draw without slip). Returns (s', r, terminated, truncated). `GridWorldEnv.step`, the
+    batched kernel and the fused TD episodes (agents/td.py) all call this, compiled."""
+    sa = s * 4 + a
+    row = sa
+    if K == 3:
+        u = _uniform(key, t)  # counter_uniform(key, t)
+        row = sa * 3 + (u >= cum0[sa]) + (u >= cum1[sa])
+    ns = next_state[row]
+    term = terminal[ns]
+    return ns, reward[row], term, t + 1 >= max_steps and not term
+
+
+_grid_step = grid_step  # the compiled form after `compiled` (the kernels call this name)
+
+
 def batched_step(actions, s, t, keys, needs_reset, next_state, reward, cum0, cum1, K, terminal, goal, starts,
                  max_steps, rewards, terminated, truncated, success):  # pragma: no cover - compiled
     """One step of every copy in one pass, the autoreset included: a copy whose episode ended
     last step starts its next episode instead (NEXT_STEP autoreset: its action is ignored, its
-    reward 0); every other copy takes successor k of (s, a), drawn from its episode's stream
-    as GridWorldEnv.step draws it. One hash per copy and step (two for a reset)."""
+    reward 0); every other copy takes the grid's step (`grid_step`), drawn from its episode's
+    stream as GridWorldEnv.step draws it. One hash per copy and step (two for a reset)."""
     for i in range(len(actions)):
         if needs_reset[i]:
             key = _mix(keys[i] ^ np.uint64(NEXT_KEY_SALT))  # next_key
@@ -727,17 +736,11 @@ def batched_step(actions, s, t, keys, needs_reset, next_state, reward, cum0, cum
             keys[i], s[i], t[i] = key, starts[int(u * len(starts))], 0
             rewards[i], terminated[i], truncated[i], success[i], needs_reset[i] = 0.0, False, False, False, False
             continue
-        sa = s[i] * 4 + actions[i]
-        row = sa
-        if K == 3:  # successor k: how many cumulative probabilities the uniform draw has passed
-            u = _uniform(keys[i], t[i])  # counter_uniform(key, t)
-            row = sa * 3 + (u >= cum0[sa]) + (u >= cum1[sa])
-        ns = next_state[row]
-        s[i], t[i], rewards[i] = ns, t[i] + 1, reward[row]
-        terminated[i] = terminal[ns]
-        truncated[i] = t[i] >= max_steps and not terminated[i]
-        success[i] = terminated[i] and goal[ns]
-        needs_reset[i] = terminated[i] or truncated[i]
+        ns, r, term, trunc = _grid_step(s[i], actions[i], keys[i], t[i], K, next_state, reward, cum0, cum1, terminal,
+                                        max_steps)
+        s[i], t[i], rewards[i], terminated[i], truncated[i] = ns, t[i] + 1, r, term, trunc
+        success[i] = term and goal[ns]
+        needs_reset[i] = term or trunc
 
 
 class GridWorldVectorEnv(NativeVectorEnv):

@@ -191,11 +191,15 @@ class SequencePredictionEnv(PygameRendering, gym.Env):
         self.targets = np.zeros(0, dtype=np.int64)
         self.outputs: list[int] = []
         self.t = self.n_out = self.correct = 0
-        self._font = None
+        self._font: Any = None
 
     @property
     def action_names(self) -> list[str]:
         return [self.token_text(i) for i in range(self.vocab)]
+
+    def reading(self) -> bool:
+        """Whether this step shows input (the action is not scored) rather than asks for output."""
+        return self.t < len(self.targets) and self.targets[self.t] < 0
 
     def token_text(self, token: int) -> str:
         if token == self.spec_.blank:
@@ -210,7 +214,7 @@ class SequencePredictionEnv(PygameRendering, gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         if seed is not None:
-            self.action_space.follow(seed)
+            self.action_space.follow(seed)  # type: ignore[attr-defined]  # a SeededDiscrete
         self.shown, self.targets = make_episode(self.spec_, self.curriculum.length, self.np_random)
         self.n_out = int((self.targets >= 0).sum())
         self.outputs, self.t, self.correct = [], 0, 0

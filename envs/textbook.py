@@ -65,7 +65,7 @@ class MaximizationBiasEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[int, dict]:
         super().reset(seed=seed)
         if seed is not None:
-            self.action_space.follow(seed)
+            self.action_space.follow(seed)  # type: ignore[attr-defined]  # a SeededDiscrete
         self.s = A
         return self.s, {}
 

@@ -112,7 +112,7 @@ class SeededDiscrete(spaces.Discrete):
 
     def follow(self, seed: int) -> None:
         """Seed from the env's reset seed, on first use."""
-        self._pending, self._np_random = seed, None
+        self._pending, self._np_random = seed, None  # type: ignore[assignment]  # made again on first use
 
     @property
     def np_random(self) -> np.random.Generator:

@@ -270,6 +270,33 @@ def test_compiled_episodes_learn_bit_for_bit_what_env_step_learns(agent_name, en
     assert fast.digest() == slow.digest()
 
 
+def test_the_grid_step_is_written_once_and_every_path_takes_it():
+    """envs.grid.grid_step is the dynamics: env.step, the batched kernel and the fused TD
+    episodes call it; none of them writes a successor rule of its own."""
+    import inspect
+
+    import agents.td as td
+    import envs.grid as grid
+
+    rule = "cum0[sa]) + (u >= cum1[sa])"
+    assert inspect.getsource(grid).count(rule) == 1 and rule in inspect.getsource(grid.grid_step)
+    assert rule not in inspect.getsource(td)
+    for caller in (grid.GridWorldEnv.step, grid.batched_step, td._td_episode.py_func):
+        assert "_step(" in inspect.getsource(caller), caller
+    env = gym.make("arena/GridWorld-v0", layout="frozenlake-8x8")
+    env.reset(seed=5)
+    tables, u = env.unwrapped.step_tables(), env.unwrapped
+    s, key = u.s, np.uint64(u.key)
+    for t, a in enumerate([1, 2, 2, 1, 0, 3, 2]):
+        want = grid.compiled("grid_step")(s, a, key, t, tables.K, tables.next_state, tables.reward, tables.cum0,
+                                          tables.cum1, tables.terminal, tables.max_steps)
+        obs, r, term, trunc, _ = env.step(a)
+        assert (obs, r, term, trunc) == (want[0], want[1], want[2], want[3])
+        s = obs
+        if term or trunc:
+            break
+
+
 def test_the_compiled_path_steps_aside_for_a_wrapper_it_cannot_see_through():
     from agents.td import step_tables
 
@@ -283,10 +310,9 @@ def test_the_compiled_path_steps_aside_for_a_wrapper_it_cannot_see_through():
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, 2**64 - 1), st.integers(0, 10**6))
 def test_the_compiled_stream_is_the_envs_stream(key, t):
-    from agents.td import _uniform
-    from envs.vector import counter_uniform
+    from envs.vector import counter_uniform, counter_uniforms, stream_kernels
 
-    from envs.vector import counter_uniforms
+    _uniform = stream_kernels()[1]  # what the compiled grid step draws with
 
     assert _uniform(np.uint64(key), t) == counter_uniform(key, t)
     assert counter_uniforms(np.array([key], np.uint64), np.array([t]))[0] == counter_uniform(key, t)

@@ -96,6 +96,17 @@ def test_sb3_trains_the_budget_rounded_up_to_whole_rollouts_and_says_so(tmp_path
     assert exact.fit(env, seed=0, budget=800, progress=False)["steps"] == 800 and "note" not in exact.finish()
 
 
+def test_an_sb3_run_cannot_be_resumed_and_says_so(tmp_path):
+    from arena.errors import AgentError
+
+    env = gym.make("arena/GridWorld-v0", layout="cliff")
+    first = registry.make_agent("sb3-a2c", device="cpu", n_steps=8)
+    first.fit(env, seed=0, budget=80, run_dir=tmp_path, progress=False)
+    with pytest.raises(AgentError, match="cannot --resume"):
+        registry.make_agent("sb3-a2c", device="cpu").fit(env, resume=tmp_path / "checkpoint.npz", budget=5000,
+                                                         progress=False)
+
+
 # --------------------------------------------------------------------------- env settings declared once
 
 

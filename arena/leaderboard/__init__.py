@@ -22,7 +22,7 @@ from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
 from arena.errors import LeaderboardError, one_line
 
@@ -348,8 +348,15 @@ ALIASES = {"arena/GridWorld-v0": ("grid", "layout"), "arena/SequencePrediction-v
            "arena/ImageGeneration-v0": ("img", "dataset")}
 
 
-def env_label(result: Result) -> str:
-    """'grid:cliff slip=0.1': the env a row was scored on, in the form `arena run` takes."""
+class NamesEnv(Protocol):
+    """Anything that names an env by id and kwargs: a leaderboard row, a job."""
+
+    env_id: str
+    env_kwargs: dict[str, Any]
+
+
+def env_label(result: NamesEnv) -> str:
+    """'grid:cliff slip=0.1': the env a row (or job) was scored on, in the form `arena run` takes."""
     kwargs = dict(result.env_kwargs)
     head = result.env_id
     if result.env_id in ALIASES:

@@ -175,7 +175,11 @@ def _png(fig: Any) -> bytes:
 
 
 def _intervals_and_profile(entries: list[Standing]) -> bytes:
-    """Error bars of IQM and interval per entry, and each entry's performance profile."""
+    """Error bars of IQM and interval per entry, and each entry's performance profile
+    (entries with a score: the caller leaves the others out)."""
+    scores_of = [st.evaluation.score for st in entries]
+    if any(s is None for s in scores_of):
+        raise ValueError("every entry needs a score")
 
     plt = _pyplot()
     with plt.rc_context({"text.parse_math": False}):  # agent names are text, never LaTeX
@@ -183,6 +187,7 @@ def _intervals_and_profile(entries: list[Standing]) -> bytes:
         y = np.arange(len(entries))[::-1]
         for yi, st in zip(y, entries):
             s = st.evaluation.score
+            assert s is not None
             lo, hi = s.ci if math.isfinite(s.ci[0]) else (s.iqm, s.iqm)
             colour = "C3" if st.evaluation.flags else "C0"
             bars.plot([lo, hi], [yi, yi], color=colour, lw=3, alpha=0.5, solid_capstyle="butt")
@@ -191,10 +196,10 @@ def _intervals_and_profile(entries: list[Standing]) -> bytes:
         bars.set_yticks(y, [f"{st.rank}{'=' if st.tied else ''}  {_short(st.agent)}" for st in entries])
         bars.set_xlabel("normalised score (IQM, 95% interval)")
         bars.grid(axis="x", alpha=0.3)
-        scores = np.concatenate([st.evaluation.score.values for st in entries])
+        scores = np.concatenate([s.values for s in scores_of if s is not None])
         taus = np.linspace(min(0.0, float(scores.min())), max(1.0, float(scores.max())), 201)
         for i, st in enumerate(entries[:10]):  # more lines than ten cannot be told apart
-            v = np.asarray(st.evaluation.score.values)
+            v = np.asarray(scores_of[i].values)  # type: ignore[union-attr]
             profile.plot(taus, [(v > t).mean() for t in taus], color=f"C{i}", label=_short(st.agent),
                          ls="-" if i < 5 else "--")
         profile.set_xlabel("score threshold τ")
