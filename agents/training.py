@@ -1,7 +1,11 @@
-"""The one training loop every learner uses: tabular (an episode per unit), REINFORCE (a
-batch of episodes per unit), and the generators to come.
+"""The one `fit` and the one training loop every learner uses: tabular (an episode per
+unit), REINFORCE (a batch of episodes per unit), generators (a batch of images), SB3 (a
+chunk of env steps).
 
-A learner supplies its unit of learning and its state; the loop owns everything else:
+`fit(agent, env, spec)` takes the run as one `RunSpec` (agents/protocol.py): a `Learner`
+trains through `train`, a `Planner` plans in one go. `AgentBase` gives agents the `fit`
+method that calls it. A learner supplies its unit of learning and its state; the loop
+owns everything else:
 
 - the budget: `total` units, `done` so far (a resumed run starts where it stopped);
 - the progress bar on stderr (a plain line every few seconds when stderr is no terminal);
@@ -21,6 +25,7 @@ A learner supplies its unit of learning and its state; the loop owns everything 
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 import threading
@@ -31,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.protocol import Budget, Callback, EpisodeLearner, Learner, Planner, RunSpec
+from agents.protocol import Agent, Budget, Callback, EpisodeLearner, Learner, Planner, RunSpec
 from arena.errors import AgentError, CheckpointError, TrainingError
 from arena.settings import identity
 
@@ -85,9 +90,12 @@ class TrainingInterrupted(Exception):
         super().__init__(f"training of {agent} interrupted after {done} of {total} {plural(unit)}{where}")
 
 
-def fit(agent: Any, env: Any, spec: RunSpec) -> dict[str, Any]:
+def fit(agent: Agent, env: Any, spec: RunSpec) -> dict[str, Any]:
     """The one `fit`: a Learner trains through the loop (`train`), a Planner plans in one go;
     with a run folder the result is checkpointed either way. Returns figures worth printing."""
+    if not isinstance(spec, RunSpec):
+        raise TrainingError(f"{agent.name}.fit(env, spec): spec must be a RunSpec, got {spec!r}; or write the fields, "
+                            "e.g. fit(env, seed=0, budget=500)")
     if spec.budget is not None and (type(spec.budget) is not int or spec.budget < 1):
         raise TrainingError(f"{agent.name}: a budget of {spec.budget!r} is not a positive whole number; train for at least 1")
     if isinstance(agent, Learner):
@@ -117,11 +125,17 @@ class AgentBase:
 
     def fit(self: Any, env: Any, spec: RunSpec | None = None, **fields: Any) -> dict[str, Any]:
         """Learn on `env` as `spec` says (or `fit(env, seed=0, budget=100, run_dir=...)`)."""
-        return fit(self, env, spec.but(**fields) if spec is not None else RunSpec(**fields))  # type: ignore[arg-type]
+        if spec is not None and not isinstance(spec, RunSpec):
+            return fit(self, env, spec)  # the one message for a spec that is not one
+        known = [f.name for f in dataclasses.fields(RunSpec)]
+        unknown = sorted(set(fields) - set(known))
+        if unknown:
+            hint = " (the budget is `budget`, in the agent's unit)" if "episodes" in unknown else ""
+            raise TrainingError(f"{self.name}.fit: {unknown[0]!r} is not part of a run{hint}; give {', '.join(known)}")
+        return fit(self, env, spec.but(**fields) if spec is not None else RunSpec(**fields))
 
     def config(self: Any) -> dict[str, Any]:
         return identity(self.settings)
-
 
 
 def train(learner: Learner, env: Any, spec: RunSpec) -> dict[str, Any]:

@@ -187,3 +187,50 @@ def test_a_multi_line_text_map_keeps_its_lines():
     env_id, kwargs = registry.parse_env("grid:S.G\n...\nslip=0.1".replace("\nslip", " slip"))
     assert kwargs == {"layout": "S.G\n...", "slip": 0.1}
     assert np.asarray(gym.make(env_id, **kwargs).unwrapped.grid).shape == (2, 3)
+
+
+def test_fit_names_a_wrong_spec_in_one_line():
+    env = gym.make("arena/GridWorld-v0", layout="cliff")
+    with pytest.raises(TrainingError, match="spec must be a RunSpec, got 0"):
+        registry.make_agent("q-learning").fit(env, 0)
+    with pytest.raises(TrainingError, match="'episodes' is not part of a run .the budget is `budget`"):
+        registry.make_agent("q-learning").fit(env, episodes=5)
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+toml_scalars = st.one_of(st.integers(-10**12, 10**12), st.floats(allow_nan=False, allow_infinity=False),
+                         st.booleans(), st.text(max_size=12), st.lists(st.integers(-5, 5), max_size=4))
+toml_tables = st.dictionaries(st.sampled_from(["alpha", "epsilon", "gamma", "episodes", "decay", "slip", "obs",
+                                               "max_steps", "layout", "wind", "zzz"]), toml_scalars, max_size=4)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(agent=toml_tables, env=toml_tables, junk=st.booleans())
+def test_any_config_file_is_read_or_refused_in_one_arena_error(tmp_path, agent, env, junk):
+    """Hostile --config files: whatever the tables hold, the file is read and checked, or one ArenaError."""
+    import tomllib
+
+    from arena.errors import ArenaError
+
+    def toml_value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(map(str, v)) + "]"
+        return repr(v)
+
+    text = "[agent]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in agent.items())
+    text += "[env]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in env.items())
+    path = tmp_path / "run.toml"
+    path.write_bytes(text.encode() + (b"\xff[" if junk else b""))
+    try:
+        settings_, kwargs = registry.read_config(path)
+        assert tomllib.loads(text) == {"agent": settings_, "env": kwargs}
+        registry.make_agent("q-learning", **settings_)
+        registry.check_env_kwargs("arena/GridWorld-v0", {"layout": "cliff", **kwargs})
+    except ArenaError as exc:
+        assert "\n" not in str(exc).strip() and len(str(exc)) < 400

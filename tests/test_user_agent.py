@@ -103,3 +103,22 @@ def test_a_registered_agent_plays_tournaments_in_worker_processes_and_on_ray(wor
 
     ranked = [st.agent for st in standings(board.results())]
     assert ranked[0].startswith("optimistic-q")
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.one_of(st.text(max_size=80), st.integers(), st.none()),
+       factory=st.sampled_from([user_agents.OptimisticQ, user_agents.FixedAction, 5, "x", None, dict]))
+def test_any_registration_is_taken_or_refused_in_one_line(name, factory):
+    """Hostile names and factories: registered, or one RegistryError; the built-ins untouched."""
+    before = {n: spec for n, spec in registry.AGENTS.items() if spec.source is None}
+    try:
+        arena.register_agent(name, factory, replace=True)
+    except RegistryError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert registry.AGENTS[name].factory is factory
+    assert {n: spec for n, spec in registry.AGENTS.items() if spec.source is None} == before
