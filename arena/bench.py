@@ -6,6 +6,9 @@ and reports the median of the per-pair ratios with their spread (lowest, highest
 ratio above 1 means Arena is ahead: faster, or more steps per second. Each figure has a
 stable `id` (`arena bench --only ID`, `arena bench --json`) and its target; a target not
 met is reported as such, never hidden.
+
+Why one long file: each benchmark sits beside its baseline, so a reader checks in one place
+that both sides do the same work.
 """
 
 from __future__ import annotations

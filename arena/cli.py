@@ -1,4 +1,8 @@
-"""The `arena` command: parse, call, print. Errors a user can cause become one line and exit 2."""
+"""The `arena` command: parse, call, print. Errors a user can cause become one line and exit 2.
+
+Why one long file: it holds only the commands (parse, call, print) and their help texts, one
+function each; the work is in the modules they call.
+"""
 
 from __future__ import annotations
 

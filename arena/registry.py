@@ -8,6 +8,9 @@ installed package, an entry point in the group `arena.agents`: `name = "pkg.modu
 and then runs by name everywhere a built-in does: `arena run`, `arena.evaluate`, the
 `arena_eval` fixture, suites and tournaments (worker processes and Ray tasks re-register
 it from where it was defined).
+
+Why one long file: every way a name becomes an agent or an env (built-ins, users' agents,
+entry points, env strings and their checks) is here, so every way in checks the same way.
 """
 
 from __future__ import annotations

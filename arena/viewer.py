@@ -4,6 +4,9 @@ Keys: space play/pause, left/right step back/forward, +/- speed, r restart, v va
 heatmap, p policy arrows, q or Esc quit. The heads-up line shows step, action, reward
 and return. Every loop iteration drains pygame's event queue, so the window never
 stops responding, and closing it ends the viewer cleanly.
+
+Why one long file: the window, the video export and the keyboard player draw the same frame
+(board, status line, legend) and share that code.
 """
 
 from __future__ import annotations

@@ -122,3 +122,29 @@ def test_any_registration_is_taken_or_refused_in_one_line(name, factory):
     else:
         assert registry.AGENTS[name].factory is factory
     assert {n: spec for n, spec in registry.AGENTS.items() if spec.source is None} == before
+
+
+def test_an_installed_package_declares_its_agents_in_the_entry_point_group(tmp_path):
+    """A package on the path with an `arena.agents` entry point: its agent is listed and runs by name."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "theirpkg").mkdir()
+    (tmp_path / "theirpkg" / "__init__.py").write_text(
+        "from tests.user_agents import FixedAction as Always\n")
+    info = tmp_path / "theirpkg-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: theirpkg\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[arena.agents]\nalways = theirpkg:Always\n")
+    root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), root])}
+    listed = subprocess.run([sys.executable, "-m", "arena", "agents", "always"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "action" in listed.stdout and "the action it always takes" in " ".join(listed.stdout.split())
+    ran = subprocess.run([sys.executable, "-m", "arena", "run", "always", "grid:cliff", "--set", "action=2",
+                          "--episodes", "1", "--json", "--db", str(tmp_path / "lb.sqlite")],
+                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["runs"][0]["agent_config"] == {"action": 2}

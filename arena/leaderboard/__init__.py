@@ -8,6 +8,8 @@ Default location: replays/leaderboard.sqlite (override with --db or ARENA_DB).
 
 Reports: the runs and standings as markdown or CSV tables here; the HTML report page
 (`arena leaderboard --html`) in arena/leaderboard/report.py.
+
+Why one long file: the store's schema, migrations, writes and reads must change together.
 """
 
 from __future__ import annotations
