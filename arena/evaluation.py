@@ -129,8 +129,10 @@ def evaluate(agent: str, env: str, *, train_seeds: int | Sequence[int] = 3, eval
     """Train `agent` on `env` once per training seed, evaluate each run on `eval_episodes`
     fixed seeds, and aggregate (see `Evaluation`).
 
-    `agent` and `env` are the CLI's names ("q-learning", "grid:cliff slip=0.1"); `budget`
-    is the training budget in the agent's units (None: its default); `config` its settings.
+    `agent` and `env` are the CLI's names ("q-learning", "grid:cliff slip=0.1"), a user's own
+    agent among them once registered (`arena.register_agent`); `budget` is the training
+    budget in the agent's budget unit (episodes, batches, steps; None: its settings');
+    `config` its settings.
     With `record=True` each run lands on the leaderboard (`db`, default $ARENA_DB or
     replays/leaderboard.sqlite) with its replays under `replays`; without, replays and
     checkpoints go to a temporary folder that is removed afterwards."""
@@ -142,7 +144,7 @@ def evaluate(agent: str, env: str, *, train_seeds: int | Sequence[int] = 3, eval
     if type(eval_episodes) is not int or not 1 <= eval_episodes <= 100_000:
         raise SettingsError(f"eval_episodes={eval_episodes!r}; evaluate on 1 to 100000 episodes")
     if budget is not None and (type(budget) is not int or budget < 1):
-        raise SettingsError(f"budget={budget!r}; give a positive number of training units, or None for the default")
+        raise SettingsError(f"budget={budget!r}; give a positive number in the agent's budget unit (`arena agents NAME` says which), or None for its default")
     if config is not None and not isinstance(config, dict):
         raise SettingsError(f"config={config!r}; give the agent's settings as a dict, e.g. {{'alpha': 0.5}}")
     eval_seeds = [EVAL_SEED_BASE + i for i in range(eval_episodes)]

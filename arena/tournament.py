@@ -36,7 +36,7 @@ class SuiteAgent:
     name: str
     label: str  # how tables name it, e.g. "gan loss=lsgan"
     config: dict[str, Any]
-    budget: int | None  # training units (episodes or batches); None: the agent's own
+    budget: int | None  # in the agent's budget unit (episodes, batches, steps); None: its settings'
 
 
 @dataclass
@@ -161,7 +161,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
             raise fail(where, f"agent {name}: {one_line(exc)}") from None
         budget = entry.get("budget")
         if budget is not None and (type(budget) is not int or not 1 <= budget <= 10**8):
-            raise fail(where, f"agent {name}: budget = {budget!r}; write a positive integer (training units)")
+            raise fail(where, f"agent {name}: budget = {budget!r}; write a positive integer (in the agent's budget unit: `arena agents NAME` says which)")
         label = entry.get("label", " ".join([name, *(f"{k}={v}" for k, v in config.items())]))
         if not isinstance(label, str) or not label.strip():
             raise fail(where, f"agent {name}: label must be a non-empty string")
