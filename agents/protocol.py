@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import gymnasium as gym
 import numpy as np
 
 from arena.errors import CheckpointError
@@ -40,11 +41,11 @@ class Callback:
 
     records_episodes = False
 
-    def wrap_env(self, env: Any, learner: "Learner") -> Any:
+    def wrap_env(self, env: gym.Env, learner: "Learner") -> Any:
         """The env the learner trains on (a recorder wraps it here)."""
         return env
 
-    def on_start(self, learner: "Learner", env: Any) -> None: ...
+    def on_start(self, learner: "Learner", env: gym.Env) -> None: ...
 
     def before_unit(self, learner: "Learner", index: int) -> None: ...
 
@@ -127,7 +128,7 @@ class Agent(Protocol):
         """Start an episode: seeds any randomness in acting; returns the initial recurrent state."""
         ...
 
-    def fit(self, env: Any, spec: RunSpec | None = None, **fields: Any) -> dict[str, Any]:
+    def fit(self, env: gym.Env, spec: RunSpec | None = None, **fields: Any) -> dict[str, Any]:
         """Learn on `env` as `spec` says (or a RunSpec of `fields`); returns a training log."""
         ...
 
@@ -139,7 +140,7 @@ class Agent(Protocol):
         """Write a checkpoint in Arena's one format."""
         ...
 
-    def load(self, path: str | Path, env: Any = None) -> Any:
+    def load(self, path: str | Path, env: gym.Env | None = None) -> Any:
         """Restore from a checkpoint; `env` lets a network rebuild itself for the env's spaces."""
         ...
 
@@ -147,7 +148,7 @@ class Agent(Protocol):
         """Settings, JSON-serialisable, without where it ran (device): they go on the leaderboard."""
         ...
 
-    def check_fits(self, env: Any) -> None:
+    def check_fits(self, env: gym.Env) -> None:
         """Fail with an AgentError if a loaded agent cannot play `env`."""
         ...
 
@@ -186,11 +187,11 @@ class Learner(Protocol):
         """What the units done so far amount to, in `budget_unit` (what the leaderboard records)."""
         ...
 
-    def begin(self, env: Any, seed: int) -> None:
+    def begin(self, env: gym.Env, seed: int) -> None:
         """Fresh state for `env`, every random stream derived from `seed`."""
         ...
 
-    def learn(self, env: Any, index: int, progress: float) -> dict[str, Any]:
+    def learn(self, env: gym.Env, index: int, progress: float) -> dict[str, Any]:
         """One unit of learning (`progress` = index / total); returns scalars, "return" among them."""
         ...
 
@@ -200,14 +201,14 @@ class Learner(Protocol):
 
     def save(self, path: str | Path) -> Path: ...
 
-    def load(self, path: str | Path, env: Any = None) -> Any: ...
+    def load(self, path: str | Path, env: gym.Env | None = None) -> Any: ...
 
 
 @runtime_checkable
 class EpisodeLearner(Learner, Protocol):
     """A Learner whose unit is one episode played through `env.step` (so it can be recorded)."""
 
-    def learn_episode(self, env: Any, seed: int) -> float:
+    def learn_episode(self, env: gym.Env, seed: int) -> float:
         """Play one episode from env.reset(seed=seed), learning as the algorithm says; return G."""
         ...
 
@@ -218,7 +219,7 @@ class Planner(Protocol):
 
     name: str
 
-    def plan(self, env: Any, seed: int) -> dict[str, Any]:
+    def plan(self, env: gym.Env, seed: int) -> dict[str, Any]:
         """Prepare to play `env`; returns figures worth printing."""
         ...
 

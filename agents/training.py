@@ -34,6 +34,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from agents.protocol import Agent, Budget, Callback, EpisodeLearner, Learner, Planner, RunSpec
@@ -54,7 +55,7 @@ def episode_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
-def env_ref(env: Any) -> dict[str, Any] | None:
+def env_ref(env: gym.Env) -> dict[str, Any] | None:
     """{'id', 'kwargs'} of a registered env: what a checkpoint records it was trained on."""
     spec = getattr(env, "spec", None)
     if spec is None:
@@ -90,7 +91,7 @@ class TrainingInterrupted(Exception):
         super().__init__(f"training of {agent} interrupted after {done} of {total} {plural(unit)}{where}")
 
 
-def fit(agent: Agent, env: Any, spec: RunSpec) -> dict[str, Any]:
+def fit(agent: Agent, env: gym.Env, spec: RunSpec) -> dict[str, Any]:
     """The one `fit`: a Learner trains through the loop (`train`), a Planner plans in one go;
     with a run folder the result is checkpointed either way. Returns figures worth printing."""
     if not isinstance(spec, RunSpec):
@@ -123,7 +124,7 @@ class AgentBase:
     recurrent = False
     settings: Any
 
-    def fit(self: Any, env: Any, spec: RunSpec | None = None, **fields: Any) -> dict[str, Any]:
+    def fit(self: Any, env: gym.Env, spec: RunSpec | None = None, **fields: Any) -> dict[str, Any]:
         """Learn on `env` as `spec` says (or `fit(env, seed=0, budget=100, run_dir=...)`)."""
         if spec is not None and not isinstance(spec, RunSpec):
             return fit(self, env, spec)  # the one message for a spec that is not one
@@ -138,7 +139,7 @@ class AgentBase:
         return identity(self.settings)
 
 
-def train(learner: Learner, env: Any, spec: RunSpec) -> dict[str, Any]:
+def train(learner: Learner, env: gym.Env, spec: RunSpec) -> dict[str, Any]:
     """Train `learner` on `env` for `spec.budget` (see the module docstring). Returns the log's figures.
 
     With `spec.resume`, the learner continues from that checkpoint: its seed, settings, RNG

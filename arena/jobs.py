@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+import gymnasium as gym
+
 from agents.protocol import Agent, EpisodeLearner, Generator, HasPolicyTable, Learner, Player, RunSpec
 from agents.training import Callback
 from arena.errors import AgentError, RegistryError
@@ -68,7 +70,7 @@ def new_run_key(agent: str, env: str) -> str:
     return f"{stamp}-{agent}-{env_part}-{secrets.token_hex(3)}"
 
 
-def job_callbacks(job: Job, agent: Agent, env: Any, replays_dir: str | Path) -> list[Callback]:
+def job_callbacks(job: Job, agent: Agent, env: gym.Env, replays_dir: str | Path) -> list[Callback]:
     """What a job adds to the training loop: the exact J while learning (learners with a policy
     table on an env with a model), training replays (--record-training), a sample video (--video)."""
     callbacks: list[Callback] = []
@@ -129,7 +131,7 @@ def run_job(
     return result, log
 
 
-def score_run(job: Job, agent: Agent | Player, env: Any, episodes: list[Any], train_seconds: float,
+def score_run(job: Job, agent: Agent | Player, env: gym.Env, episodes: list[Any], train_seconds: float,
               eval_seconds: float) -> Result:
     """The leaderboard row of a run's evaluation episodes: returns, success, and the normalised
     score (exact for grids, sampled from the episodes where the player's choices depend on

@@ -35,7 +35,7 @@ def stack_actions(actions: list[Any], space: Any) -> np.ndarray:
     return np.stack([np.asarray(a, dtype=np.float32) for a in actions])
 
 
-def record_episode(agent: Agent | Player, env: Any, seed: int, greedy: bool = True, agent_name: str | None = None) -> Replay:
+def record_episode(agent: Agent | Player, env: gym.Env, seed: int, greedy: bool = True, agent_name: str | None = None) -> Replay:
     """Play one episode from `env.reset(seed=seed)` and keep what re-simulating it needs
     (`Replay.last_info` holds the info of its last step)."""
     obs, info = env.reset(seed=seed)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import gymnasium as gym
 import numpy as np
 
 from agents.checkpoint import read_arrays, write_arrays
@@ -153,7 +154,7 @@ class Frame:
     done: bool
 
 
-def resimulate(replay: Replay, render_mode: str | None = None, env: Any = None) -> Iterator[tuple[Any, Frame]]:
+def resimulate(replay: Replay, render_mode: str | None = None, env: gym.Env | None = None) -> Iterator[tuple[Any, Frame]]:
     """Re-play the recorded actions from the seed; yields (env, frame) for step 0..T."""
     env = env if env is not None else make_env(replay.env_id, replay.env_kwargs, render_mode=render_mode)
     obs, _ = env.reset(seed=replay.seed, options=replay.reset_options or None)
@@ -162,7 +163,7 @@ def resimulate(replay: Replay, render_mode: str | None = None, env: Any = None) 
     actions = replay.actions.tolist() if replay.actions.ndim == 1 else list(replay.actions)  # ints, or images
     for t, action in enumerate(actions, start=1):
         obs, r, term, trunc, _ = env.step(action)
-        G += r
+        G += float(r)
         yield env, Frame(t, action, float(r), G, obs, bool(term or trunc))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from agents import dp
@@ -35,13 +36,15 @@ class ExactScore:
     J_random: float
     expected_return: float | None  # undiscounted, over max_steps; None if too costly to compute
 
-def policy_of(agent: Agent | Player, env: Any) -> np.ndarray:
+def policy_of(agent: Agent | Player, env: gym.Env) -> np.ndarray:
     """(S, A) action probabilities of the agent's greedy play on an env with a model: its
     policy table where it has one, else its greedy action in each state's observation."""
-    mdp = env.unwrapped.mdp
+    u = env.unwrapped
+    if not isinstance(u, HasModel):
+        raise TypeError(f"{type(u).__name__} has no model: no policy table over its states")
+    mdp = u.mdp
     if isinstance(agent, HasPolicyTable):
         return np.asarray(agent.policy_table())
-    u = env.unwrapped
     pi = np.zeros((mdp.n_states, mdp.n_actions))
     for s in range(mdp.n_states):  # an env that cannot say what state s looks like shows its index
         action, _ = agent.act(u.observation_of(s) if isinstance(u, ObservesStates) else s, None, greedy=True)
@@ -49,7 +52,7 @@ def policy_of(agent: Agent | Player, env: Any) -> np.ndarray:
     return pi
 
 
-def exact_score(agent: Agent | Player, env: Any) -> ExactScore | None:
+def exact_score(agent: Agent | Player, env: gym.Env) -> ExactScore | None:
     """The exact normalised score on an env with a model (env.unwrapped.mdp); None otherwise."""
     if not isinstance(env.unwrapped, HasModel) or agent.recurrent:
         return None  # no model, or a policy that depends on history, not on the state alone
@@ -77,7 +80,7 @@ def normalised(J: float, J_random: float, J_optimal: float) -> float:
     return (J - J_random) / span if abs(span) > 1e-12 else (1.0 if J >= J_optimal - 1e-12 else 0.0)
 
 
-def sampled_score(env: Any, episodes: list[Any]) -> float | None:
+def sampled_score(env: gym.Env, episodes: list[Any]) -> float | None:
     """The normalised score from the episodes played, on an env with a model, for a player whose
     choices depend on history (a recurrent network, a person), so no exact J exists: the mean
     discounted return G = sum_t gamma^t r_t (gamma = EVAL_GAMMA) in place of J. None elsewhere."""
@@ -95,7 +98,7 @@ def expected_return(mdp: Any, pi: np.ndarray, horizon: int) -> float | None:
     return float(mdp.start @ dp.finite_horizon_evaluation(mdp, pi, horizon))
 
 
-def image_score(env: Any, episodes: list[Any]) -> Any:
+def image_score(env: gym.Env, episodes: list[Any]) -> Any:
     """For the image env: the generator's scores (arena/image_score.py) from the images it
     made in the evaluation episodes; None for other envs."""
     u = env.unwrapped
@@ -131,7 +134,7 @@ class ExactEvaluation(Callback):
         self.mdp, self.evaluations = mdp, max(1, int(evaluations))
         self.gamma = EVAL_GAMMA
 
-    def on_start(self, learner: Any, env: Any) -> None:
+    def on_start(self, learner: Any, env: gym.Env) -> None:
         settings = learner.settings if isinstance(learner, AgentBase) else None
         g = float(settings.gamma) if isinstance(settings, Discounted) else EVAL_GAMMA
         self.gamma = g if g < 1.0 else EVAL_GAMMA

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import gymnasium as gym
 import numpy as np
 
 from agents.protocol import Generator, Player
@@ -43,7 +44,7 @@ VIDEO_SUFFIXES = (".mp4", ".gif")
 class Timeline:
     """A replay re-simulated once: per step, the env snapshot and what happened."""
 
-    env: Any
+    env: gym.Env
     snapshots: list[Any]
     frames: list[Frame]
     label: str = ""
@@ -53,10 +54,11 @@ class Timeline:
     def build(cls, replay: Replay) -> "Timeline":
         snapshots: list[Any] = []
         frames: list[Frame] = []
-        env: Any = None
+        env: gym.Env | None = None
         for env, frame in resimulate(replay):
-            snapshots.append(env.unwrapped.snapshot())
+            snapshots.append(_board(env).snapshot())
             frames.append(frame)
+        assert env is not None  # resimulate yields step 0 at least
         overlay = replay.overlay
         if isinstance(env.unwrapped, ShowsOverlay) and overlay:
             env.unwrapped.set_overlay(V=overlay.get("V"), policy=overlay.get("policy"))
@@ -72,8 +74,20 @@ class Timeline:
     def __len__(self) -> int:
         return len(self.frames)
 
+    @property
+    def board(self) -> Drawable:
+        """The env as the viewer draws it."""
+        return _board(self.env)
 
-def _action_name(env: Any, action: Any) -> str:
+
+def _board(env: gym.Env) -> Drawable:
+    u = env.unwrapped
+    if not isinstance(u, Drawable):
+        raise ViewerError(f"{type(u).__name__} cannot be drawn (it has no draw/frame_size/snapshot); replay an Arena env")
+    return u
+
+
+def _action_name(env: gym.Env, action: Any) -> str:
     return "-" if action is None else action_name(env, action)
 
 
@@ -156,7 +170,7 @@ def draw_legend(surface: Any, y: int, items: list[tuple[str, str, tuple[int, int
 
 def canvas_size(timeline: Timeline, font: Any, show_values: bool = True) -> tuple[int, int]:
     """The window (or video frame) that fits the board, the longest status line and the legend."""
-    w, h = timeline.env.unwrapped.frame_size()
+    w, h = timeline.board.frame_size()
     text_w = max(font.size(hud_text(timeline, t, "  [paused]"))[0] for t in range(len(timeline))) + 16
     items = legend_items(timeline, show_values)
     legend_w = 8 + sum(font.size(text)[0] + (58 if shape == "gradient" else 30) for shape, text, _ in items)
@@ -168,7 +182,7 @@ def draw_frame(surface: Any, timeline: Timeline, t: int, show_values: bool, show
     """The env at step t, the status line and the legend, onto `surface`."""
     import pygame
 
-    env = timeline.env.unwrapped
+    env = timeline.board
     env.restore(timeline.snapshots[t])
     w, h = env.frame_size()
     board = surface.subsurface((0, 0, w, h))
@@ -353,7 +367,7 @@ class SampleVideo(Callback):
         self.path, self.n, self.fps = path, n, fps
         self.frames: list[np.ndarray] = []
 
-    def on_start(self, learner: Any, env: Any) -> None:
+    def on_start(self, learner: Any, env: gym.Env) -> None:
         if not isinstance(learner, Generator):
             raise ViewerError(f"--video shows a generator's samples as it trains; {learner.name} makes no images")
 
