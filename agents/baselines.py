@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from agents.checkpoint import load_checkpoint, load_settings, require, save_checkpoint
@@ -14,6 +15,7 @@ from agents.generator import GeneratorAgent, ImageSpec
 from agents.training import AgentBase
 from arena import settings as typed
 from arena.errors import AgentError, CheckpointError
+from envs.abilities import ImageTask
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class RandomAgent(AgentBase):
         self.rng = np.random.default_rng(0)
         self.trained_on: dict[str, Any] | None = None
 
-    def plan(self, env: Any, seed: int) -> dict[str, Any]:
+    def plan(self, env: gym.Env, seed: int) -> dict[str, Any]:
         """Nothing to learn: read how many actions there are (and states, where they are indices)."""
         from gymnasium import spaces
 
@@ -47,7 +49,7 @@ class RandomAgent(AgentBase):
         self.trained_on = env_ref(env)
         return {}
 
-    def check_fits(self, env: Any) -> None:
+    def check_fits(self, env: gym.Env) -> None:
         from gymnasium import spaces
 
         if not isinstance(env.action_space, spaces.Discrete) or int(env.action_space.n) != self.n_actions:
@@ -82,7 +84,7 @@ class RandomAgent(AgentBase):
         arrays = {"n_actions": np.array(self.n_actions, dtype=np.int64)}
         return save_checkpoint(path, self.name, self.config(), arrays, env=self.trained_on)
 
-    def load(self, path: str | Path, env: Any = None) -> "RandomAgent":
+    def load(self, path: str | Path, env: gym.Env | None = None) -> "RandomAgent":
         arrays, meta = load_checkpoint(path, self.name)
         self.settings = load_settings(RandomSettings, meta, path, self.name)
         require(arrays, path, self.name, n_actions=())
@@ -104,7 +106,7 @@ class ImageReferenceSettings:
 class ImageReference(GeneratorAgent):
     """A reference point that learns nothing: it reads the env's shapes (and data) and plays."""
 
-    def plan(self, env: Any, seed: int) -> dict[str, Any]:
+    def plan(self, env: gym.Env, seed: int) -> dict[str, Any]:
         from agents.training import env_ref
 
         self.bind(env)
@@ -125,9 +127,11 @@ class RealDataAgent(ImageReference):
         self.images = np.zeros((0, 1, 1, 1), dtype=np.float32)
         self.labels = np.zeros(0, dtype=np.int64)
 
-    def bind(self, env: Any) -> ImageSpec:
+    def bind(self, env: gym.Env) -> ImageSpec:
         spec = super().bind(env)
-        data = env.unwrapped.data
+        u = env.unwrapped
+        assert isinstance(u, ImageTask)  # bind checked it
+        data = u.data
         self.images, self.labels = np.asarray(data.heldout_b), np.asarray(data.heldout_b_labels)
         return spec
 
@@ -142,7 +146,7 @@ class RealDataAgent(ImageReference):
         state = {"image": self._spec().as_dict()}
         return save_checkpoint(path, self.name, {}, {}, env=self.trained_on, state=state)
 
-    def load(self, path: str | Path, env: Any = None) -> "RealDataAgent":
+    def load(self, path: str | Path, env: gym.Env | None = None) -> "RealDataAgent":
         arrays, meta = load_checkpoint(path, self.name)
         if env is None:
             raise AgentError("real-data.load needs the env whose held-out images it plays: load(path, env=env)")
@@ -169,7 +173,7 @@ class NoiseAgent(ImageReference):
     def save(self, path: str | Path) -> Path:
         return save_checkpoint(path, self.name, {}, {}, env=self.trained_on, state={"image": self._spec().as_dict()})
 
-    def load(self, path: str | Path, env: Any = None) -> "NoiseAgent":
+    def load(self, path: str | Path, env: gym.Env | None = None) -> "NoiseAgent":
         arrays, meta = load_checkpoint(path, self.name)
         self.spec = ImageSpec.from_dict((meta.get("state") or {}).get("image"), path)
         if env is not None:

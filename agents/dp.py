@@ -17,6 +17,7 @@ from collections import deque
 from typing import Any, Literal, Protocol
 
 import numba
+import gymnasium as gym
 import numpy as np
 import scipy.sparse as sparse
 import scipy.sparse.linalg as splinalg
@@ -455,7 +456,7 @@ class DPAgent(TabularAgent):
     name = "dp"
     method: Literal["value", "policy"] = "value"
 
-    def plan(self, env: Any, seed: int) -> dict[str, Any]:
+    def plan(self, env: gym.Env, seed: int) -> dict[str, Any]:
         """Solve the env's exact model (`env.unwrapped.mdp`) for V, Q and the greedy policy."""
         self.check_env(env)
         if not isinstance(env.unwrapped, HasModel):

@@ -28,6 +28,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
 import torch
 from torch import nn
 
@@ -89,7 +90,7 @@ class GANAgent(NeuralGenerator):
     def __init__(self, **settings: Any) -> None:
         super().__init__(typed.build(GANSettings, settings, AgentError))
 
-    def build(self, env: Any) -> None:
+    def build(self, env: gym.Env) -> None:
         s, spec = self.settings, self._spec()
         k = spec.n_classes if s.conditional else 0
         G = ConvDecoder(spec.latent + k, spec.size, s.hidden).to(self.device)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from agents.training import AgentBase
@@ -33,7 +34,7 @@ class ImageSpec:
     conditional: bool  # the env's observations carry the class
 
     @classmethod
-    def of(cls, env: Any) -> "ImageSpec":
+    def of(cls, env: gym.Env) -> "ImageSpec":
         u = env.unwrapped
         if not isinstance(u, ImageTask):
             raise AgentError("generators play the image env (img:digits, img:shapes); this env does not ask for images")
@@ -76,7 +77,7 @@ class GeneratorAgent:
         self.rng = np.random.default_rng(0)
         self.trained_on: dict[str, Any] | None = None
 
-    def bind(self, env: Any) -> ImageSpec:
+    def bind(self, env: gym.Env) -> ImageSpec:
         """Read the env's shapes (and check a conditional generator meets a conditional env)."""
         self.spec = ImageSpec.of(env)
         if getattr(getattr(self, "settings", None), "conditional", False) and not self.spec.conditional:
@@ -84,7 +85,7 @@ class GeneratorAgent:
                              "make the env with conditional=true (e.g. img:digits conditional=true)")
         return self.spec
 
-    def check_fits(self, env: Any) -> None:
+    def check_fits(self, env: gym.Env) -> None:
         """A generator plays only the shapes it was built for: image size, latent size, classes."""
         have, want = self._spec(), ImageSpec.of(env)
         if have.shape != want.shape or have.latent != want.latent or (have.conditional and not want.conditional) \
@@ -168,17 +169,17 @@ class NeuralGenerator(GeneratorAgent):
         self.budget: Any = None
         self.trained_on = None
         self.log = TrainingLog(unit=self.unit)
-        self.env: Any = None
+        self.env: gym.Env | None = None
 
     # ---------------------------------------------------------------- the loop's side
 
-    def build(self, env: Any) -> None:
+    def build(self, env: gym.Env) -> None:
         raise NotImplementedError
 
     def update(self, index: int) -> dict[str, float]:
         raise NotImplementedError
 
-    def begin(self, env: Any, seed: int) -> None:
+    def begin(self, env: gym.Env, seed: int) -> None:
         import torch
 
         torch.manual_seed(seed)
@@ -187,7 +188,7 @@ class NeuralGenerator(GeneratorAgent):
         self.sampler.manual_seed(seed)
         self.seed = seed
 
-    def learn(self, env: Any, index: int, progress: float) -> dict[str, Any]:
+    def learn(self, env: gym.Env, index: int, progress: float) -> dict[str, Any]:
         """One batch; "return" is what an episode of this batch's images would earn from the env's judge."""
         self.env = env
         if getattr(self.settings, "lr_decay", False):  # lr_t = lr (1 - t/T): small last steps settle the game
@@ -200,11 +201,19 @@ class NeuralGenerator(GeneratorAgent):
             self.log.image("samples", self.grid(self.sample(64, seed=0)), index + 1)
         return scalars
 
+    def task(self) -> ImageTask:
+        """The image task of the env being trained on (its data and judge)."""
+        u = self.env.unwrapped if self.env is not None else None
+        if not isinstance(u, ImageTask):
+            raise AgentError(f"{self.name} trains on the image env (img:digits); fit it there first")
+        return u
+
     def judge_return(self, fakes: Any, n: int = 16) -> float:
         """The env judge's mean realness of (the first `n` of) a batch of fakes, times the env's
         batch: what an episode of such images would earn. A progress figure, kept cheap."""
-        scores = self.env.unwrapped.score(fakes[:n].detach().cpu().numpy())
-        return float(scores.mean() * self.env.unwrapped.batch)
+        task = self.task()
+        scores = task.score(fakes[:n].detach().cpu().numpy())
+        return float(scores.mean() * task.batch)
 
     def real(self, n: int, index: int, k: int = 0) -> tuple[Any, Any]:
         """Real training images (n, 1, S, S) and one-hot labels (n, K) for unit `index` (draw k)."""
@@ -212,7 +221,7 @@ class NeuralGenerator(GeneratorAgent):
 
         from agents.training import episode_seed
 
-        images, labels = self.env.unwrapped.real_batch(n, episode_seed(self.seed, index * 16 + k), labels=True)
+        images, labels = self.task().real_batch(n, episode_seed(self.seed, index * 16 + k), labels=True)
         x = torch.from_numpy(images).to(self.device)
         y = torch.nn.functional.one_hot(torch.from_numpy(labels), self._spec().n_classes).float().to(self.device)
         return x, y
@@ -309,7 +318,7 @@ class NeuralGenerator(GeneratorAgent):
         return save_checkpoint(path, self.name, typed.as_dict(self.settings), arrays, env=self.trained_on,
                                budget=self.budget.as_dict() if self.budget else None, seed=self.seed, state=state)
 
-    def load(self, path: str | Path, env: Any = None) -> "NeuralGenerator":
+    def load(self, path: str | Path, env: gym.Env | None = None) -> "NeuralGenerator":
         """Restore a checkpoint of this generator; its settings come from the file, the device stays."""
         from agents.checkpoint import load_checkpoint, load_settings
         from agents.networks import restore_torch

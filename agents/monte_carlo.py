@@ -9,8 +9,9 @@ importance sampling. Each works backwards through an episode, G <- gamma G + R.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
+import gymnasium as gym
 import numpy as np
 
 from agents.tabular import LearnerSettings, TabularLearner
@@ -28,7 +29,7 @@ class Played(list):
     truncated_at: int | None = None
 
 
-def check_policy(env: Any, policy: np.ndarray) -> np.ndarray:
+def check_policy(env: gym.Env, policy: np.ndarray) -> np.ndarray:
     """An (S, A) policy for `env` whose rows are probabilities, or an AgentError saying what is wrong."""
     from gymnasium import spaces
 
@@ -53,7 +54,7 @@ def check_gamma(gamma: float) -> float:
     return float(gamma)
 
 
-def generate_episode(env: Any, seed: int, choose: Callable[[int], int], options: dict | None = None) -> Played:
+def generate_episode(env: gym.Env, seed: int, choose: Callable[[int], int], options: dict | None = None) -> Played:
     """Play one episode with `choose(state) -> action`; returns [(S_t, A_t, R_{t+1})].
 
     If the step limit ends it in a non-terminal state, `truncated_at` holds that state.
@@ -75,7 +76,7 @@ def generate_episode(env: Any, seed: int, choose: Callable[[int], int], options:
 
 
 def mc_prediction(
-    env: Any, policy: np.ndarray, episodes: int, gamma: float = 1.0, first_visit: bool = True, seed: int = 0
+    env: gym.Env, policy: np.ndarray, episodes: int, gamma: float = 1.0, first_visit: bool = True, seed: int = 0
 ) -> np.ndarray:
     """V_pi as the average return after visits to each state (S&B 5.1). Returns (S,).
 
@@ -101,7 +102,7 @@ def mc_prediction(
 
 
 def off_policy_mc_prediction(
-    env: Any,
+    env: gym.Env,
     target: np.ndarray,
     behaviour: np.ndarray,
     episodes: int,
@@ -197,7 +198,7 @@ class MCControlAgent(TabularLearner):
     def init_tables(self, n_states: int, n_actions: int) -> None:
         self.tables = {"Q": np.zeros((n_states, n_actions)), "N": np.zeros((n_states, n_actions))}
 
-    def learn_episode(self, env: Any, seed: int) -> float:
+    def learn_episode(self, env: gym.Env, seed: int) -> float:
         return first_visit_update(self, generate_episode(env, seed, self.explore))
 
 
@@ -212,7 +213,7 @@ class MCExploringStartsAgent(TabularLearner):
     Settings = MCSettings
     table_names = ("Q", "N")
 
-    def check_env(self, env: Any) -> int:
+    def check_env(self, env: gym.Env) -> int:
         if not isinstance(env.unwrapped, HasModel):
             raise AgentError(f"{self.name} needs an env that can start in any state (a GridWorld)")
         return super().check_env(env)
@@ -220,9 +221,11 @@ class MCExploringStartsAgent(TabularLearner):
     def init_tables(self, n_states: int, n_actions: int) -> None:
         self.tables = {"Q": np.zeros((n_states, n_actions)), "N": np.zeros((n_states, n_actions))}
 
-    def learn_episode(self, env: Any, seed: int) -> float:
+    def learn_episode(self, env: gym.Env, seed: int) -> float:
         Q = self.tables["Q"]
-        s0 = int(self.rng.choice(np.flatnonzero(~env.unwrapped.mdp.terminal)))
+        u = env.unwrapped
+        assert isinstance(u, HasModel)  # check_env made sure
+        s0 = int(self.rng.choice(np.flatnonzero(~u.mdp.terminal)))
         a0 = int(self.rng.integers(Q.shape[1]))
         first_action = [a0]
         choose = lambda s: first_action.pop() if first_action else self.greedy(s)  # noqa: E731
@@ -260,7 +263,7 @@ class OffPolicyMCControlAgent(TabularLearner):
         tried = row[np.isfinite(row)]
         return float(tried.max()) if len(tried) else 0.0
 
-    def learn_episode(self, env: Any, seed: int) -> float:
+    def learn_episode(self, env: gym.Env, seed: int) -> float:
         Q, C, gamma, averaging = self.tables["Q"], self.tables["C"], self.settings.gamma, self.settings.averaging
         b_probs: list[float] = []  # b(A_t|S_t)
         target: list[int] = []  # pi(S_t): greedy in Q as the episode was played

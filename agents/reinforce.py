@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch.distributions import Normal
@@ -105,7 +106,7 @@ class ReinforceAgent(AgentBase):
         self.log = TrainingLog(unit=self.unit)
         self.sampler = torch.Generator()
         self.spaces = ("", "")
-        self.venv: Any = None
+        self.venv: gym.vector.VectorEnv | None = None
         self.max_steps = 1000
 
     @property
@@ -118,13 +119,13 @@ class ReinforceAgent(AgentBase):
 
     # ---------------------------------------------------------------- building
 
-    def build(self, env: Any) -> None:
+    def build(self, env: gym.Env) -> None:
         """The network and optimiser for this env's spaces (the network checks they fit)."""
         self.net = PolicyNet(env.observation_space, env.action_space, self.net_cfg).to(self.device)
         self.optim = torch.optim.Adam(self.net.parameters(), lr=self.settings.lr)
         self.spaces = (repr(env.observation_space), repr(env.action_space))
 
-    def batched(self, env: Any) -> Any:
+    def batched(self, env: gym.Env) -> Any:
         """A batched copy of `env` (native where the env has one, else Gymnasium's SyncVectorEnv)."""
         import gymnasium as gym
 
@@ -176,7 +177,7 @@ class ReinforceAgent(AgentBase):
 
     # ---------------------------------------------------------------- learning
 
-    def rollout(self, venv: Any, seed: int) -> Batch:
+    def rollout(self, venv: gym.vector.VectorEnv, seed: int) -> Batch:
         """One episode per copy, from venv.reset(seed=seed); steps after an episode's end are masked."""
         net = self._net()
         obs, _ = venv.reset(seed=seed)
@@ -242,7 +243,7 @@ class ReinforceAgent(AgentBase):
         self.optim.step()
         return {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": entropy.item()}
 
-    def begin(self, env: Any, seed: int) -> None:
+    def begin(self, env: gym.Env, seed: int) -> None:
         torch.manual_seed(seed)
         self.build(env)
         self.sampler.manual_seed(seed)
@@ -257,7 +258,7 @@ class ReinforceAgent(AgentBase):
     def trained(self) -> int:
         return self.updates_done * self.settings.num_envs
 
-    def learn(self, env: Any, index: int, progress: float) -> dict[str, Any]:
+    def learn(self, env: gym.Env, index: int, progress: float) -> dict[str, Any]:
         """One batch of episodes (seeded by the batch's index) and one update."""
         if self.venv is None:  # the batched copies, made on the first unit (fresh or resumed)
             spec_steps = env.spec.max_episode_steps if env.spec else 0
@@ -294,7 +295,7 @@ class ReinforceAgent(AgentBase):
         return save_checkpoint(path, self.name, typed.as_dict(self.settings), arrays, env=self.trained_on,
                                budget=self.budget.as_dict() if self.budget else None, seed=self.seed, state=state)
 
-    def load(self, path: str | Path, env: Any = None) -> "ReinforceAgent":
+    def load(self, path: str | Path, env: gym.Env | None = None) -> "ReinforceAgent":
         """Restore a checkpoint of this agent; its settings (sizes, lr, ...) come from the file."""
         arrays, meta = load_checkpoint(path, self.name)
         saved = load_settings(ReinforceSettings, meta, path, self.name)
@@ -313,7 +314,7 @@ class ReinforceAgent(AgentBase):
         restore_progress(self, arrays, meta, path)
         return self
 
-    def check_fits(self, env: Any) -> None:
+    def check_fits(self, env: gym.Env) -> None:
         return None
 
 
@@ -375,7 +376,7 @@ class ReinforceGenerator(NeuralGenerator):
     def __init__(self, **settings: Any) -> None:
         super().__init__(typed.build(ReinforceGeneratorSettings, settings, AgentError))
 
-    def build(self, env: Any) -> None:
+    def build(self, env: gym.Env) -> None:
         spec = self._spec()
         in_dim = spec.latent + (spec.n_classes if spec.conditional else 0)
         policy = PixelPolicy(in_dim, spec.shape, self.settings.hidden, self.settings.sigma).to(self.device)
@@ -387,6 +388,8 @@ class ReinforceGenerator(NeuralGenerator):
 
     def update(self, index: int) -> dict[str, float]:
         policy, env = self.modules["policy"], self.env
+        if env is None:
+            raise AgentError(f"{self.name} has no env to play: fit it on the image env first")
         obs, _ = env.reset(seed=episode_seed(self.seed, index))
         observations, samples, rewards = [], [], []
         done = False

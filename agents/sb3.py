@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from agents.checkpoint import load_checkpoint, load_settings, save_checkpoint
@@ -30,7 +31,7 @@ ALGORITHMS = ("ppo", "a2c", "dqn")
 CHUNK_STEPS = 1000  # about this many env steps per unit of the training loop (whole rollouts)
 
 
-def sb3_view(env: Any) -> Any:
+def sb3_view(env: gym.Env) -> Any:
     """The env as SB3 should see it. Arena's image observations are uint8 planes (agent, wall,
     goal, hole, cliff), channels first, not RGB pictures: SB3's image heuristics would guess
     the channel order from the smallest axis and ask for 36x36 (its CnnPolicy's minimum).
@@ -41,7 +42,7 @@ def sb3_view(env: Any) -> Any:
 
     space = env.observation_space
     if _is_image(space):
-        scaled = spaces.Box(0.0, 1.0, (int(np.prod(space.shape)),), np.float32)
+        scaled = spaces.Box(0.0, 1.0, (int(np.prod(space.shape or ())),), np.float32)
         return gym.wrappers.TransformObservation(env, _scale, scaled)
     return env
 
@@ -101,7 +102,7 @@ class SB3Agent(AgentBase):
         self._budget_steps = 0
         self._scales = False  # observations are uint8 images that sb3_view scales
 
-    def _build(self, env: Any, seed: int, tensorboard: str | None = None) -> Any:
+    def _build(self, env: gym.Env, seed: int, tensorboard: str | None = None) -> Any:
         s = self.settings
         extra = {k: v for k, v in (("learning_rate", s.learning_rate), ("n_steps", s.n_steps),
                                    ("batch_size", s.batch_size), ("ent_coef", s.ent_coef)) if v is not None}
@@ -138,7 +139,7 @@ class SB3Agent(AgentBase):
     def trained(self) -> int:
         return int(self.model.num_timesteps) if self.model is not None else 0
 
-    def begin(self, env: Any, seed: int) -> None:
+    def begin(self, env: gym.Env, seed: int) -> None:
         from stable_baselines3.common.monitor import Monitor
 
         self._monitor = Monitor(sb3_view(env))
@@ -146,7 +147,7 @@ class SB3Agent(AgentBase):
         self._scales = _is_image(env.unwrapped.observation_space)
         self.seed = seed
 
-    def learn(self, env: Any, index: int, progress: float) -> dict[str, Any]:
+    def learn(self, env: gym.Env, index: int, progress: float) -> dict[str, Any]:
         """SB3's own learn for one chunk of whole rollouts; the chunk's mean episode return is its return."""
         if self._monitor is None:  # loaded from a checkpoint, not begun: SB3's training state is not in the file
             raise AgentError(f"{self.name} cannot --resume (SB3 keeps its training state in pickles); start anew")
@@ -198,7 +199,7 @@ class SB3Agent(AgentBase):
         return save_checkpoint(path, self.name, typed.as_dict(self.settings), arrays, env=self.trained_on,
                                budget=self.budget.as_dict() if self.budget else None, seed=self.seed)
 
-    def load(self, path: str | Path, env: Any = None) -> "SB3Agent":
+    def load(self, path: str | Path, env: gym.Env | None = None) -> "SB3Agent":
         import torch
 
         if env is None:
@@ -217,5 +218,5 @@ class SB3Agent(AgentBase):
         self.budget = Budget.from_dict(meta["budget"], path) if meta["budget"] else None
         return self
 
-    def check_fits(self, env: Any) -> None:
+    def check_fits(self, env: gym.Env) -> None:
         return None

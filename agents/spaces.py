@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import gymnasium as gym
 from gymnasium import spaces
 
 from envs.abilities import HasModel, ImageTask
@@ -22,7 +23,7 @@ def _describe(space: Any) -> str:
     return f"{type(space).__name__}{'' if not shape else ' ' + 'x'.join(map(str, shape))}"
 
 
-def tables(env: Any) -> str | None:
+def tables(env: gym.Env) -> str | None:
     """Tabular agents: a state index in, one of finitely many actions out."""
     obs, act = env.observation_space, env.action_space
     if not isinstance(obs, spaces.Discrete):
@@ -33,19 +34,19 @@ def tables(env: Any) -> str | None:
     return None
 
 
-def model(env: Any) -> str | None:
+def model(env: gym.Env) -> str | None:
     """Planners (and exploring starts): tables, plus the exact model `env.unwrapped.mdp`."""
     if not isinstance(env.unwrapped, HasModel):
         return "it needs the env's exact model (env.unwrapped.mdp), which this env does not have"
     return tables(env)
 
 
-def any_env(env: Any) -> str | None:
+def any_env(env: gym.Env) -> str | None:
     """A user's agent that says nothing of its spaces: tried on any env (its own checks speak)."""
     return None
 
 
-def discrete_actions(env: Any) -> str | None:
+def discrete_actions(env: gym.Env) -> str | None:
     """The random baseline: any observation, finitely many actions."""
     if not isinstance(env.action_space, spaces.Discrete):
         return f"it picks among Discrete actions, not {_describe(env.action_space)}"
@@ -60,7 +61,7 @@ def network(body: str) -> Rule:
     """Neural policies: the cnn reads images (C x H x W); the others read Discrete,
     MultiDiscrete or flat Box observations. Actions: Discrete, or a 1-D Box (Gaussian)."""
 
-    def rule(env: Any) -> str | None:
+    def rule(env: gym.Env) -> str | None:
         obs, act = env.observation_space, env.action_space
         if not isinstance(obs, (spaces.Discrete, spaces.MultiDiscrete, spaces.Box)):
             return f"networks read Discrete, MultiDiscrete or Box observations, not {_describe(obs)}"
@@ -76,7 +77,7 @@ def network(body: str) -> Rule:
     return rule
 
 
-def generator(env: Any) -> str | None:
+def generator(env: gym.Env) -> str | None:
     """Image generators: latent noise in (a flat Box), an image out (a Box C x H x W), and an
     env that serves real images (`real_batch`) and judges them."""
     obs, act = env.observation_space, env.action_space
@@ -93,7 +94,7 @@ def sb3(algo: str) -> Rule:
     """Stable-Baselines3 with an MlpPolicy: Discrete, MultiDiscrete or Box observations;
     DQN needs Discrete actions, PPO and A2C also take Box and MultiDiscrete ones."""
 
-    def rule(env: Any) -> str | None:
+    def rule(env: gym.Env) -> str | None:
         obs, act = env.observation_space, env.action_space
         if not isinstance(obs, (spaces.Discrete, spaces.MultiDiscrete, spaces.Box)):
             return f"SB3's MlpPolicy reads Discrete, MultiDiscrete or Box observations, not {_describe(obs)}"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from agents.checkpoint import arrays_digest, load_checkpoint, load_settings, require, save_checkpoint
@@ -74,7 +75,7 @@ class TabularAgent:
         self.budget: Budget | None = None
         self.log = TrainingLog()
 
-    def check_env(self, env: Any) -> int:
+    def check_env(self, env: gym.Env) -> int:
         """The number of states, after checking the env is one a table can play."""
         from gymnasium import spaces
 
@@ -86,13 +87,14 @@ class TabularAgent:
             )
         return int(obs_space.n)
 
-    def check_fits(self, env: Any) -> None:
+    def check_fits(self, env: gym.Env) -> None:
         """Fail if loaded tables were learned on an env of another size."""
         n_states, policy = self.check_env(env), self.policy_table()
-        if policy.shape != (n_states, env.action_space.n):
+        n_actions = int(env.action_space.n)  # type: ignore[attr-defined]  # Discrete: check_env made sure
+        if policy.shape != (n_states, n_actions):
             raise AgentError(
                 f"the checkpoint's tables cover {policy.shape[0]} states x {policy.shape[1]} actions; this env has "
-                f"{n_states} x {env.action_space.n}: use a checkpoint trained on this env"
+                f"{n_states} x {n_actions}: use a checkpoint trained on this env"
             )
 
     def reset(self, seed: int | None = None) -> None:
@@ -143,7 +145,7 @@ class TabularAgent:
             budget=self.budget.as_dict() if self.budget else None, seed=self.seed, state=self.state(),
         )
 
-    def load(self, path: str | Path, env: Any = None) -> "TabularAgent":
+    def load(self, path: str | Path, env: gym.Env | None = None) -> "TabularAgent":
         arrays, meta = load_checkpoint(path, self.name)
         settings = load_settings(self.Settings, meta, path, self.name)
         tables = {k: v for k, v in arrays.items() if k in self.table_names}
@@ -258,17 +260,16 @@ class TabularLearner(TabularAgent):
 
     # ---------------------------------------------------------------- what the training loop calls
 
-    def learn_episode(self, env: Any, seed: int) -> float:
+    def learn_episode(self, env: gym.Env, seed: int) -> float:
         """Play one episode from env.reset(seed=seed), learning as the algorithm says; return G."""
         raise NotImplementedError
 
-    def begin(self, env: Any, seed: int) -> None:
-        self.check_env(env)
-        self.init_tables(self.check_env(env), int(env.action_space.n))
+    def begin(self, env: gym.Env, seed: int) -> None:
+        self.init_tables(self.check_env(env), int(env.action_space.n))  # type: ignore[attr-defined]  # Discrete
         self.rng = np.random.default_rng(seed)
         self.seed = seed
 
-    def learn(self, env: Any, index: int, progress: float) -> dict[str, float]:
+    def learn(self, env: gym.Env, index: int, progress: float) -> dict[str, float]:
         s = self.settings
         self.alpha_now = Schedule(s.alpha, s.alpha_end, s.decay).at(progress)
         self.epsilon_now = Schedule(s.epsilon, s.epsilon_end, s.decay).at(progress)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import gymnasium as gym
 import numpy as np
 
 from agents.monte_carlo import check_policy
@@ -28,7 +29,7 @@ from arena.settings import setting
 
 
 def td0_prediction(
-    env: Any, policy: np.ndarray, episodes: int, alpha: float | None = 0.05, gamma: float = 1.0, seed: int = 0
+    env: gym.Env, policy: np.ndarray, episodes: int, alpha: float | None = 0.05, gamma: float = 1.0, seed: int = 0
 ) -> np.ndarray:
     """V_pi by TD(0) (S&B 6.1): V(S) <- V(S) + alpha [R + gamma V(S') - V(S)]. Returns (S,).
 
@@ -64,7 +65,7 @@ class SarsaAgent(TabularLearner):
 
     name = "sarsa"
 
-    def learn_episode(self, env: Any, seed: int) -> float:
+    def learn_episode(self, env: gym.Env, seed: int) -> float:
         if self.fused and step_tables(env) is not None:
             return fused_episode(self, env, seed, SARSA)
         Q, alpha, gamma = self.tables["Q"], self.alpha_now, self.settings.gamma
@@ -77,11 +78,11 @@ class SarsaAgent(TabularLearner):
             # Q(S,A) <- Q(S,A) + alpha [R + gamma Q(S',A') - Q(S,A)]
             target = r if term else r + gamma * Q[s2, a2]
             Q[s, a] += alpha * (target - Q[s, a])
-            s, a, G, done = s2, a2, G + r, term or trunc
+            s, a, G, done = s2, a2, G + float(r), term or trunc
         return G
 
 
-def off_policy_td_episode(agent: TabularLearner, env: Any, seed: int, next_value: Callable[[int], float]) -> float:
+def off_policy_td_episode(agent: TabularLearner, env: gym.Env, seed: int, next_value: Callable[[int], float]) -> float:
     """One episode of one-step TD control whose target values S' by `next_value(S')`."""
     Q, alpha, gamma = agent.tables["Q"], agent.alpha_now, agent.settings.gamma
     s, _ = env.reset(seed=seed)
@@ -92,7 +93,7 @@ def off_policy_td_episode(agent: TabularLearner, env: Any, seed: int, next_value
         # Q(S,A) <- Q(S,A) + alpha [R + gamma next_value(S') - Q(S,A)]
         target = r if term else r + gamma * next_value(s2)
         Q[s, a] += alpha * (target - Q[s, a])
-        s, G, done = s2, G + r, term or trunc
+        s, G, done = s2, G + float(r), term or trunc
     return G
 
 
@@ -104,7 +105,7 @@ class QLearningAgent(TabularLearner):
 
     name = "q-learning"
 
-    def learn_episode(self, env: Any, seed: int) -> float:
+    def learn_episode(self, env: gym.Env, seed: int) -> float:
         if self.fused and step_tables(env) is not None:
             return fused_episode(self, env, seed, Q_LEARNING)
         Q = self.tables["Q"]
@@ -121,7 +122,7 @@ class ExpectedSarsaAgent(TabularLearner):
 
     name = "expected-sarsa"
 
-    def learn_episode(self, env: Any, seed: int) -> float:
+    def learn_episode(self, env: gym.Env, seed: int) -> float:
         if self.fused and step_tables(env) is not None:
             return fused_episode(self, env, seed, EXPECTED_SARSA)
         Q = self.tables["Q"]
@@ -141,7 +142,7 @@ class DoubleQLearningAgent(TabularLearner):
     def init_tables(self, n_states: int, n_actions: int) -> None:
         self.tables = {k: np.zeros((n_states, n_actions)) for k in ("Q", "Q1", "Q2")}
 
-    def learn_episode(self, env: Any, seed: int) -> float:
+    def learn_episode(self, env: gym.Env, seed: int) -> float:
         if self.fused and step_tables(env) is not None:
             return fused_episode(self, env, seed, DOUBLE_Q)
         Q, Q1, Q2, alpha, gamma = self.tables["Q"], self.tables["Q1"], self.tables["Q2"], self.alpha_now, self.settings.gamma
@@ -155,7 +156,7 @@ class DoubleQLearningAgent(TabularLearner):
             target = r if term else r + gamma * B[s2, int(np.argmax(A[s2]))]
             A[s, a] += alpha * (target - A[s, a])
             Q[s, a] = 0.5 * (Q1[s, a] + Q2[s, a])
-            s, G, done = s2, G + r, term or trunc
+            s, G, done = s2, G + float(r), term or trunc
         return G
 
 
@@ -173,7 +174,7 @@ class NStepSarsaAgent(TabularLearner):
     name = "n-step-sarsa"
     Settings = NStepSettings
 
-    def learn_episode(self, env: Any, seed: int) -> float:
+    def learn_episode(self, env: gym.Env, seed: int) -> float:
         Q, alpha, gamma, n = self.tables["Q"], self.alpha_now, self.settings.gamma, self.settings.n
         s, _ = env.reset(seed=seed)
         S, A, R = [s], [self.explore(s)], [0.0]  # R[t] is the reward that followed step t-1
@@ -184,7 +185,7 @@ class NStepSarsaAgent(TabularLearner):
             if t < T:
                 s2, r, term, trunc, _ = env.step(A[t])
                 S.append(s2)
-                R.append(r)
+                R.append(float(r))
                 if term or trunc:
                     T, bootstrap = t + 1, not term
                 else:
@@ -225,23 +226,25 @@ PASSIVE_WRAPPERS = (OrderEnforcing, PassiveEnvChecker)  # gym.make's own: they n
 _grid_step = compiled("grid_step")  # envs.grid.grid_step: the grid's dynamics, the one place they are written
 
 
-def step_tables(env: Any) -> Any:
+def step_tables(env: gym.Env) -> Any:
     """The env's step tables when a compiled episode may replace env.step (a GridWorld under
     gym.make's passive wrappers only); None otherwise, e.g. under a user's wrapper."""
     while type(env) in PASSIVE_WRAPPERS:
-        env = env.env
+        env = env.env  # type: ignore[attr-defined]  # a gymnasium Wrapper
     return env.step_tables() if isinstance(env, HasStepTables) and env.obs_mode == "index" else None
 
 
-def fused_episode(agent: TabularLearner, env: Any, seed: int, kind: int) -> float:
+def fused_episode(agent: TabularLearner, env: gym.Env, seed: int, kind: int) -> float:
     """One training episode with the env's dynamics compiled into the learner's loop.
     The reset is the env's own (seeding, stream key, start state)."""
     tables = step_tables(env)
     env.reset(seed=seed)
     u = env.unwrapped
+    assert isinstance(u, HasStepTables)  # step_tables said so
+    s0, key = u.episode_start()
     Q = agent.tables["Q"]
     Q1, Q2 = (agent.tables["Q1"], agent.tables["Q2"]) if kind == DOUBLE_Q else (Q, Q)
-    G, s, t, a = _td_episode(kind, Q, Q1, Q2, agent.rng, u.s, np.uint64(u.key), agent.alpha_now, agent.settings.gamma,
+    G, s, t, a = _td_episode(kind, Q, Q1, Q2, agent.rng, s0, np.uint64(key), agent.alpha_now, agent.settings.gamma,
                              agent.epsilon_now, tables.K, tables.next_state, tables.reward, tables.cum0, tables.cum1,
                              tables.terminal, tables.max_steps)
     u.sync(s, t, a)  # the env where env.step would have left it

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -74,7 +75,7 @@ class VAEAgent(NeuralGenerator):
     def __init__(self, **settings: Any) -> None:
         super().__init__(typed.build(VAESettings, settings, AgentError))
 
-    def build(self, env: Any) -> None:
+    def build(self, env: gym.Env) -> None:
         s, spec = self.settings, self._spec()
         k = spec.n_classes if s.conditional else 0
         encoder = Encoder(spec.size, s.hidden, spec.latent, k).to(self.device)

@@ -27,6 +27,10 @@ class HasStepTables(Protocol):
 
     def step_tables(self) -> Any: ...
 
+    def episode_start(self) -> tuple[int, int]:
+        """(state, stream key) of the episode the last reset began."""
+        ...
+
     def sync(self, s: int, t: int, last_action: int) -> None: ...
 
 
@@ -56,6 +60,8 @@ class ImageTask(Protocol):
     latent: int
     n_classes: int
     conditional: bool
+    batch: int
+    data: Any  # the data set: train and held-out splits
 
     def real_batch(self, n: int, seed: int, labels: bool = False) -> Any: ...
 

@@ -565,6 +565,12 @@ class GridWorldEnv(PygameRendering, gym.Env):
                                                                             "is_success": bool(term and self._goal[ns])}
         return self._observe(), float(r), False, False, {"state": self.s}
 
+    def episode_start(self) -> tuple[int, int]:
+        """(state, stream key) of the episode the last reset began: where a fused learner starts."""
+        if self.t != 0 or self.key is None:
+            raise GridError("episode_start() is where an episode begins: call reset() first")
+        return self.s, self.key
+
     def sync(self, s: int, t: int, last_action: int) -> None:
         """Where an episode stepped outside `step` with `step_tables()` (a fused learner, agents/td.py)
         ended: the env is left as `step` would have left it."""
