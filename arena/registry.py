@@ -225,7 +225,7 @@ def register_agent(name: str, factory: Callable[..., Agent], *, settings: type |
         what = "a built-in agent" if old.source is None else "already registered (pass replace=True)"
         raise RegistryError(f"agent name {name!r} is {what}; choose another name")
     if settings is None:
-        settings = factory.__dict__.get("Settings") if isinstance(factory, type) else None
+        settings = declared_settings(factory)
     if settings is not None and not dataclasses.is_dataclass(settings):
         raise RegistryError(f"register_agent({name!r}, ...): settings must be a dataclass of setting(...) fields")
     module = getattr(factory, "__module__", None) or ""
@@ -241,13 +241,21 @@ def register_agent(name: str, factory: Callable[..., Agent], *, settings: type |
                              (lambda: fixed) if fixed is not None else None, (module, qualname, root))
 
 
+def declared_settings(factory: Any) -> type | None:
+    """The `Settings` dataclass an agent class declares (or inherits), as the built-ins do; None otherwise."""
+    if not isinstance(factory, type):
+        return None
+    return next((vars(c)["Settings"] for c in factory.__mro__ if "Settings" in vars(c)), None)
+
+
 def user_agents() -> list[tuple[str, tuple[str, str, str]]]:
     """(name, where it is defined) of each agent a user registered: what worker processes re-register."""
     return [(spec.name, spec.source) for spec in AGENTS.values() if spec.source is not None]
 
 
 def restore_user_agents(entries: list[tuple[str, tuple[str, str, str]]]) -> None:
-    """In a worker process: import and register the user's agents the driver had."""
+    """In a worker process: import and register the user's agents the driver had (their classes
+    and settings; the driver has already checked which envs they play)."""
     import importlib
     import sys
 
@@ -279,11 +287,10 @@ def _entry_point_agents() -> None:
             return _ep.load()(**config)
 
         def settings(_ep: Any = ep) -> type:
-            loaded = _ep.load()
-            found = loaded.__dict__.get("Settings") if isinstance(loaded, type) else None
+            found = declared_settings(_ep.load())
             if found is None:
                 raise RegistryError(f"agent {_ep.name} ({_ep.value}) declares no Settings dataclass")
-            return found  # type: ignore[no-any-return]
+            return found
 
         module, _, qualname = ep.value.partition(":")
         AGENTS[ep.name] = AgentSpec(ep.name, factory, rules.any_env, f"from the installed package {module}",
