@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -64,12 +64,27 @@ class ImageSpec:
         return f"{self.dataset} {self.size}x{self.size} images from latent {self.latent}{cond}"
 
 
+@runtime_checkable
+class ConditionalSettings(Protocol):
+    """Settings that say whether a generator reads the class (GAN, VAE)."""
+
+    conditional: bool
+
+
+@runtime_checkable
+class DecayingSettings(Protocol):
+    """Settings with a learning rate that decays to zero over the budget (GAN, VAE)."""
+
+    lr: float
+    lr_decay: bool
+
+
 class GeneratorAgent:
     """The Agent protocol for generators; a subclass implements `generate(z, y)`."""
 
     name = "generator"
     recurrent = False
-    settings: Any
+    settings: Any = None  # the settings dataclass instance (a subclass sets it; None: no settings)
     fit, config = AgentBase.fit, AgentBase.config  # the one fit and config, shared without another base class
 
     def __init__(self) -> None:
@@ -80,7 +95,7 @@ class GeneratorAgent:
     def bind(self, env: gym.Env) -> ImageSpec:
         """Read the env's shapes (and check a conditional generator meets a conditional env)."""
         self.spec = ImageSpec.of(env)
-        if getattr(getattr(self, "settings", None), "conditional", False) and not self.spec.conditional:
+        if isinstance(self.settings, ConditionalSettings) and self.settings.conditional and not self.spec.conditional:
             raise AgentError(f"{self.name} is conditional and needs the class in each observation; "
                              "make the env with conditional=true (e.g. img:digits conditional=true)")
         return self.spec
@@ -191,7 +206,8 @@ class NeuralGenerator(GeneratorAgent):
     def learn(self, env: gym.Env, index: int, progress: float) -> dict[str, Any]:
         """One batch; "return" is what an episode of this batch's images would earn from the env's judge."""
         self.env = env
-        if getattr(self.settings, "lr_decay", False):  # lr_t = lr (1 - t/T): small last steps settle the game
+        if isinstance(self.settings, DecayingSettings) and self.settings.lr_decay:
+            # lr_t = lr (1 - t/T): small last steps settle the game
             for optim in self.optims.values():
                 for group in optim.param_groups:
                     group["lr"] = self.settings.lr * (1.0 - progress)
@@ -279,10 +295,12 @@ class NeuralGenerator(GeneratorAgent):
     @property
     def conditioned(self) -> bool:
         """Whether the generator reads the class: its `conditional` setting, or (black-box
-        policies, which read the whole observation) whether the env gives one."""
-        if hasattr(self.settings, "conditional"):
+        policies, which read the whole observation) whether the env gives one (False before
+        it has met an env). Never raises: ability checks (`isinstance(x, Discriminator)`)
+        read it on unfitted agents."""
+        if isinstance(self.settings, ConditionalSettings):
             return bool(self.settings.conditional)
-        return self._spec().conditional
+        return bool(self.spec is not None and self.spec.conditional)
 
     def decode(self, z: Any, y: Any) -> Any:
         """Images from latents (and classes): the module named `decoder_name`, conditioned when asked."""

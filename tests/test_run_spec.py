@@ -41,6 +41,18 @@ def test_every_builtin_is_an_agent_and_declares_exactly_its_abilities(name, abil
     assert declared == abilities
 
 
+def test_ability_checks_never_fail_on_an_unfitted_agent():
+    """isinstance on a runtime Protocol reads every member (hasattr, on Python 3.11): no property
+    of any agent may raise before it is fitted (it once did: reinforce-generator's `conditioned`)."""
+    from agents.protocol import Discriminator, Generator
+
+    for name in registry.agent_names():
+        agent = registry.make_agent(name, **({"device": "cpu"} if registry.AGENTS[name].neural else {}))
+        for ability in (Agent, Learner, EpisodeLearner, Planner, HasPolicyTable, Generator, Discriminator):
+            isinstance(agent, ability)
+        assert isinstance(agent, Agent), name
+
+
 def test_the_spec_reaches_the_loop_unchanged_and_an_empty_budget_is_refused(tmp_path):
     env = gym.make("arena/GridWorld-v0", layout="frozenlake-4x4")
     agent = registry.make_agent("q-learning")
