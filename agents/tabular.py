@@ -209,6 +209,7 @@ class TabularLearner(TabularAgent):
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
         self.alpha_now, self.epsilon_now = self.settings.alpha, self.settings.epsilon
+        self.fused_on: tuple[Any, Any] | None = None  # (env, its step tables or None): agents/td.py
 
     @property
     def Q(self) -> np.ndarray:

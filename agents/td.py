@@ -66,7 +66,7 @@ class SarsaAgent(TabularLearner):
     name = "sarsa"
 
     def learn_episode(self, env: gym.Env, seed: int) -> float:
-        if self.fused and step_tables(env) is not None:
+        if fused_tables(self, env) is not None:
             return fused_episode(self, env, seed, SARSA)
         Q, alpha, gamma = self.tables["Q"], self.alpha_now, self.settings.gamma
         s, _ = env.reset(seed=seed)
@@ -106,7 +106,7 @@ class QLearningAgent(TabularLearner):
     name = "q-learning"
 
     def learn_episode(self, env: gym.Env, seed: int) -> float:
-        if self.fused and step_tables(env) is not None:
+        if fused_tables(self, env) is not None:
             return fused_episode(self, env, seed, Q_LEARNING)
         Q = self.tables["Q"]
         return off_policy_td_episode(self, env, seed, lambda s2: Q[s2].max())
@@ -123,7 +123,7 @@ class ExpectedSarsaAgent(TabularLearner):
     name = "expected-sarsa"
 
     def learn_episode(self, env: gym.Env, seed: int) -> float:
-        if self.fused and step_tables(env) is not None:
+        if fused_tables(self, env) is not None:
             return fused_episode(self, env, seed, EXPECTED_SARSA)
         Q = self.tables["Q"]
         return off_policy_td_episode(self, env, seed, lambda s2: float(self.epsilon_greedy_probs(s2) @ Q[s2]))
@@ -143,7 +143,7 @@ class DoubleQLearningAgent(TabularLearner):
         self.tables = {k: np.zeros((n_states, n_actions)) for k in ("Q", "Q1", "Q2")}
 
     def learn_episode(self, env: gym.Env, seed: int) -> float:
-        if self.fused and step_tables(env) is not None:
+        if fused_tables(self, env) is not None:
             return fused_episode(self, env, seed, DOUBLE_Q)
         Q, Q1, Q2, alpha, gamma = self.tables["Q"], self.tables["Q1"], self.tables["Q2"], self.alpha_now, self.settings.gamma
         s, _ = env.reset(seed=seed)
@@ -234,13 +234,20 @@ def step_tables(env: gym.Env) -> Any:
     return env.step_tables() if isinstance(env, HasStepTables) and env.obs_mode == "index" else None
 
 
+def fused_tables(agent: TabularLearner, env: gym.Env) -> Any:
+    """`step_tables(env)` where the agent may fuse (None otherwise), looked up once per env:
+    a runtime Protocol check costs more than a whole compiled episode."""
+    if agent.fused_on is None or agent.fused_on[0] is not env:
+        agent.fused_on = (env, step_tables(env) if agent.fused else None)
+    return agent.fused_on[1]
+
+
 def fused_episode(agent: TabularLearner, env: gym.Env, seed: int, kind: int) -> float:
     """One training episode with the env's dynamics compiled into the learner's loop.
     The reset is the env's own (seeding, stream key, start state)."""
-    tables = step_tables(env)
+    tables = fused_tables(agent, env)
     env.reset(seed=seed)
-    u = env.unwrapped
-    assert isinstance(u, HasStepTables)  # step_tables said so
+    u: HasStepTables = env.unwrapped  # type: ignore[assignment]  # fused_tables found it one
     s0, key = u.episode_start()
     Q = agent.tables["Q"]
     Q1, Q2 = (agent.tables["Q1"], agent.tables["Q2"]) if kind == DOUBLE_Q else (Q, Q)

@@ -403,21 +403,23 @@ class _EpisodeSteps(Callback):
 
     def __init__(self) -> None:
         self.steps = 0
-        self.env: Any = None
+        self.env: gym.Env | None = None
 
-    def on_start(self, learner: Any, env: Any) -> None:
+    def on_start(self, learner: Any, env: gym.Env) -> None:
         self.env = env
 
     def after_unit(self, learner: Any, done: int, total: int) -> None:
-        self.steps += self.env.unwrapped.t
+        grid: Any = self.env.unwrapped if self.env is not None else None  # a GridWorld: its step counter
+        self.steps += grid.t
 
 
-def textbook_q_learning(env: Any, episodes: int, seed: int = 0, alpha: float = 0.1, gamma: float = 0.99,
+def textbook_q_learning(env: gym.Env, episodes: int, seed: int = 0, alpha: float = 0.1, gamma: float = 0.99,
                         epsilon: float = 0.1) -> tuple[np.ndarray, int]:
     """Q-learning as the Sutton & Barto companion code and CleanRL write it: the baseline.
     Q(S,A) <- Q(S,A) + alpha [R + gamma max_a Q(S',a) - Q(S,A)], epsilon-greedy.
     Returns Q and the env steps taken."""
-    Q = np.zeros((env.observation_space.n, env.action_space.n))
+    n_actions = int(env.action_space.n)  # type: ignore[attr-defined]  # Discrete spaces
+    Q = np.zeros((int(env.observation_space.n), n_actions))  # type: ignore[attr-defined]
     rng = np.random.default_rng(seed)
     env.reset(seed=seed)
     steps = 0
@@ -425,9 +427,9 @@ def textbook_q_learning(env: Any, episodes: int, seed: int = 0, alpha: float = 0
         s, _ = env.reset()
         done = False
         while not done:
-            a = int(rng.integers(env.action_space.n)) if rng.random() < epsilon else int(np.argmax(Q[s]))
+            a = int(rng.integers(n_actions)) if rng.random() < epsilon else int(np.argmax(Q[s]))
             s2, r, term, trunc, _ = env.step(a)
-            Q[s, a] += alpha * (r + gamma * np.max(Q[s2]) * (not term) - Q[s, a])
+            Q[s, a] += alpha * (r + gamma * np.max(Q[s2]) * (not term) - Q[s, a])  # type: ignore[operator]
             s, done, steps = s2, term or trunc, steps + 1
     return Q, steps
 
@@ -500,7 +502,7 @@ class _RaceCallback(Callback):
     def __init__(self, race: _Race, every: int) -> None:
         self.race, self.every = race, every
 
-    def on_start(self, learner: Any, env: Any) -> None:
+    def on_start(self, learner: Any, env: gym.Env) -> None:
         self.race.start()
 
     def after_unit(self, learner: Any, done: int, total: int) -> bool:
