@@ -1,17 +1,26 @@
 """One run, a job: train (or load) an agent, play the fixed evaluation seeds with recording,
 and score it. `run_job` never writes the database: its caller adds the row, so a job that
 is retried cannot land twice (rows are keyed by `Job.run_key`).
+
+A job whose key is fixed in advance (a tournament's) runs as an `Attempt`: its replays and
+run folder are written under `<root>/.staging/` and renamed to `<root>/<run_key>` by `land`
+in the transaction that adds the row. So a job's files exist exactly when its row does: a
+try killed at any moment, a Ray retry or the same command run twice never meets another
+try's files, and `sweep` removes what dead tries left.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import gymnasium as gym
 
@@ -70,14 +79,14 @@ def new_run_key(agent: str, env: str) -> str:
     return f"{stamp}-{agent}-{env_part}-{secrets.token_hex(3)}"
 
 
-def job_callbacks(job: Job, agent: Agent, env: gym.Env, replays_dir: str | Path) -> list[Callback]:
+def job_callbacks(job: Job, agent: Agent, env: gym.Env, replay_dir: str | Path) -> list[Callback]:
     """What a job adds to the training loop: the exact J while learning (learners with a policy
     table on an env with a model), training replays (--record-training), a sample video (--video)."""
     callbacks: list[Callback] = []
     if isinstance(env.unwrapped, HasModel) and isinstance(agent, EpisodeLearner) and isinstance(agent, HasPolicyTable):
         callbacks.append(ExactEvaluation(env.unwrapped.mdp))
     if job.record_training > 0:
-        callbacks.append(RecordTraining(job.record_training, Path(replays_dir) / job.run_key, job.agent))
+        callbacks.append(RecordTraining(job.record_training, Path(replay_dir), job.agent))
     if job.video:
         if not isinstance(agent, Generator):
             raise RegistryError(f"--video shows a generator's samples as it trains; {job.agent} makes no images")
@@ -92,13 +101,27 @@ def run_job(
     replays_dir: str | Path,
     runs_dir: str | Path = "runs",
     on_episode: Callable[[Episode], None] | None = None,
+    driver: str | None = None,
 ) -> tuple[Result, dict[str, Any]]:
     """Train (or load), evaluate with recording, score. Returns the row and the training log.
 
     The job's RunSpec reaches the loop as it is, plus what only the job knows: its run folder
-    (runs_dir/run_key) and its callbacks."""
+    (runs_dir/run_key) and its callbacks. With `driver` (a `Driver.id`), the job runs as a
+    fresh `Attempt` of that driver: its files are staged, and `log["attempt"]` names them
+    for `land`."""
     if job.episodes < 1:
         raise RegistryError(f"episodes={job.episodes}; evaluate at least 1 episode")
+    if driver is None:
+        return _run_job(job, Path(replays_dir) / job.run_key, Path(runs_dir) / job.run_key, on_episode)
+    attempt = Attempt(job.run_key, driver, secrets.token_hex(4))
+    with attempt.held(replays_dir):
+        result, log = _run_job(job, attempt.staged(replays_dir), attempt.staged(runs_dir), on_episode)
+    log["attempt"] = attempt.name
+    return result, log
+
+
+def _run_job(job: Job, replay_dir: Path, run_dir: Path,
+             on_episode: Callable[[Episode], None] | None) -> tuple[Result, dict[str, Any]]:
     agent = make_agent(job.agent, **job.agent_config)
     env = make_env(job.env_id, job.env_kwargs)
     check_pairing(job.agent, job.env_id, env)
@@ -109,8 +132,7 @@ def run_job(
             agent.check_fits(env)
             log: dict[str, Any] = {"checkpoint": job.checkpoint}
         else:
-            run_dir = Path(runs_dir) / job.run_key
-            callbacks = job_callbacks(job, agent, env, replays_dir)
+            callbacks = job_callbacks(job, agent, env, replay_dir)
             log = agent.fit(env, job.spec.but(run_dir=run_dir, callbacks=(*job.spec.callbacks, *callbacks)))
             if not isinstance(log, dict):
                 raise AgentError(f"{job.agent}.fit returned {type(log).__name__}; it must return a dict of figures")
@@ -124,7 +146,7 @@ def run_job(
         train_seconds = time.perf_counter() - t0
 
         t1 = time.perf_counter()
-        episodes = play(agent, job.env_id, job.env_kwargs, job.eval_seeds, Path(replays_dir) / job.run_key, on_episode=on_episode)
+        episodes = play(agent, job.env_id, job.env_kwargs, job.eval_seeds, replay_dir, on_episode=on_episode)
         result = score_run(job, agent, env, episodes, train_seconds, time.perf_counter() - t1)
     finally:
         env.close()
@@ -171,4 +193,161 @@ def score_run(job: Job, agent: Agent | Player, env: gym.Env, episodes: list[Any]
     )
 
 
-__all__ = ["DEFAULT_EPISODES", "EVAL_SEED_BASE", "Job", "job_callbacks", "new_run_key", "run_job", "score_run"]
+# --------------------------------------------------------------------------- attempts
+
+STAGING = ".staging"  # under the replays and runs folders: the files of tries not landed yet
+
+
+def _lock_is_free(path: Path) -> bool:
+    """Whether no live process holds `path` locked (a process's flock ends with it, even on SIGKILL)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (not POSIX: treat every try as alive; nothing is swept)
+        return False
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if needed) for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover
+            pass
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try at a job with a fixed run key, by one driver (the process that lands rows)."""
+
+    run_key: str
+    driver: str
+    token: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.run_key}@{self.driver}@{self.token}"
+
+    @classmethod
+    def parse(cls, name: str) -> Attempt:
+        run_key, driver, token = name.rsplit("@", 2)
+        return cls(run_key, driver, token)
+
+    def staged(self, root: str | Path) -> Path:
+        return Path(root) / STAGING / self.name
+
+    def final(self, root: str | Path) -> Path:
+        return Path(root) / self.run_key
+
+    def held(self, replays_dir: str | Path) -> Any:
+        """The lock that marks this try alive while its process writes (see `sweep`)."""
+        return _locked(Path(replays_dir) / STAGING / f"{self.name}.lock")
+
+
+class Driver:
+    """The process that runs a suite's tries and lands their rows. While it lives it holds a
+    lock in the replays folder, so a sweep by another driver leaves its finished, not yet
+    landed tries alone; on entry it sweeps what dead drivers left."""
+
+    def __init__(self, replays_dir: str | Path, runs_dir: str | Path) -> None:
+        self.replays_dir, self.runs_dir = Path(replays_dir), Path(runs_dir)
+        self.id = f"{os.getpid()}-{secrets.token_hex(3)}"
+        self._lock = _locked(self.replays_dir / STAGING / f"driver-{self.id}.lock")
+
+    def __enter__(self) -> Driver:
+        self._lock.__enter__()
+        sweep(self.replays_dir, self.runs_dir)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._lock.__exit__(*exc)
+        (self.replays_dir / STAGING / f"driver-{self.id}.lock").unlink(missing_ok=True)
+        sweep(self.replays_dir, self.runs_dir)
+
+
+def sweep(replays_dir: str | Path, runs_dir: str | Path) -> int:
+    """Remove the staged files of tries that can never land (their driver and their own
+    process are both gone); returns how many tries were removed."""
+    locks = Path(replays_dir) / STAGING
+    removed = 0
+    for root in (Path(replays_dir), Path(runs_dir)):
+        staging = root / STAGING
+        if not staging.is_dir():
+            continue
+        for entry in sorted(staging.iterdir()):
+            if entry.name.startswith("driver-") or entry.name.count("@") != 2:
+                continue
+            attempt = Attempt.parse(entry.name.removesuffix(".lock"))
+            if _lock_is_free(locks / f"driver-{attempt.driver}.lock") and _lock_is_free(locks / f"{attempt.name}.lock"):
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed += 1
+                else:
+                    entry.unlink(missing_ok=True)
+    for lock in locks.glob("driver-*.lock") if locks.is_dir() else ():
+        if _lock_is_free(lock):
+            lock.unlink(missing_ok=True)
+    for root in (Path(replays_dir), Path(runs_dir)):
+        try:
+            (root / STAGING).rmdir()  # only when empty: nothing of a try left
+        except OSError:
+            pass
+    return removed
+
+
+def land(board: Any, result: Result, log: dict[str, Any], replays_dir: str | Path, runs_dir: str | Path) -> bool:
+    """Add a try's row and move its staged files to their final folders in one transaction
+    (the row commits only after the files are in place; final folders without a row were
+    left by a try killed between the two, and are replaced). False, and the try's files
+    removed, when the row was already there (another try landed first)."""
+    attempt = Attempt.parse(log.pop("attempt"))
+    moves = [(attempt.staged(root), attempt.final(root)) for root in (replays_dir, runs_dir)]
+
+    def final(path: str) -> str:
+        for src, dst in moves:
+            try:
+                return str(dst / Path(path).resolve().relative_to(src.resolve()))
+            except ValueError:
+                continue
+        return path
+
+    result.replay_paths = [final(p) for p in result.replay_paths]
+    for key, value in log.items():
+        if isinstance(value, str):
+            log[key] = final(value)
+
+    def move() -> None:
+        for src, dst in moves:
+            if dst.exists():
+                shutil.rmtree(dst)
+            if src.exists():
+                os.replace(src, dst)
+
+    added = bool(board.add(result, before_commit=move))
+    (Path(replays_dir) / STAGING / f"{attempt.name}.lock").unlink(missing_ok=True)
+    if not added:
+        for src, _ in moves:
+            shutil.rmtree(src, ignore_errors=True)
+    return added
+
+
+__all__ = ["Attempt", "DEFAULT_EPISODES", "Driver", "EVAL_SEED_BASE", "Job", "job_callbacks", "land", "new_run_key",
+           "run_job", "score_run", "sweep"]

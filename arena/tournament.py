@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 from arena.errors import ArenaError, RegistryError, SuiteError, one_line
 from agents.protocol import Discriminator, RunSpec
-from arena.jobs import DEFAULT_EPISODES, EVAL_SEED_BASE, Job, new_run_key, run_job
+from arena.jobs import DEFAULT_EPISODES, EVAL_SEED_BASE, Driver, Job, new_run_key, run_job
+from arena.jobs import land as jobs_land
 from arena.leaderboard import Result, env_label
 from arena.registry import check_pairing, make_agent, make_env
 
@@ -198,69 +199,90 @@ def run_suite(suite: Suite, board: Any, replays_dir: str | Path, runs_dir: str |
               address: str | None = None) -> list[tuple[SuiteAgent, Job, Result, dict[str, Any]]]:
     """Run the suite's jobs that are not on the leaderboard yet and add each result as it
     lands (here, in the driver), so a killed tournament keeps what finished and a rerun
-    does the rest. Backends: "local" (`workers` processes; 1: in this process) or "ray"
-    (Ray tasks with retries on the cluster at `address`, or on a local Ray instance
-    started for the run). Returns every job of the suite with its result."""
+    does the rest. Each try's files land with its row (`arena.jobs.land`), so a rerun, a
+    Ray retry or a second driver running the same suite never trips over a killed try's
+    files. Backends: "local" (`workers` processes; 1: in this process) or "ray" (Ray tasks
+    with retries on the cluster at `address`, or on a local Ray instance started for the
+    run). Returns every job of the suite with its result."""
     check_backend(backend, address)
     jobs = suite.jobs()
     keys = {job.run_key for _, job in jobs}
-    landed = {r.run_key: r for r in board.results() if r.run_key in keys} if keys & board.run_keys() else {}
-    results: dict[str, tuple[Result, dict[str, Any]]] = {
-        key: (row, {"checkpoint": str(Path(runs_dir) / key / "checkpoint.npz")}) for key, row in landed.items()}
+    results: dict[str, tuple[Result, dict[str, Any]]] = {}
+
+    def known() -> None:
+        for row in board.results() if keys & board.run_keys() else []:
+            if row.run_key in keys and row.run_key not in results:
+                results[row.run_key] = (row, {"checkpoint": str(Path(runs_dir) / row.run_key / "checkpoint.npz")})
+
+    known()
     pending = [(agent, job) for agent, job in jobs if job.run_key not in results]
 
     def land(agent: SuiteAgent, result: Result, log: dict[str, Any]) -> None:
-        board.add(result)
-        results[result.run_key] = (result, log)
-        if on_result:
-            on_result(agent, result)
+        if jobs_land(board, result, log, replays_dir, runs_dir):
+            results[result.run_key] = (result, log)
+            if on_result:
+                on_result(agent, result)
+        else:  # another driver landed this job first: its row counts
+            known()
 
-    if backend == "ray":
-        _run_on_ray(pending, replays_dir, runs_dir, workers, address, land)
-    elif workers <= 1:
-        for agent, job in pending:
-            land(agent, *run_job(job, replays_dir, runs_dir))
-    else:
-        import multiprocessing
-        import os
-        from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-
-        from arena.registry import user_agents
-
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_worker_start, initargs=(threads, user_agents())) as pool:
-            futures = {pool.submit(run_job, job, replays_dir, runs_dir): agent for agent, job in pending}
-            try:
-                left = set(futures)
-                while left:
-                    finished, left = wait(left, return_when=FIRST_EXCEPTION)
-                    for future in finished:
-                        land(futures[future], *future.result())
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+    with Driver(replays_dir, runs_dir) as driver:
+        if backend == "ray":
+            _run_on_ray(pending, replays_dir, runs_dir, workers, address, land, driver.id)
+        elif workers <= 1:
+            for agent, job in pending:
+                land(agent, *run_job(job, replays_dir, runs_dir, driver=driver.id))
+        else:
+            _run_on_pool(pending, replays_dir, runs_dir, workers, land, driver.id)
     return [(agent, job, *results[job.run_key]) for agent, job in jobs]
 
 
+def _run_on_pool(pending: list[tuple[SuiteAgent, Job]], replays_dir: str | Path, runs_dir: str | Path, workers: int,
+                 land: Callable[..., None], driver: str) -> None:
+    """Jobs on `workers` spawned processes, each landing as soon as it finishes; the workers
+    exit when this process dies (they watch it), so a killed driver leaves nothing running."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from arena.registry import user_agents
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_start, initargs=(threads, user_agents(), os.getpid()))
+    try:
+        futures = {pool.submit(run_job, job, replays_dir, runs_dir, None, driver): agent for agent, job in pending}
+        for future in as_completed(futures):
+            land(futures[future], *future.result())
+    except BaseException:
+        running = list(getattr(pool, "_processes", {}).values())
+        for process in running:  # running jobs stop now, not at their end
+            process.terminate()
+        for process in running:
+            process.join(5)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
 def check_backend(backend: str, address: str | None) -> None:
-    """A known backend, and an address only for Ray."""
+    """A known backend, and an address only for Ray, where something answers as Ray does."""
     if backend not in BACKENDS:
         raise RegistryError(f"unknown backend {backend!r}; use {' or '.join(BACKENDS)}")
     if address is not None and backend != "ray":
         raise RegistryError("--address names a Ray cluster; add --backend ray")
+    if address is not None:
+        check_ray_address(address)
 
 
 def _run_on_ray(pending: list[tuple[SuiteAgent, Job]], replays_dir: str | Path, runs_dir: str | Path, workers: int,
-                address: str | None, land: Callable[..., None]) -> None:
-    """Each job a Ray task (retried when its worker dies); results come back to the driver.
-    Paths are made absolute: Ray workers need not share the driver's working folder."""
+                address: str | None, land: Callable[..., None], driver: str) -> None:
+    """Each job a Ray task (retried when its worker dies: each try stages its own files);
+    results come back to the driver and land as they come. Paths are made absolute: Ray
+    workers need not share the driver's working folder."""
     try:
         import ray
     except ImportError:
         raise RegistryError("--backend ray needs Ray: pip install 'arena-gym[ray]' (or pip install ray)") from None
-    if address:
-        _check_reachable(address)
     started = not ray.is_initialized()
     if started:
         try:
@@ -269,19 +291,20 @@ def _run_on_ray(pending: list[tuple[SuiteAgent, Job]], replays_dir: str | Path, 
         except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ... for a bad address
             raise RegistryError(f"cannot start or reach Ray at {address or 'a local instance'}: "
                                 f"{one_line(exc)[:160]}") from None
+    refs: dict[Any, SuiteAgent] = {}
     try:
         from arena.registry import user_agents
 
         task = ray.remote(max_retries=RAY_RETRIES, num_cpus=1)(_ray_job)
         mine = user_agents()
-        refs = {task.remote(job, str(Path(replays_dir).resolve()), str(Path(runs_dir).resolve()), mine): agent
+        refs = {task.remote(job, str(Path(replays_dir).resolve()), str(Path(runs_dir).resolve()), mine, driver): agent
                 for agent, job in pending}
         left = list(refs)
         while left:
             done, left = ray.wait(left, num_returns=1)
             land(refs[done[0]], *ray.get(done[0]))
     except BaseException:
-        for ref in refs if "refs" in locals() else ():
+        for ref in refs:
             ray.cancel(ref, force=True)
         raise
     finally:
@@ -289,37 +312,62 @@ def _run_on_ray(pending: list[tuple[SuiteAgent, Job]], replays_dir: str | Path, 
             ray.shutdown()
 
 
-def _ray_job(job: Job, replays_dir: str, runs_dir: str,
-             user_agents: list[tuple[str, tuple[str, str, str]]]) -> tuple[Result, dict[str, Any]]:
+def _ray_job(job: Job, replays_dir: str, runs_dir: str, user_agents: list[tuple[str, tuple[str, str, str]]],
+             driver: str) -> tuple[Result, dict[str, Any]]:
     """One job on a Ray worker: one core's worth of torch threads, as the driver asked, and
     the user's registered agents."""
     _worker_start(1, user_agents)
-    return run_job(job, replays_dir, runs_dir)
+    return run_job(job, replays_dir, runs_dir, None, driver)
 
 
-def _check_reachable(address: str) -> None:
-    """A host:port that answers nothing fails here in one line, not after Ray's long retries."""
+RAY_ADDRESS_TIMEOUT_S = 3.0
+
+
+def check_ray_address(address: str) -> None:
+    """A Ray address is `auto`, `host:port` or `ray://host:port`, and something that speaks
+    gRPC (HTTP/2, as Ray's GCS and client server do) answers there within a few seconds;
+    anything else is refused in one line, not after Ray's minutes of retries."""
     import socket
 
-    target = address.split("://", 1)[-1]
-    host, sep, port = target.rpartition(":")
-    if address == "auto" or not sep or not port.isdigit():
+    if address == "auto":
         return
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    valid_host = re.fullmatch(r"[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]+\]", host or "")
+    if not sep or not valid_host or not port.isdigit() or not 1 <= int(port) <= 65535 or "://" in target:
+        raise RegistryError(f"--address {address[:80]!r} is not a Ray address; write host:port (e.g. 10.0.0.5:6379), "
+                            "ray://host:port or auto")
+    fix = "start it (ray start --head) or check the address, or drop --address for a local Ray"
     try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=3).close()
-    except OSError as exc:
-        raise RegistryError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); start it "
-                            "(ray start --head) or check the address, or drop --address for a local Ray") from None
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_ADDRESS_TIMEOUT_S) as conn:
+            conn.settimeout(RAY_ADDRESS_TIMEOUT_S)
+            # the HTTP/2 client preface and an empty SETTINGS frame; a gRPC server answers with its SETTINGS
+            conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            head = b""
+            while len(head) < 9:
+                chunk = conn.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    except (OSError, UnicodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else one_line(exc) or "timed out"
+        raise RegistryError(f"cannot reach the Ray cluster at {address[:80]} ({why}); {fix}") from None
+    if len(head) < 9 or head[3] != 0x04:
+        raise RegistryError(f"{address[:80]} answers, but not as Ray does (no gRPC there); {fix}")
 
 
-def _worker_start(threads: int, user_agents: list[tuple[str, tuple[str, str, str]]] = ()) -> None:  # type: ignore[assignment]
-    """A pool worker: its share of the cores for torch, no second progress bar, and the
-    agents the user registered in the driver (imported from where they are defined)."""
+def _worker_start(threads: int, user_agents: list[tuple[str, tuple[str, str, str]]] = (),  # type: ignore[assignment]
+                  driver_pid: int | None = None) -> None:
+    """A pool worker: its share of the cores for torch, no second progress bar, the agents
+    the user registered in the driver (imported from where they are defined), and a watch
+    on the driver: when it dies (even by SIGKILL), the worker exits too."""
     import os
 
     from arena.registry import restore_user_agents
 
     restore_user_agents(list(user_agents))
+    if driver_pid is not None:
+        _exit_with(driver_pid)
 
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     try:
@@ -328,6 +376,20 @@ def _worker_start(threads: int, user_agents: list[tuple[str, tuple[str, str, str
         torch.set_num_threads(threads)
     except ImportError:  # pragma: no cover
         pass
+
+
+def _exit_with(driver_pid: int) -> None:
+    """End this process soon after `driver_pid` ends (its parent: it is re-parented then)."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == driver_pid:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="arena-driver-watch", daemon=True).start()
 
 
 def judge_suite(finished: list[tuple[SuiteAgent, Job, Result, dict[str, Any]]]) -> list[tuple[str, Any]]:

@@ -266,11 +266,11 @@ def uninterrupted(tmp_path_factory):
     assert result.exit_code == 0, result.output
     rows = figures(folder / "lb.sqlite")
     assert len(rows) == 12 and len({r[0] for r in rows}) == 12
-    return suite, rows
+    return suite, rows, files_under(folder / "replays")
 
 
 def test_two_workers_give_the_rows_one_worker_gives(uninterrupted, tmp_path):
-    suite, reference = uninterrupted
+    suite, reference, reference_files = uninterrupted
     db = tmp_path / "lb.sqlite"
     result = runner.invoke(app, ["tournament", str(suite), "--workers", "2", "--db", str(db), "--replays",
                                  str(tmp_path / "replays"), "--runs", str(tmp_path / "runs")], catch_exceptions=False)
@@ -278,42 +278,170 @@ def test_two_workers_give_the_rows_one_worker_gives(uninterrupted, tmp_path):
     assert figures(db) == reference
 
 
-def test_a_tournament_killed_midway_and_rerun_has_exactly_the_rows_of_an_uninterrupted_one(uninterrupted, tmp_path):
+def marked_processes(mark: str) -> list[int]:
+    """The live processes whose environment carries `mark` (a driver, its workers, Ray's)."""
+    import os
+
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if f"ARENA_TEST_MARK={mark}".encode() in f.read().split(b"\0"):
+                    with open(f"/proc/{entry}/stat") as stat:
+                        if stat.read().rsplit(")", 1)[1].split()[0] != "Z":  # not a zombie
+                            found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def gone(mark: str, within: float = 20.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + within
+    while marked_processes(mark) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not marked_processes(mark)
+
+
+def marked_tournament(suite, folder, *args):
+    """The command that runs `suite` in `folder`, and an environment that marks its processes."""
+    import os
+    import sys
+    import uuid
+
+    mark = uuid.uuid4().hex
+    db = folder / "lb.sqlite"
+    command = [sys.executable, "-m", "arena", "tournament", str(suite), "--db", str(db), *args]
+    return db, mark, {**os.environ, "ARENA_TEST_MARK": mark}, command
+
+
+def files_under(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.slow
+def test_a_tournament_killed_at_ten_moments_and_rerun_ends_as_an_uninterrupted_one(uninterrupted, tmp_path):
+    """SIGKILL of the driver's whole process group at 10 random moments, one and two workers
+    by turns, each rerun carrying on; then a run to the end. Rows and replay files equal
+    the uninterrupted run's, no staged file is left, and no process outlives its driver."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    suite, reference, reference_files = uninterrupted
+    db, mark, env, command = marked_tournament(suite, tmp_path)
+    rng = random.Random(7)
+    for kill in range(10):
+        workers = ["--workers", str(1 + kill % 2)]
+        proc = subprocess.Popen(command + workers, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=env)
+        time.sleep(rng.uniform(1.0, 4.0))  # start-up, training, recording or landing: wherever it falls
+        proc.kill()  # the driver alone: its workers must notice and exit by themselves
+        proc.wait()
+        assert gone(mark), f"kill {kill}: processes outlived their driver: {marked_processes(mark)}"
+    again = subprocess.run(command + ["--workers", "2"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr
+    assert figures(db) == reference
+    assert files_under(tmp_path / "replays") == reference_files
+    assert gone(mark)
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_every_finished_job_and_a_rerun_finishes_the_rest(uninterrupted, tmp_path):
     import os
     import signal
     import subprocess
     import sys
     import time
 
-    suite, reference = uninterrupted
-    db = tmp_path / "lb.sqlite"
-    command = [sys.executable, "-m", "arena", "tournament", str(suite), "--db", str(db)]
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    suite, reference, reference_files = uninterrupted
+    db, mark, env, command = marked_tournament(suite, tmp_path, "--workers", "2")
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
     deadline = time.monotonic() + 120
-    def rows_so_far() -> int:
-        try:
-            return len(figures(db))
-        except sqlite3.OperationalError:  # the file is there, its schema not yet committed
-            return 0
-
-    while time.monotonic() < deadline and proc.poll() is None:
-        if db.exists() and rows_so_far() >= 3:
-            break
+    while time.monotonic() < deadline and proc.poll() is None and rows_in(db) < 2:
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    landed = len(figures(db))
-    assert 3 <= landed < 12  # killed midway, with some jobs on the board
-    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C reaches the driver and its workers
+    proc.communicate(timeout=60)
+    kept = rows_in(db)
+    assert kept >= 2
+    assert gone(mark)
+    landed = {p.split("/")[0] for p in files_under(tmp_path / "replays")}
+    assert len(landed) == kept  # each kept row has its replays, and nothing else was left
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env)
     assert again.returncode == 0, again.stderr
-    assert f"{landed} already on the leaderboard" in again.stdout
+    assert f"{kept} already on the leaderboard" in again.stdout
     assert figures(db) == reference
+    assert files_under(tmp_path / "replays") == reference_files
+
+
+@pytest.mark.slow
+def test_a_ray_worker_killed_mid_job_is_retried_and_the_run_ends_as_an_uninterrupted_one(uninterrupted, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    suite, reference, reference_files = uninterrupted
+    db, mark, env, command = marked_tournament(suite, tmp_path, "--backend", "ray", "--workers", "2")
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline and proc.poll() is None:
+        staging = tmp_path / "replays" / ".staging"
+        if staging.is_dir() and any(p.name.count("@") == 2 for p in staging.iterdir()):  # a try is under way
+            for pid in marked_processes(mark):
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        running_a_job = f.read().startswith(b"ray::_ray_job")  # Ray titles a busy worker so
+                except OSError:
+                    continue
+                if running_a_job:
+                    os.kill(pid, signal.SIGKILL)
+                    killed = pid
+                    break
+        time.sleep(0.02)
+    out, err = proc.communicate(timeout=300)
+    assert killed is not None, "no Ray worker was caught mid-job"
+    assert proc.returncode == 0, err
+    assert figures(db) == reference
+    assert files_under(tmp_path / "replays") == reference_files
+    assert gone(mark, within=30)
+
+
+@pytest.mark.slow
+def test_the_same_tournament_run_twice_at_once_lands_each_job_once(uninterrupted, tmp_path):
+    import subprocess
+    import sys
+
+    suite, reference, reference_files = uninterrupted
+    command = [sys.executable, "-m", "arena", "tournament", str(suite), "--db", str(tmp_path / "lb.sqlite")]
+    procs = [subprocess.Popen(command + ["--workers", str(n)], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for n in (1, 2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    assert figures(tmp_path / "lb.sqlite") == reference
+    assert files_under(tmp_path / "replays") == reference_files
+
+
+def rows_in(db) -> int:
+    try:
+        return len(figures(db))
+    except sqlite3.OperationalError:  # not there yet, or its schema not yet committed
+        return 0
 
 
 def test_the_ray_backend_gives_the_rows_the_local_backend_gives(uninterrupted, tmp_path):
     """A real local Ray instance (started for the run, shut down after it)."""
-    suite, reference = uninterrupted
+    suite, reference, reference_files = uninterrupted
     db = tmp_path / "lb.sqlite"
     result = runner.invoke(app, ["tournament", str(suite), "--backend", "ray", "--workers", "2", "--db", str(db),
                                  "--replays", str(tmp_path / "replays"), "--runs", str(tmp_path / "runs")],

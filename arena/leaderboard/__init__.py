@@ -24,7 +24,7 @@ from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from arena.errors import LeaderboardError, one_line
 
@@ -260,8 +260,11 @@ class Leaderboard:
 
     # ---------------------------------------------------------------- writes
 
-    def add(self, result: Result) -> bool:
-        """Insert one row in its own transaction; False if its run key is already there."""
+    def add(self, result: Result, before_commit: Callable[[], None] | None = None) -> bool:
+        """Insert one row in its own transaction; False if its run key is already there.
+
+        `before_commit` runs inside the transaction once the row is in (it holds the write
+        lock): what it does is done exactly when the row commits; if it raises, no row."""
         row = asdict(result)
         row.pop("id")
         row["created"] = row["created"] or datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -274,12 +277,22 @@ class Leaderboard:
         cols = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
         with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
             cur = conn.execute(
                 f"INSERT INTO results ({cols}) VALUES ({marks}) ON CONFLICT(run_key) DO NOTHING", row
             )
-            if cur.rowcount == 1:
-                result.id, result.created = cur.lastrowid, row["created"]
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                conn.execute("ROLLBACK")
+                return False
+            try:
+                if before_commit is not None:
+                    before_commit()
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            result.id, result.created = cur.lastrowid, row["created"]
+            return True
 
     # ---------------------------------------------------------------- reads
 
