@@ -20,7 +20,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -31,6 +31,45 @@ HEADER_KEY = "__header__"
 CHECKPOINT_KIND = "arena-checkpoint"
 CHECKPOINT_VERSION = 2  # 1: tabular-only .npz, neural as safetensors without a checksum
 MAX_HEADER_BYTES = 16 << 20
+
+
+# --------------------------------------------------------------------------- new files, written atomically
+
+
+def new_file(path: str | Path, what: str, suffixes: tuple[str, ...] = (), overwrite: bool = False) -> Path:
+    """Where a new output file (`what`: "the report page", "the video") may go: a file path
+    with one of `suffixes`, and no file there unless `overwrite`; else one line saying so."""
+    path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise FileFormatError(f"cannot write {what} to {path.suffix or 'a file without suffix'}; use a path ending in "
+                              f"{' or '.join(suffixes)}")
+    if path.is_dir():
+        raise FileFormatError(f"{path} is a folder; give {what} a file path, e.g. {path / ('out' + (suffixes or ('',))[0])}")
+    if path.exists() and not overwrite:
+        raise FileFormatError(f"{path} already exists; choose another name"
+                              + (" or add --overwrite" if what == "the report page" else "") + " (nothing was overwritten)")
+    return path
+
+
+def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it to `path`: readers
+    see the old file or the whole new one, and a failed or killed write leaves nothing behind."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}")
+        os.close(fd)
+    except OSError as exc:
+        raise FileFormatError(f"cannot write {path}: {one_line(exc.strerror or exc)}; choose a writable folder") from None
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise FileFormatError(f"cannot write {path}: {one_line(exc.strerror or exc)}; choose a writable path") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 # --------------------------------------------------------------------------- the container
@@ -51,20 +90,13 @@ def write_arrays(path: str | Path, kind: str, version: int, arrays: dict[str, np
         blob = np.frombuffer(json.dumps(header, sort_keys=True, allow_nan=False).encode(), dtype=np.uint8)
     except (TypeError, ValueError) as exc:
         raise FileFormatError(f"cannot write {path}: its metadata is not plain JSON ({one_line(exc)})") from None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise FileFormatError(f"cannot write {path}: {one_line(exc.strerror or exc)}; choose a writable folder") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             np.savez_compressed(f, **{HEADER_KEY: blob, **arrays})  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomically(path, write)
     return file_digest(path)
 
 

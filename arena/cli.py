@@ -11,7 +11,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import typer
 from rich.console import Console
@@ -177,6 +177,20 @@ def _print_training_log(agent: str, log: dict[str, Any], out: Console = console)
             out.print(f"[dim]{key}: {log[key]}[/]", soft_wrap=True)
 
 
+def _fill(table: Table, columns: Sequence[str], rows: list[tuple[str, ...]], words: tuple[str, ...]) -> None:
+    """Add the columns and rows (escaped: no markup from a database runs). Figures never
+    wrap or shrink below their widest cell; the `words` columns (names, labels, notes) give
+    way instead, folding a long env label over lines, so a narrow terminal keeps the numbers."""
+    for i, col in enumerate(columns):
+        if col in words:
+            table.add_column(col, justify="left", overflow="fold", ratio=1 if col == "env" else None)
+        else:
+            widest = max([len(col.split()[0]), *(len(r[i]) for r in rows)])
+            table.add_column(col, justify="left" if col == "date" else "right", no_wrap=True, min_width=min(widest, 24))
+    for cells in rows:
+        table.add_row(*(escape(c) for c in cells))
+
+
 def _results_table(results: list[Result], title: str, labels: dict[str, str] | None = None) -> Table:
     """Results as a rich table; every string from a database or file is escaped (no markup runs).
     `labels` names agents by run key (a suite's "gan loss=lsgan") where the name alone is ambiguous."""
@@ -187,9 +201,7 @@ def _results_table(results: list[Result], title: str, labels: dict[str, str] | N
     columns = ("id", "date", "env", "agent", "seed", "score") + (("success",) if success else ())
     columns += ("mean return", "std") + (("exact return",) if exact else ())
     columns += ("n",) + (("FID", "IS", "coverage") if images else ())
-    for col in columns:
-        table.add_column(col, justify="left" if col in ("date", "env", "agent") else "right",
-                         no_wrap=col in ("date", "env", "agent"))
+    rows: list[tuple[str, ...]] = []
     for r in results:
         agent = (labels or {}).get(r.run_key, r.agent)
         cells: tuple[str, ...] = (str(r.id or ""), short_date(r.created), env_label(r), agent, str(r.train_seed),
@@ -204,7 +216,8 @@ def _results_table(results: list[Result], title: str, labels: dict[str, str] | N
             flag = " collapsed" if m.get("mode_collapse") else ""
             cells += (fmt(m.get("fid"), 1) if "fid" in m else "", fmt(m.get("inception_score"), 2) if "fid" in m else "",
                       covered + flag)
-        table.add_row(*(escape(c) for c in cells))
+        rows.append(cells)
+    _fill(table, columns, rows, words=("env", "agent"))
     table.caption = ("score: exact normalised score (1 optimal, 0 random); exact return: expected return, computed by DP"
                      if exact else "")
     if success:
@@ -554,6 +567,7 @@ def leaderboard(
     limit: Optional[int] = typer.Option(None, help="at most this many rows"),
     runs: bool = typer.Option(False, "--runs", help="list every run (one row per training seed) instead of the standings"),
     html_path: Optional[Path] = typer.Option(None, "--html", help="write the report page here (e.g. report.html)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="--html: replace the page if the file exists"),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="where the runs were trained (the --runs of arena "
                                   "run/tournament): the report's learning curves come from there"),
 ) -> None:
@@ -585,7 +599,7 @@ def leaderboard(
         envs_seen = sorted({env_label(r) for r in results})
         with _progress() as progress:
             task = progress.add_task("report", total=len(envs_seen))
-            summary = write_report(results, html_path, runs_dir, source=str(board.path),
+            summary = write_report(results, html_path, runs_dir, source=str(board.path), overwrite=overwrite,
                                    on_env=lambda env: progress.update(task, advance=1, description=f"report: {env}"))
         typer.echo(f"wrote {summary.path}: {summary.entries} entries on {summary.envs} envs, {summary.images} images")
         if summary.missing:
@@ -616,11 +630,7 @@ def _standings_table(entries: list[Any], title: str) -> Table:
     from arena.standings import STANDINGS_COLUMNS, standing_cells
 
     table = Table(title=escape(title))
-    for col in STANDINGS_COLUMNS:
-        table.add_column(col, justify="left" if col in ("env", "agent", "notes") else "right",
-                         no_wrap=col in ("env", "agent"))
-    for st in entries:
-        table.add_row(*(escape(c) for c in standing_cells(st)))
+    _fill(table, STANDINGS_COLUMNS, [standing_cells(st) for st in entries], words=("env", "agent", "notes"))
     table.caption = ("score: normalised (exact for grids, accuracy for sequences, FID-based for images), IQM over "
                      "runs; =: tied (95% intervals overlap); success: episodes that reached the goal or were all right")
     return table

@@ -339,19 +339,22 @@ def check_ray_address(address: str) -> None:
                             "ray://host:port or auto")
     fix = "start it (ray start --head) or check the address, or drop --address for a local Ray"
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_ADDRESS_TIMEOUT_S) as conn:
-            conn.settimeout(RAY_ADDRESS_TIMEOUT_S)
+        conn = socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_ADDRESS_TIMEOUT_S)
+    except (OSError, UnicodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else one_line(exc) or "timed out"
+        raise RegistryError(f"cannot reach the Ray cluster at {address[:80]} ({why}); {fix}") from None
+    head = b""
+    with conn:
+        try:
             # the HTTP/2 client preface and an empty SETTINGS frame; a gRPC server answers with its SETTINGS
             conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-            head = b""
             while len(head) < 9:
                 chunk = conn.recv(9 - len(head))
                 if not chunk:
                     break
                 head += chunk
-    except (OSError, UnicodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else one_line(exc) or "timed out"
-        raise RegistryError(f"cannot reach the Ray cluster at {address[:80]} ({why}); {fix}") from None
+        except OSError:
+            pass
     if len(head) < 9 or head[3] != 0x04:
         raise RegistryError(f"{address[:80]} answers, but not as Ray does (no gRPC there); {fix}")
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from agents.protocol import Generator, Player
 from agents.training import Callback
-from arena.errors import ViewerError
+from arena.errors import FileFormatError, ViewerError
 from arena.replay import Frame, Replay, resimulate
 from envs.abilities import (
     Drawable,
@@ -324,33 +324,48 @@ def render_frames(replay: Replay, show_values: bool = True, show_policy: bool = 
 def export_video(replay: Replay, path: str | Path, fps: float | None = None, show_values: bool = True, show_policy: bool = True) -> int:
     """Write the replay to .mp4 (H.264 via imageio-ffmpeg) or .gif; returns the distinct frames
     (the start and one per step). The last frame is held for about a second."""
-    import imageio.v2 as imageio
-
-    path = Path(path)
-    if path.suffix.lower() not in VIDEO_SUFFIXES:
-        raise ViewerError(f"cannot export {path.suffix or 'a file without suffix'}; use a path ending in .mp4 or .gif")
-    if path.exists():
-        raise ViewerError(f"{path} already exists; choose another name (nothing was overwritten)")
+    path = _video_path(path)
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     if fps is not None and not (np.isfinite(fps) and 0 < fps <= 1000):
         raise ViewerError(f"--fps {fps}: use a number of frames per second in (0, 1000]")
     frames = render_frames(replay, show_values, show_policy)
     fps = fps or 8
-    hold = [frames[-1]] * max(1, round(fps))  # the last frame stays about a second, so the end can be seen
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    if path.suffix.lower() == ".gif":
-        durations = [1000.0 / fps] * (len(frames) - 1) + [1000.0 * len(hold) / fps]
-        imageio.mimsave(tmp, frames, duration=durations, loop=0)  # type: ignore[arg-type]
-    else:
-        h, w = frames[0].shape[:2]
-        ph, pw = -h % 16, -w % 16  # H.264 wants dimensions in whole macroblocks
-        with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=8, pixelformat="yuv420p", macro_block_size=16) as writer:
-            for frame in frames + hold:
-                writer.append_data(  # type: ignore[attr-defined]
-                    np.pad(frame, ((0, ph), (0, pw), (0, 0)), mode="edge"))
-    os.replace(tmp, path)
+    _write_video(path, frames, fps)
     return len(frames)
+
+
+def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    """Frames to .gif or .mp4 (H.264), atomically; the last frame held about a second so the end can be seen."""
+    import imageio.v2 as imageio
+
+    from agents.checkpoint import write_atomically
+
+    hold = max(1, round(fps))
+
+    def write(tmp: Path) -> None:
+        if path.suffix.lower() == ".gif":
+            durations = [1000.0 / fps] * (len(frames) - 1) + [1000.0 * hold / fps]
+            imageio.mimsave(tmp, frames, duration=durations, loop=0)  # type: ignore[arg-type]
+        else:
+            h, w = frames[0].shape[:2]
+            ph, pw = -h % 16, -w % 16  # H.264 wants dimensions in whole macroblocks
+            with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=8, pixelformat="yuv420p",
+                                    macro_block_size=16) as writer:
+                for frame in frames + [frames[-1]] * hold:
+                    writer.append_data(  # type: ignore[attr-defined]
+                        np.pad(frame, ((0, ph), (0, pw), (0, 0)), mode="edge"))
+
+    write_atomically(path, write)
+
+
+def _video_path(path: str | Path) -> Path:
+    """A new .mp4 or .gif path, or one ViewerError line."""
+    from agents.checkpoint import new_file
+
+    try:
+        return new_file(path, "the video", VIDEO_SUFFIXES)
+    except FileFormatError as exc:
+        raise ViewerError(str(exc)) from None
 
 
 class SampleVideo(Callback):
@@ -359,11 +374,7 @@ class SampleVideo(Callback):
     to become digits), written to .mp4 or .gif when training ends."""
 
     def __init__(self, path: str | Path, n: int = 64, fps: float = 4.0) -> None:
-        path = Path(path)
-        if path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise ViewerError(f"cannot write {path.suffix or 'a file without suffix'}; use a path ending in .mp4 or .gif")
-        if path.exists():
-            raise ViewerError(f"{path} already exists; choose another name (nothing was overwritten)")
+        path = _video_path(path)
         self.path, self.n, self.fps = path, n, fps
         self.frames: list[np.ndarray] = []
 
@@ -378,23 +389,9 @@ class SampleVideo(Callback):
         self.frames.append(np.repeat(big[:, :, None], 3, axis=2))
 
     def on_end(self, learner: Any) -> None:
-        import imageio.v2 as imageio
-
         if not self.frames:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
-        frames = self.frames + [self.frames[-1]] * max(1, round(self.fps))  # the end held about a second
-        if self.path.suffix.lower() == ".gif":
-            imageio.mimsave(tmp, frames, duration=1000.0 / self.fps, loop=0)  # type: ignore[arg-type]
-        else:
-            h, w = frames[0].shape[:2]
-            with imageio.get_writer(tmp, fps=self.fps, codec="libx264", quality=8, pixelformat="yuv420p",
-                                    macro_block_size=16) as writer:
-                for frame in frames:
-                    writer.append_data(  # type: ignore[attr-defined]
-                    np.pad(frame, ((0, -h % 16), (0, -w % 16), (0, 0)), mode="edge"))
-        os.replace(tmp, self.path)
+        _write_video(self.path, self.frames, self.fps)
 
 
 # --------------------------------------------------------------------------- keyboard play

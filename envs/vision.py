@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -200,7 +201,7 @@ def _cached(kind: str, dataset: str, size: int, seed: int) -> nn.Module:
         return _LOADED[key]
     data = image_dataset(dataset, size)
     path = cache_dir() / f"{kind}-{dataset}{size}-seed{seed}-v{CACHE_VERSION}.safetensors"
-    model = _read(path, kind, data)
+    model = _read(path, kind, data, {"dataset": dataset, "size": int(size), "seed": int(seed)})
     if model is None:
         t0 = time.perf_counter()
         print(f"arena: training the {dataset} {size}x{size} {kind} (seed {seed}) once; it is cached in {path.parent}",
@@ -248,8 +249,9 @@ def _write(path: Path, model: nn.Module, kind: str, dataset: str, size: int, see
               file=sys.stderr)
 
 
-def _read(path: Path, kind: str, data: ImageData) -> nn.Module | None:
-    """The cached model, or None when there is none or it is damaged (then it is retrained)."""
+def _read(path: Path, kind: str, data: ImageData, trained_for: dict[str, Any]) -> nn.Module | None:
+    """The cached model, or None when there is none, it is damaged, or its header says it was
+    trained for another data set, size or seed (a file copied over another): then it is retrained."""
     if not path.is_file():
         return None
     try:
@@ -261,6 +263,9 @@ def _read(path: Path, kind: str, data: ImageData) -> nn.Module | None:
         tensors = load_file(str(path))
         if header.get("format") != CACHE_FORMAT or header.get("version") != CACHE_VERSION or header.get("kind") != kind:
             raise ValueError("not this kind or version")
+        other = {k: header.get(k) for k in trained_for if header.get(k) != trained_for[k]}
+        if other:
+            raise ValueError(f"trained for {other}, not {trained_for}")
         if header.get("sha256") != weights_digest(tensors):
             raise ValueError("checksum mismatch")
         model = _blank(kind, data)
@@ -268,7 +273,8 @@ def _read(path: Path, kind: str, data: ImageData) -> nn.Module | None:
         model.eval()
         return model
     except Exception as exc:  # noqa: BLE001 - any defect in a cache file means: train it again
-        print(f"arena: the cached {path.name} is unusable ({type(exc).__name__}); training it again", file=sys.stderr)
+        print(f"arena: the cached {path.name} is unusable ({type(exc).__name__}: {str(exc)[:100]}); training it again",
+              file=sys.stderr)
         return None
 
 

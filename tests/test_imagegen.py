@@ -85,6 +85,15 @@ def test_judge_training_is_deterministic_and_the_cache_never_trusts_a_damaged_fi
     monkeypatch.setattr(vision, "_LOADED", {})
     again = vision.judge("digits", 8, seed=3)  # retrained, not trusted
     assert vision.weights_digest(again.state_dict()) == vision.weights_digest(a.state_dict())
+    # a sound judge of another data set or seed, copied over a judge's file: its header says so
+    for (dataset, size, seed), other in ((("digits", 8, 3), ("digits", 8, 4)), (("digits", 16, 0), ("shapes", 16, 0))):
+        own = vision.weights_digest(vision.judge(dataset, size, seed=seed).state_dict())
+        vision.judge(*other[:2], seed=other[2])
+        target = next(tmp_path.glob(f"judge-{dataset}{size}-seed{seed}-*.safetensors"))
+        target.write_bytes(next(tmp_path.glob(f"judge-{other[0]}{other[1]}-seed{other[2]}-*.safetensors")).read_bytes())
+        monkeypatch.setattr(vision, "_LOADED", {})
+        again = vision.judge(dataset, size, seed=seed)
+        assert vision.weights_digest(again.state_dict()) == own
 
 
 # --------------------------------------------------------------------------- the env

@@ -450,8 +450,39 @@ def test_the_ray_backend_gives_the_rows_the_local_backend_gives(uninterrupted, t
     assert figures(db) == reference
 
 
+@pytest.mark.parametrize("answer", [b"", b"HTTP/1.1 400 Bad Request\r\n\r\n"])
+def test_a_listening_port_that_is_not_ray_is_refused_in_seconds(tmp_path, monkeypatch, answer):
+    import socket
+    import threading
+    import time
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:  # accepts, says `answer` (or nothing) and keeps the line open
+        conn, _ = server.accept()
+        conn.sendall(answer)
+        time.sleep(10)
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, GRID_SUITE)
+    t0 = time.monotonic()
+    result = runner.invoke(app, ["tournament", str(path), "--backend", "ray", "--address", f"127.0.0.1:{port}"])
+    assert result.exit_code == 2 and "not as Ray does" in result.stderr, result.output
+    assert time.monotonic() - t0 < 10
+    assert len([line for line in result.stderr.splitlines() if line.strip()]) == 1
+    server.close()
+
+
 @pytest.mark.parametrize("args,fragment", [
     (["--backend", "ray", "--address", "127.0.0.1:1"], "cannot reach the Ray cluster at 127.0.0.1:1"),
+    (["--backend", "ray", "--address", "localhost:-1"], "is not a Ray address"),
+    (["--backend", "ray", "--address", "h" * 300 + ":6379"], "is not a Ray address"),
+    (["--backend", "ray", "--address", "a" * 70 + "." + "b" * 70 + ":6379"], "cannot reach the Ray cluster"),
+    (["--backend", "ray", "--address", "ray://127.0.0.1:1"], "cannot reach the Ray cluster"),
+    (["--backend", "ray", "--address", "http://127.0.0.1:80"], "is not a Ray address"),
     (["--backend", "slurm"], "unknown backend 'slurm'"),
     (["--address", "10.0.0.1:6379"], "add --backend ray"),
     (["--workers", "0"], "--workers 0"),

@@ -56,14 +56,14 @@ class ReportSummary:
 
 
 def write_report(results: list[Result], path: str | Path, runs_dir: str | Path = "runs", source: str = "",
-                 on_env: Callable[[str], None] | None = None) -> ReportSummary:
-    """Write the report page of leaderboard rows `results` to `path` (atomically)."""
-    path = Path(path)
+                 on_env: Callable[[str], None] | None = None, overwrite: bool = False) -> ReportSummary:
+    """Write the report page of leaderboard rows `results` to `path` (atomically; an existing
+    file only with `overwrite`)."""
+    from agents.checkpoint import new_file, write_atomically
+
+    path = new_file(path, "the report page", (".html", ".htm"), overwrite)
     page, summary = report_page(results, Path(runs_dir), source, on_env)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    write_atomically(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     summary.path = path
     return summary
 
