@@ -7,6 +7,7 @@ function each; the work is in the modules they call.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import shlex
 import sys
@@ -18,11 +19,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from agents.training import TrainingInterrupted, plural
 from arena import registry
 from arena.errors import ArenaError, LeaderboardError, RegistryError, ViewerError, one_line
-from arena.leaderboard import Leaderboard, Result, env_label, fmt, short_date
+from arena.leaderboard import Leaderboard, Result, env_label, fmt, json_ready, short_date
 from arena.replay import load_replay, verify
 from envs.grid import LAYOUTS, layout_names
 
@@ -31,7 +33,36 @@ if TYPE_CHECKING:  # arena.jobs imports the learners (Numba): commands import it
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
+class _OneLineErrors(TyperGroup):
+    """Arena's command group: a usage error (an unknown option, `--episodes abc`) is one
+    `error:` line naming the fix and exit code 2, as every other user error is."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:  # type: ignore[override]
+        from typer._click import exceptions as click  # (Typer's own copy of Click raises these)
+
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
+        except click.NoArgsIsHelpError as exc:
+            exc.show()  # `arena` alone: the help
+            code = exc.exit_code
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "arena"
+            err.print(f"[bold red]error:[/] {escape(one_line(exc.format_message()))} (see {escape(where)} --help)",
+                      highlight=False, soft_wrap=True)
+            code = 2
+        except click.ClickException as exc:
+            err.print(f"[bold red]error:[/] {escape(one_line(exc.format_message()))}", highlight=False, soft_wrap=True)
+            code = exc.exit_code
+        except typer.Abort:
+            err.print("aborted")
+            code = 1
+        if standalone_mode:
+            sys.exit(code if isinstance(code, int) else 0)
+        return code
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     help="Arena: where learning agents meet tasks. Train, evaluate, record, replay, rank.",
     no_args_is_help=True,
     add_completion=False,
@@ -212,7 +243,7 @@ def _results_table(results: list[Result], title: str, labels: dict[str, str] | N
         cells += (fmt(r.mean_return, 2), fmt(r.std_return, 2)) + ((fmt(r.exact_return, 2),) if exact else ()) + (str(r.episodes),)
         if images:
             m = r.metrics
-            covered = f"{m['classes_covered']}/{m['n_classes']}" if "fid" in m else ""
+            covered = f"{m.get('classes_covered', '?')}/{m.get('n_classes', '?')}" if "fid" in m else ""
             flag = " collapsed" if m.get("mode_collapse") else ""
             cells += (fmt(m.get("fid"), 1) if "fid" in m else "", fmt(m.get("inception_score"), 2) if "fid" in m else "",
                       covered + flag)
@@ -323,10 +354,10 @@ def run(
     stops after the current episode or batch, saves, and prints the command that resumes;
     after a crash, `--resume runs/<run>/checkpoint.npz` continues from the last checkpoint.
     """
+    _check_min_score(min_score)
     if record_training < 0:
         raise RegistryError(f"--record-training {record_training}: use 0 (off) or a positive K")
-    if not checkpoint_every > 0:
-        raise RegistryError(f"--checkpoint-every {checkpoint_every}: use a positive number of seconds")
+    _check_seconds(checkpoint_every, "--checkpoint-every")
     if train_episodes is not None and train_episodes < 1:
         raise RegistryError(f"--train-episodes {train_episodes}: train for at least 1 episode")
     job = _job(agent, env, kwargs, seed, episodes, set_, device=device, budget=budget, train_episodes=train_episodes,
@@ -346,6 +377,18 @@ def run(
                       highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
     _report([result], agent, " ".join([env, *(kwargs or [])]), json_, min_score)
+
+
+def _check_seconds(seconds: Optional[float], flag: str) -> None:
+    """A time limit is a positive, finite number of seconds (NaN would never run out)."""
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+        raise RegistryError(f"{flag} {seconds}: use a positive number of seconds")
+
+
+def _check_min_score(min_score: Optional[float]) -> None:
+    """A score to hold to is a finite number (NaN would make every comparison pass)."""
+    if min_score is not None and not math.isfinite(min_score):
+        raise RegistryError(f"--min-score {min_score}: give a finite number, e.g. --min-score 0.9")
 
 
 def _report(results: list[Result], agent: str, env: str, as_json: bool, min_score: Optional[float]) -> None:
@@ -384,6 +427,7 @@ def eval_(
     min_score: Optional[float] = typer.Option(None, help="exit with status 1 when the normalised score is below this"),
 ) -> None:
     """Evaluate a saved agent on ENV without training, and add the result to the leaderboard."""
+    _check_min_score(min_score)
     job = _job(agent, env, kwargs, 0, episodes, None, checkpoint, device=device)
     result = _run_and_record(job, db, replays, err if json_ else console)  # --json: stdout is the JSON alone
     _report([result], agent, " ".join([env, *(kwargs or [])]), json_, min_score)
@@ -407,6 +451,7 @@ def replay(
     """Watch a replay in a window, verify it, or export it as video."""
     if fps is not None and not 0 < fps <= 1000:
         raise ViewerError(f"--fps {fps}: use a number of steps per second in (0, 1000]")
+    _check_seconds(seconds, "--seconds")
     rep = load_replay(file)
     if verify_:
         check = verify(rep)
@@ -422,8 +467,9 @@ def replay(
         n = export_video(rep, video, fps=fps, show_values=values, show_policy=policy)
         console.print(f"wrote {video} ({n} frames: the start and one per step; the last is held about a second)")
         return
-    from arena.viewer import watch
+    from arena.viewer import check_display, watch
 
+    check_display(seconds, f"export it instead: arena replay {shlex.quote(str(file))} --video out.mp4 (or --verify)")
     console.print("space pause, left/right step, +/- speed, r restart, v values, p policy, q quit")
     watch(rep, speed=fps, max_seconds=seconds, start=step)
 
@@ -449,6 +495,7 @@ def play_command(
 
     if not 1 <= episodes <= 100:
         raise RegistryError(f"--episodes {episodes}: play between 1 and 100 episodes")
+    _check_seconds(seconds, "--seconds")
     env_id, env_kwargs = registry.parse_env(env, kwargs)
     console.print(f"playing {escape(env)}: a window opens; arrows or w a s d move on a grid, tokens are typed, Esc gives up")
     result = play_human(env_id, env_kwargs, episodes=episodes, replays=replays, db=db, max_seconds=seconds)
@@ -526,7 +573,8 @@ def tournament(
             console.print(_ratings_table(judged))
             out = runs / f"{spec.name}-judging-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps({"suite": spec.name, "env": env_text, **judged.as_dict()}, indent=1))
+            out.write_text(json.dumps(json_ready({"suite": spec.name, "env": env_text, **judged.as_dict()}), indent=1,
+                                      allow_nan=False))
             console.print(f"[dim]judging table: {out}[/]", soft_wrap=True)
     console.print("see them all: [bold]arena leaderboard[/] (one page with charts: [bold]arena leaderboard --html "
                   "report.html[/])", soft_wrap=True)
@@ -607,7 +655,7 @@ def leaderboard(
                        f"give --runs-dir the folder the runs were trained in", err=True)
     elif runs:
         if format_ == "json":
-            typer.echo(json.dumps([asdict(r) for r in results], indent=1, default=str))
+            typer.echo(json.dumps(json_ready([asdict(r) for r in results]), indent=1, default=str, allow_nan=False))
         elif format_ in ("markdown", "csv"):
             sys.stdout.write((markdown_table if format_ == "markdown" else csv_table)(REPORT_COLUMNS, report_rows(results)))
         else:
@@ -617,7 +665,7 @@ def leaderboard(
 
         entries = standings(results)
         if format_ == "json":
-            typer.echo(json.dumps([standing_dict(st) for st in entries], indent=1))
+            typer.echo(json.dumps(json_ready([standing_dict(st) for st in entries]), indent=1, allow_nan=False))
         elif format_ in ("markdown", "csv"):
             table = (markdown_table if format_ == "markdown" else csv_table)
             sys.stdout.write(table(STANDINGS_COLUMNS, [standing_cells(st) for st in entries]))

@@ -78,21 +78,14 @@ class Evaluation:
 
     def as_dict(self) -> dict[str, Any]:
         """Everything as JSON-ready values (non-finite numbers as null)."""
-        def clean(x: Any) -> Any:
-            if isinstance(x, float):
-                return x if math.isfinite(x) else None
-            if isinstance(x, dict):
-                return {k: clean(v) for k, v in x.items()}
-            if isinstance(x, (list, tuple)):
-                return [clean(v) for v in x]
-            return x
+        from arena.leaderboard import json_ready
 
         def agg(a: Aggregate | None) -> Any:
             return None if a is None else {"values": list(a.values), "mean": a.mean, "median": a.median,
                                             "iqm": a.iqm, "ci": list(a.ci), "confidence": CONFIDENCE}
 
         runs = [{k: v for k, v in asdict(r).items() if k not in ("id", "created")} for r in self.runs]
-        return clean({"agent": self.agent, "env": self.env, "config": self.config, "train_seeds": self.train_seeds,
+        return json_ready({"agent": self.agent, "env": self.env, "config": self.config, "train_seeds": self.train_seeds,
                       "eval_seeds": self.eval_seeds, "score": agg(self.score), "mean_return": agg(self.mean_return),
                       "success_rate": self.success_rate, "flags": self.flags, "returns": self.returns,
                       "successes": self.successes, "runs": runs})
@@ -109,8 +102,13 @@ def seed_list(train_seeds: int | Sequence[int], eval_seeds: Sequence[int]) -> li
     """Training seeds from a count (0..N-1) or a list: distinct, in [0, 2^31), none an evaluation seed."""
     from arena.errors import SettingsError
 
+    from arena.jobs import MAX_TRAIN_SEEDS
+
     if isinstance(train_seeds, bool) or not isinstance(train_seeds, (int, list, tuple, range)):
         raise SettingsError(f"train_seeds={train_seeds!r}; give a count (3) or a list of seeds ([0, 1, 2])")
+    if (train_seeds if isinstance(train_seeds, int) else len(train_seeds)) > MAX_TRAIN_SEEDS:
+        raise SettingsError(f"train_seeds: {train_seeds if isinstance(train_seeds, int) else len(train_seeds)} "
+                            f"training runs; at most {MAX_TRAIN_SEEDS} (each trains the agent once)")
     seeds = list(range(train_seeds)) if isinstance(train_seeds, int) else list(train_seeds)
     if not seeds:
         raise SettingsError(f"train_seeds={train_seeds!r}; train at least one run")
@@ -141,16 +139,24 @@ def evaluate(agent: str, env: str, *, train_seeds: int | Sequence[int] = 3, eval
     from arena import registry
     from arena.errors import SettingsError
 
-    if type(eval_episodes) is not int or not 1 <= eval_episodes <= 100_000:
-        raise SettingsError(f"eval_episodes={eval_episodes!r}; evaluate on 1 to 100000 episodes")
+    from arena.jobs import check_episodes
+
+    check_episodes(eval_episodes, "eval_episodes")
+    if not isinstance(agent, str) or not agent:
+        raise SettingsError(f"agent={agent!r}; name it as `arena agents` lists it, e.g. 'q-learning'")
+    if not isinstance(env, str) or not env.strip():
+        raise SettingsError(f"env={env!r}; name it as the command line does, e.g. 'grid:cliff slip=0.1'")
+    for name, value in (("db", db), ("replays", replays), ("runs", runs)):
+        if not (value is None and name == "db") and not isinstance(value, (str, Path)):
+            raise SettingsError(f"{name}={value!r}; give a path (a str or pathlib.Path)")
+    if type(record) is not bool:
+        raise SettingsError(f"record={record!r}; give True or False")
     if budget is not None and (type(budget) is not int or budget < 1):
         raise SettingsError(f"budget={budget!r}; give a positive number in the agent's budget unit (`arena agents NAME` says which), or None for its default")
-    if config is not None and not isinstance(config, dict):
-        raise SettingsError(f"config={config!r}; give the agent's settings as a dict, e.g. {{'alpha': 0.5}}")
+    if config is not None and (not isinstance(config, dict) or not all(isinstance(k, str) for k in config)):
+        raise SettingsError(f"config={config!r}; give the agent's settings as a dict of names, e.g. {{'alpha': 0.5}}")
     eval_seeds = [EVAL_SEED_BASE + i for i in range(eval_episodes)]
     seeds = seed_list(train_seeds, eval_seeds)
-    if not isinstance(env, str):
-        raise SettingsError(f"env={env!r}; name it as the command line does, e.g. 'grid:cliff slip=0.1'")
     env_id, env_kwargs = registry.parse_env(env)
     registry.make_agent(agent, **(config or {}))  # a bad name or setting fails before any training
     registry.check_pairing(agent, env_id, kwargs=env_kwargs)

@@ -37,6 +37,15 @@ from envs.abilities import HasModel
 
 DEFAULT_EPISODES = 10
 EVAL_SEED_BASE = 1000  # evaluation seeds 1000, 1001, ...: never the training seed
+MAX_EPISODES = 100_000  # evaluation episodes of one run: each is a replay file
+MAX_TRAIN_SEEDS = 1_000  # training runs of one evaluation or suite entry
+
+
+def check_episodes(episodes: Any, name: str = "episodes") -> int:
+    """The one bound on evaluation episodes (CLI, suites, arena.evaluate, jobs): 1 to MAX_EPISODES."""
+    if type(episodes) is not int or not 1 <= episodes <= MAX_EPISODES:
+        raise RegistryError(f"{name}={episodes!r}; evaluate on 1 to {MAX_EPISODES} episodes")
+    return episodes
 
 
 @dataclass
@@ -57,6 +66,7 @@ class Job:
     video: str | None = None  # generators: a video of fixed-latent samples, one frame per checkpoint
 
     def __post_init__(self) -> None:
+        check_episodes(self.episodes)
         if not isinstance(self.spec, RunSpec):
             raise TypeError(f"Job.spec must be a RunSpec (seed, budget, ...), got {self.spec!r}")
         if not self.run_key:
@@ -109,8 +119,6 @@ def run_job(
     (runs_dir/run_key) and its callbacks. With `driver` (a `Driver.id`), the job runs as a
     fresh `Attempt` of that driver: its files are staged, and `log["attempt"]` names them
     for `land`."""
-    if job.episodes < 1:
-        raise RegistryError(f"episodes={job.episodes}; evaluate at least 1 episode")
     if driver is None:
         return _run_job(job, Path(replays_dir) / job.run_key, Path(runs_dir) / job.run_key, on_episode)
     attempt = Attempt(job.run_key, driver, secrets.token_hex(4))
@@ -349,5 +357,5 @@ def land(board: Any, result: Result, log: dict[str, Any], replays_dir: str | Pat
     return added
 
 
-__all__ = ["Attempt", "DEFAULT_EPISODES", "Driver", "EVAL_SEED_BASE", "Job", "job_callbacks", "land", "new_run_key",
+__all__ = ["Attempt", "check_episodes", "DEFAULT_EPISODES", "MAX_EPISODES", "MAX_TRAIN_SEEDS", "Driver", "EVAL_SEED_BASE", "Job", "job_callbacks", "land", "new_run_key",
            "run_job", "score_run", "sweep"]

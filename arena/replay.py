@@ -21,10 +21,11 @@ import numpy as np
 from agents.checkpoint import read_arrays, write_arrays
 from arena.errors import FileFormatError, ReplayError
 from arena.registry import FAMILY_OF_ID, make_env
+from envs.abilities import MAX_EPISODE_STEPS
 
 KIND = "arena-replay"
 VERSION = 1
-MAX_STEPS = 10_000_000
+MAX_STEPS = MAX_EPISODE_STEPS  # one limit, declared with the envs
 
 
 def obs_checksum(obs: Any) -> int:

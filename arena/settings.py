@@ -173,8 +173,9 @@ def check(field: Field, value: Any, error: type[Exception] = SettingsError, wher
             fail()
         numbers = {k: _number(v, field.item or float) for k, v in value.items()}
         for k, v in numbers.items():
-            if v is None:
-                raise error(f"{name}[{k!r}] must be a finite number, got {_show(value[k])}")
+            if v is None or not _in_range(field, v):
+                where_ = f" in {field.range_text()}" if field.low is not None and field.high is not None else ""
+                raise error(f"{name}[{k!r}] must be a finite number{where_}, got {_show(value[k])}")
         return numbers
     raise TypeError(f"setting {name} has an unsupported type {field.kind!r}")  # a programming error
 

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from arena.errors import ArenaError, RegistryError, SuiteError, one_line
 from agents.protocol import Discriminator, RunSpec
-from arena.jobs import DEFAULT_EPISODES, EVAL_SEED_BASE, Driver, Job, new_run_key, run_job
+from arena.jobs import DEFAULT_EPISODES, EVAL_SEED_BASE, MAX_EPISODES, MAX_TRAIN_SEEDS, Driver, Job, new_run_key, run_job
 from arena.jobs import land as jobs_land
 from arena.leaderboard import Result, env_label
 from arena.registry import check_pairing, make_agent, make_env
@@ -115,13 +115,15 @@ def load_suite(name_or_path: str | Path) -> Suite:
     if data.get("format", SUITE_FORMAT) != SUITE_FORMAT:
         raise fail("format", f"suite format {data.get('format')!r}; this Arena reads format {SUITE_FORMAT}")
     seeds = data.get("train_seeds", [0])
+    if isinstance(seeds, list) and len(seeds) > MAX_TRAIN_SEEDS:
+        raise fail("train_seeds", f"{len(seeds)} train_seeds; a suite trains at most {MAX_TRAIN_SEEDS} per agent and env")
     if (not isinstance(seeds, list) or not seeds or len(set(map(repr, seeds))) < len(seeds)
             or not all(type(s) is int and 0 <= s < 2**31 for s in seeds)):
         raise fail("train_seeds", f"train_seeds = {seeds!r}; write a list of distinct integers in [0, 2^31), "
                    "e.g. train_seeds = [0, 1, 2]")
     episodes = data.get("eval_episodes", DEFAULT_EPISODES)
-    if type(episodes) is not int or not 1 <= episodes <= 10_000:
-        raise fail("eval_episodes", f"eval_episodes = {episodes!r}; write an integer from 1 to 10000")
+    if type(episodes) is not int or not 1 <= episodes <= MAX_EPISODES:
+        raise fail("eval_episodes", f"eval_episodes = {episodes!r}; write an integer from 1 to {MAX_EPISODES}")
     cross = data.get("cross_judge", False)
     if type(cross) is not bool:
         raise fail("cross_judge", f"cross_judge = {cross!r}; write true or false")

@@ -12,6 +12,7 @@ Why one long file: the window, the video export and the keyboard player draw the
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -298,6 +299,20 @@ class Viewer:
             self.timeline.env.close()
 
 
+def check_display(seconds: float | None, instead: str) -> None:
+    """A window needs a display. Without one SDL quietly draws to nowhere and waits for keys
+    that never come, so say so, unless an invisible window was asked for (SDL_VIDEODRIVER=
+    dummy or offscreen) with a time limit."""
+    driver = os.environ.get("SDL_VIDEODRIVER", "")
+    if driver in ("dummy", "offscreen"):
+        if seconds is None:
+            raise ViewerError(f"SDL_VIDEODRIVER={driver}: the window would be invisible and wait forever; add "
+                              f"--seconds N, or {instead}")
+        return
+    if sys.platform.startswith("linux") and not driver and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise ViewerError(f"no display here (neither DISPLAY nor WAYLAND_DISPLAY is set), so no window can open; {instead}")
+
+
 def watch(replay: Replay, speed: float | None = None, max_seconds: float | None = None, start: int | None = None) -> None:
     """Play a replay in a window (see the module docstring for the keys); `start` opens paused at that step."""
     Viewer(replay, speed, start).run(max_seconds=max_seconds)
@@ -426,6 +441,11 @@ class KeyboardAgent(Player):
             self.mirror.close()
             raise ViewerError(f"{env_id} cannot be played from the keyboard; play a grid (grid:cliff) or a sequence task "
                               "(seq:copy length=4)")
+        try:
+            check_display(max_seconds, "play on a machine with a screen")
+        except ViewerError:
+            self.mirror.close()
+            raise
         self.board: Drawable = u
         self.names: list[str] = list(names)
         self.keys = self._key_map(self.names)

@@ -9,6 +9,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+MAX_EPISODE_STEPS = 10_000_000  # the longest episode an Arena env allows; a replay holds at most this many steps
+
 
 @runtime_checkable
 class HasModel(Protocol):
@@ -138,5 +140,5 @@ def action_name(env: Any, action: Any) -> str:
     return str(names[action]) if names else str(action)
 
 
-__all__ = ["DescribesActions", "Drawable", "DrawsAction", "GridBoard", "HasModel", "HasStepTables", "ImageTask", "LearnsAcrossEpisodes",
+__all__ = ["MAX_EPISODE_STEPS", "DescribesActions", "Drawable", "DrawsAction", "GridBoard", "HasModel", "HasStepTables", "ImageTask", "LearnsAcrossEpisodes",
            "NamedActions", "ObservesStates", "ReadsInput", "ShowsOverlay", "action_name"]

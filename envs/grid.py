@@ -22,6 +22,7 @@ from gymnasium.vector.utils import batch_space
 
 from arena import settings as typed
 from arena.settings import setting
+from envs.abilities import MAX_EPISODE_STEPS
 from envs.errors import EnvError
 from envs.rendering import PygameRendering
 from envs.vector import (
@@ -59,6 +60,9 @@ class GridError(EnvError):
     """A grid the user asked for cannot be built (bad map, layout or kwarg)."""
 
 
+MAX_REWARD = 1e6  # per step: over MAX_EPISODE_STEPS steps a return stays finite (at most 1e13)
+
+
 @dataclass(frozen=True)
 class GridSettings:
     """GridWorld's kwargs, checked (type, finiteness, range) before anything is built."""
@@ -67,9 +71,11 @@ class GridSettings:
     slip: float | None = setting(None, help="probability of moving perpendicular instead (null: the layout's)",
                                  low=0.0, high=1.0)
     wind: list[int] | None = setting(None, help="upward push per column (null: the layout's)", low=0, high=1000)
-    rewards: dict[str, float] | None = setting(None, help="overrides of the step/goal/hole/cliff rewards")
+    rewards: dict[str, float] | None = setting(None, help="overrides of the step/goal/hole/cliff rewards",
+                                               low=-MAX_REWARD, high=MAX_REWARD)
     obs: str = setting("index", help="what the agent sees", choices=("index", "coords", "image"))
-    max_steps: int | None = setting(None, help="step limit per episode (null: the layout's)", low=1, high=10**9)
+    max_steps: int | None = setting(None, help="step limit per episode (null: the layout's)", low=1,
+                                    high=MAX_EPISODE_STEPS)
     maze_seed: int = setting(0, help="which maze maze-<rows>x<cols> generates", low=0, high=2**63 - 1)
 
 

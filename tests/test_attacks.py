@@ -79,3 +79,152 @@ def test_a_long_env_label_folds_and_every_figure_stays_whole_at_120_columns():
         text = console.export_text()
         assert "0.988" in text and "-13.25" in text and "…" not in text, text
         assert max(map(len, text.splitlines())) <= 120
+
+
+# --------------------------------------------------------------------------- arena.evaluate
+
+BAD_ARGUMENTS = {
+    "agent": [None, 5, "", "nope", ["random"], b"random"],
+    "env": ["", "   ", None, 5, "grid:", "grid:nope", "nope:x", "grid:cliff slip=abc", "grid:cliff slip=2", "img:digits batch=1"],
+    "train_seeds": [0, -1, 10**9, [], [1000], [1, 1], "3", 3.5, True, [2**40], range(10**7)],
+    "eval_episodes": [0, -1, 10**9, 2.5, "10", None, True],
+    "budget": [0, -5, 1.5, "10", True],
+    "config": [{1: 2}, {"nope": 1}, [], "alpha=0.5", {"epsilon": "x"}, {"epsilon": math.nan}],
+    "db": [5, 3.5, []],
+    "record": ["yes", 1, None],
+    "replays": [5, None],
+    "runs": [5, None],
+}
+
+
+def test_every_bad_evaluate_call_is_an_arena_error_and_writes_nothing(tmp_path, monkeypatch):
+    """Each bad value of each argument alone, others valid and cheap, then pairs drawn by Hypothesis."""
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    monkeypatch.chdir(tmp_path)
+    good = {"agent": "q-learning", "env": "grid:cliff", "train_seeds": 1, "eval_episodes": 1, "budget": 1}
+
+    def refused(bad: dict) -> None:
+        kwargs = {**good, **bad}
+        if "db" in bad:
+            kwargs["record"] = True
+        with pytest.raises(ArenaError) as caught:
+            arena.evaluate(kwargs.pop("agent"), kwargs.pop("env"), **kwargs)
+        assert "\n" not in str(caught.value)
+        assert not list(tmp_path.iterdir()), f"{bad} wrote {list(tmp_path.iterdir())}"
+
+    for name, values in BAD_ARGUMENTS.items():
+        for value in values:
+            refused({name: value})
+
+    pairs = st.lists(st.sampled_from(sorted(BAD_ARGUMENTS)), min_size=2, max_size=2, unique=True).flatmap(
+        lambda names: st.tuples(*(st.tuples(st.just(n), st.sampled_from(BAD_ARGUMENTS[n])) for n in names)))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(pairs)
+    def check(pair):
+        refused(dict(pair))
+
+    check()
+
+
+def test_the_pytest_plugin_passes_a_bad_call_on_as_an_arena_error(pytester):
+    pytester.makepyfile("""
+        import pytest
+        from arena.errors import ArenaError
+
+        def test_bad(arena_eval):
+            with pytest.raises(ArenaError):
+                arena_eval("q-learning", "", train_seeds=1)
+            with pytest.raises(ArenaError):
+                arena_eval(5, "grid:cliff", train_seeds=10**9)
+    """)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--episodes", "1000000000"], "evaluate on 1 to 100000 episodes"),
+    (["--episodes", "0"], "evaluate on 1 to 100000 episodes"),
+    (["--min-score", "nan"], "--min-score nan: give a finite number"),
+    (["--min-score", "inf"], "--min-score inf: give a finite number"),
+    (["--min-score", "abc"], "Invalid value for '--min-score'"),
+    (["--episodes", "abc"], "Invalid value for '--episodes'"),
+    (["--no-such-option"], "No such option"),
+])
+def test_bad_run_options_are_one_line_before_any_work(tmp_path, monkeypatch, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["run", "random", "grid:cliff", *args])
+    assert_one_line_error(result, fragment)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_suite_with_a_million_training_seeds_is_refused_before_any_job(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    suite = tmp_path / "big.toml"
+    suite.write_text('envs = ["grid:cliff"]\ntrain_seeds = [' + ", ".join(map(str, range(10**6))) + ']\n'
+                     '[[agents]]\nname = "random"\n')
+    result = runner.invoke(app, ["tournament", str(suite)])
+    assert_one_line_error(result, "at most 1000")
+    assert [p.name for p in tmp_path.iterdir()] == ["big.toml"]
+
+
+def test_rewards_whose_return_could_overflow_are_refused_at_the_env(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["run", "random", 'grid:cliff rewards={"step":1e308}'])
+    assert_one_line_error(result, "rewards['step'] must be a finite number in [-1e+06, 1e+06]")
+    assert not list(tmp_path.iterdir())
+
+
+def test_one_step_limit_for_envs_and_replays():
+    from arena import replay
+    from envs.abilities import MAX_EPISODE_STEPS
+    from envs.grid import GridSettings
+    from arena.settings import fields
+
+    assert replay.MAX_STEPS == MAX_EPISODE_STEPS
+    assert {f.name: f.high for f in fields(GridSettings)}["max_steps"] == MAX_EPISODE_STEPS
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["play", "grid:cliff", "--seconds", "nan"], "--seconds nan: use a positive number of seconds"),
+    (["play", "grid:cliff", "--seconds", "-1"], "--seconds -1.0: use a positive number of seconds"),
+    (["play", "grid:cliff"], "wait forever; add --seconds N"),
+])
+def test_play_never_waits_forever(tmp_path, monkeypatch, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    assert_one_line_error(runner.invoke(app, args), fragment)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_replay_without_a_display_says_so_and_suggests_a_video(db, monkeypatch):
+    path = Leaderboard(db).results()[0].replay_paths[0]
+    for name in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    result = runner.invoke(app, ["replay", path])
+    assert_one_line_error(result, "no display here")
+    assert "--video out.mp4" in result.stderr
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    assert_one_line_error(runner.invoke(app, ["replay", path, "--seconds", "nan"]), "--seconds nan")
+    assert runner.invoke(app, ["replay", path, "--seconds", "0.2"]).exit_code == 0
+
+
+def test_runs_as_json_are_standard_json_and_a_row_without_some_metrics_is_listed(tmp_path):
+    from arena.leaderboard import Result
+
+    board = Leaderboard(tmp_path / "lb.sqlite")
+    board.add(Result(run_key="odd", env_id="arena/ImageGeneration-v0", env_kwargs={"dataset": "digits"}, agent="noise",
+                     agent_config={}, train_seed=0, eval_seeds=[1000], returns=[math.nan], mean_return=math.nan,
+                     std_return=math.inf, iqm_return=math.nan, score=None, exact_return=None, eval_gamma=None,
+                     replay_paths=[], metrics={"fid": math.inf}))
+    result = runner.invoke(app, ["leaderboard", "--db", str(tmp_path / "lb.sqlite"), "--runs", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    result = runner.invoke(app, ["leaderboard", "--db", str(tmp_path / "lb.sqlite"), "--runs"])
+    assert result.exit_code == 0 and "noise" in result.stdout, result.output
+    result = runner.invoke(app, ["leaderboard", "--db", str(tmp_path / "lb.sqlite"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))

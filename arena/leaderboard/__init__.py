@@ -400,6 +400,17 @@ def image_figures(r: Result) -> str:
             f"coverage {m.get('classes_covered')}/{m.get('n_classes')}{flag}")
 
 
+def json_ready(x: Any) -> Any:
+    """`x` with every non-finite float as None, so json.dumps writes standard JSON (no NaN, Infinity)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: json_ready(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_ready(v) for v in x]
+    return x
+
+
 def short_date(created: str) -> str:
     """'2026-11-23T12:28:09+00:00' -> '2026-11-23 12:28' (UTC)."""
     return created[:16].replace("T", " ")
