@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from agents.generator import NeuralGenerator
-from agents.networks import ConvDecoder, ConvEncoder, class_maps
+from agents.networks import ConvDecoder, ConvEncoder, check_memory, class_maps
 from arena import settings as typed
 from arena.errors import AgentError
 from arena.settings import device_setting, setting
@@ -93,6 +93,10 @@ class GANAgent(NeuralGenerator):
     def build(self, env: gym.Env) -> None:
         s, spec = self.settings, self._spec()
         k = spec.n_classes if s.conditional else 0
+        # per image: about 12 floats per pixel per first-layer channel through G and D, forward and back
+        check_memory(self.name, lambda: [ConvDecoder(spec.latent + k, spec.size, s.hidden),
+                                         Discriminator(spec.size, s.hidden, k, "batch")],
+                     3 * s.batch_size * 48 * s.hidden * spec.size**2, self.device, "lower batch_size or hidden")
         G = ConvDecoder(spec.latent + k, spec.size, s.hidden).to(self.device)
         D = Discriminator(spec.size, s.hidden, k, "layer" if s.loss == "wgan-gp" else "batch").to(self.device)
         betas = (s.beta1, 0.9 if s.loss == "wgan-gp" else 0.999)

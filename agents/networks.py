@@ -299,6 +299,39 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+MEMORY_SHARE = 0.8  # of the device's memory a training run may plan to take
+OPTIMISER_COPIES = 4  # float32 weights, their gradients and Adam's two moments
+
+
+def memory_budget(device: torch.device) -> tuple[float, str]:
+    """How many bytes a run may plan on `device`, and how to name that memory."""
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return props.total_memory * MEMORY_SHARE, f"{props.total_memory / 1e9:.0f} GB on {props.name}"
+    import os
+
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return total * MEMORY_SHARE, f"{total / 1e9:.0f} GB of RAM"
+
+
+def check_memory(name: str, build: Any, activation_bytes: float, device: torch.device, fix: str) -> None:
+    """Refuse, before anything is allocated, a network whose weights, gradients, optimiser
+    state and one batch's activations would not fit in `MEMORY_SHARE` of the device's
+    memory. `build()` makes the modules; here they are made on PyTorch's meta device,
+    which counts parameters without storing them."""
+    with torch.device("meta"):
+        modules = build()
+    params = sum(p.numel() for m in modules for p in m.parameters())
+    weights = params * 4 * OPTIMISER_COPIES
+    need = weights + activation_bytes
+    budget, memory = memory_budget(device)
+    if need > budget:
+        raise AgentError(
+            f"{name} would need about {need / 1e9:,.1f} GB ({params / 1e6:,.0f}M parameters with gradients and Adam "
+            f"state: {weights / 1e9:,.1f} GB; one batch's activations: {activation_bytes / 1e9:,.1f} GB), more than "
+            f"{MEMORY_SHARE:.0%} of this machine's {memory}; {fix}")
+
+
 def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 

@@ -28,7 +28,9 @@ from torch.distributions import Normal
 
 from agents.checkpoint import load_checkpoint, load_settings, save_checkpoint
 from agents.generator import NeuralGenerator
-from agents.networks import BODIES, NetConfig, PolicyNet, module_digest, resolve_device, restore_torch, torch_arrays
+from agents.networks import (BODIES, NetConfig, PolicyNet, check_memory, module_digest, resolve_device, restore_torch,
+                             torch_arrays)
+from envs.abilities import EpisodeLimit
 from agents.training import AgentBase, Budget, NonFinite, TrainingLog, episode_seed, restore_progress
 from arena import settings as typed
 from arena.errors import AgentError, CheckpointError, TrainingError
@@ -120,7 +122,16 @@ class ReinforceAgent(AgentBase):
     # ---------------------------------------------------------------- building
 
     def build(self, env: gym.Env) -> None:
-        """The network and optimiser for this env's spaces (the network checks they fit)."""
+        """The network and optimiser for this env's spaces (the network checks they fit), once
+        an estimate says they and a batch of episodes fit in memory."""
+        s, cfg = self.settings, self.net_cfg
+        u = env.unwrapped
+        T = min(u.max_steps, cfg.max_len) if isinstance(u, EpisodeLimit) else cfg.max_len  # steps kept for backprop
+        per_step = s.num_envs * cfg.hidden * cfg.layers * 4 * (16 if cfg.body == "lstm" else 12)
+        if cfg.body == "transformer":
+            per_step += s.num_envs * cfg.heads * T * cfg.layers * 4 * 2  # one row of attention weights per step
+        check_memory(self.name, lambda: [PolicyNet(env.observation_space, env.action_space, cfg)], per_step * T,
+                     self.device, "lower hidden, layers or num_envs (--set hidden=...)")
         self.net = PolicyNet(env.observation_space, env.action_space, self.net_cfg).to(self.device)
         self.optim = torch.optim.Adam(self.net.parameters(), lr=self.settings.lr)
         self.spaces = (repr(env.observation_space), repr(env.action_space))

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from agents.generator import NeuralGenerator
-from agents.networks import ConvDecoder, ConvEncoder, class_maps
+from agents.networks import ConvDecoder, ConvEncoder, check_memory, class_maps
 from arena import settings as typed
 from arena.errors import AgentError
 from arena.settings import device_setting, setting
@@ -78,6 +78,9 @@ class VAEAgent(NeuralGenerator):
     def build(self, env: gym.Env) -> None:
         s, spec = self.settings, self._spec()
         k = spec.n_classes if s.conditional else 0
+        check_memory(self.name, lambda: [Encoder(spec.size, s.hidden, spec.latent, k),
+                                         ConvDecoder(spec.latent + k, spec.size, s.hidden)],
+                     2 * s.batch_size * 48 * s.hidden * spec.size**2, self.device, "lower batch_size or hidden")
         encoder = Encoder(spec.size, s.hidden, spec.latent, k).to(self.device)
         decoder = ConvDecoder(spec.latent + k, spec.size, s.hidden).to(self.device)
         self.modules = {"encoder": encoder, "decoder": decoder}

@@ -13,6 +13,13 @@ MAX_EPISODE_STEPS = 10_000_000  # the longest episode an Arena env allows; a rep
 
 
 @runtime_checkable
+class EpisodeLimit(Protocol):
+    """An env whose episodes end (truncate) after at most `max_steps` steps."""
+
+    max_steps: int
+
+
+@runtime_checkable
 class HasModel(Protocol):
     """An env with an exact model (`mdp`: the arrays DP runs on), truncated after `max_steps`."""
 
@@ -140,5 +147,5 @@ def action_name(env: Any, action: Any) -> str:
     return str(names[action]) if names else str(action)
 
 
-__all__ = ["MAX_EPISODE_STEPS", "DescribesActions", "Drawable", "DrawsAction", "GridBoard", "HasModel", "HasStepTables", "ImageTask", "LearnsAcrossEpisodes",
+__all__ = ["EpisodeLimit", "MAX_EPISODE_STEPS", "DescribesActions", "Drawable", "DrawsAction", "GridBoard", "HasModel", "HasStepTables", "ImageTask", "LearnsAcrossEpisodes",
            "NamedActions", "ObservesStates", "ReadsInput", "ShowsOverlay", "action_name"]

@@ -228,3 +228,41 @@ def test_runs_as_json_are_standard_json_and_a_row_without_some_metrics_is_listed
     result = runner.invoke(app, ["leaderboard", "--db", str(tmp_path / "lb.sqlite"), "--format", "json"])
     assert result.exit_code == 0, result.output
     json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+
+
+@pytest.mark.parametrize("agent,env,sets", [
+    ("reinforce-transformer", "seq:copy", ["hidden=4096", "layers=16"]),
+    ("reinforce-lstm", "seq:copy", ["num_envs=65536", "hidden=4096"]),
+    ("gan", "img:digits", ["batch_size=4096", "hidden=1024"]),
+    ("vae", "img:digits", ["batch_size=4096", "hidden=1024"]),
+])
+def test_a_network_too_big_for_this_machine_is_refused_before_it_is_built(tmp_path, monkeypatch, agent, env, sets):
+    """Settings inside their ranges whose estimate exceeds this machine's memory (its size
+    pretended to be 8 GB, so the test means the same everywhere)."""
+    from agents import networks
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(networks, "memory_budget", lambda device: (8e9 * networks.MEMORY_SHARE, "8 GB of RAM"))
+    args = ["run", agent, env, *(word for s in sets for word in ("--set", s)), "--device", "cpu"]
+    result = runner.invoke(app, args)
+    assert_one_line_error(result, f"{agent} would need about")
+    assert "of this machine's 8 GB of RAM; lower" in result.stderr
+    assert not (tmp_path / "replays").exists() or not list((tmp_path / "replays").rglob("*.npz"))
+
+
+def test_the_default_networks_fit_a_small_machine():
+    """The estimate is not so cautious that defaults are refused on a 4 GB laptop."""
+    from agents import networks
+    from arena.registry import make_agent, make_env
+
+    budget = (4e9 * networks.MEMORY_SHARE, "4 GB of RAM")
+    original = networks.memory_budget
+    networks.memory_budget = lambda device: budget
+    try:
+        for agent, env in (("reinforce-transformer", "arena/SequencePrediction-v0"), ("reinforce-lstm",
+                           "arena/SequencePrediction-v0"), ("gan", "arena/ImageGeneration-v0"),
+                           ("vae", "arena/ImageGeneration-v0")):
+            made = make_agent(agent, device="cpu")
+            made.begin(make_env(env, {}), 0)
+    finally:
+        networks.memory_budget = original
