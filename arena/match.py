@@ -80,8 +80,11 @@ def play(
     An env that learns across episodes (the adaptive image judge) is made afresh for each
     one, so every recorded episode re-simulates from its seed alone.
     """
+    from arena.image_score import SCORE_IMAGES
+
     env = make_env(env_id, env_kwargs)
     episodes: list[Episode] = []
+    images_kept = 0  # image actions are kept only as far as scoring reads them; the replays hold them all
     try:
         for seed in seeds:
             u = env.unwrapped
@@ -92,7 +95,11 @@ def play(
             path = None
             if record_dir is not None:
                 path = str(save_replay(Path(record_dir) / f"{prefix}-seed{seed}.npz", replay))
-            ep = Episode(seed, replay.episode_return, replay.steps, replay.terminated, path, replay.actions,
+            actions = replay.actions
+            if actions.ndim > 1:
+                actions = actions[:max(0, SCORE_IMAGES - images_kept)].copy()
+                images_kept += len(actions)
+            ep = Episode(seed, replay.episode_return, replay.steps, replay.terminated, path, actions,
                          replay.last_info, replay.rewards)
             episodes.append(ep)
             if on_episode:

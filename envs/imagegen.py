@@ -27,6 +27,8 @@ torch is imported on first use, not with the module: listing envs stays fast.
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +49,18 @@ COLLAPSE_FRACTION = 0.3  # mode collapse: pairwise distance below this share of 
 ADAPT_LR = 2e-4  # the adaptive judge's Adam step size
 MAX_BATCH = 4096
 LATENT_BOUND = 5.0  # z is clipped to [-5, 5]: a finite Box (P(|z| > 5) is 6e-7 per number)
+
+
+def _one_thread_after_fork() -> None:
+    """In a forked child (Gymnasium's AsyncVectorEnv forks by default) torch's thread pool
+    is the parent's, copied without its threads: the judge's first parallel op would wait
+    for them forever. One thread runs it inline. (Only when the parent had imported torch.)"""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+os.register_at_fork(after_in_child=_one_thread_after_fork)
 
 
 class ImageError(EnvError):

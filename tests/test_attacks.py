@@ -266,3 +266,35 @@ def test_the_default_networks_fit_a_small_machine():
             made.begin(make_env(env, {}), 0)
     finally:
         networks.memory_budget = original
+
+
+def test_evaluation_keeps_only_the_images_scoring_reads(tmp_path):
+    from arena.image_score import SCORE_IMAGES
+    from arena.match import play
+    from arena.registry import make_agent
+    from arena.replay import load_replay
+
+    from arena.registry import make_env
+
+    agent = make_agent("noise")
+    agent.fit(make_env("arena/ImageGeneration-v0", {"batch": 128}))
+    episodes = play(agent, "arena/ImageGeneration-v0", {"batch": 128}, [1000, 1001, 1002, 1003], tmp_path)
+    assert sum(len(e.actions) for e in episodes) == SCORE_IMAGES  # 512 made, 300 kept
+    assert all(load_replay(e.replay_path).actions.shape[0] == 128 for e in episodes)  # the replays hold them all
+
+
+def test_the_image_env_steps_in_gymnasiums_forked_async_vector_env_after_torch_was_used():
+    import subprocess
+    import sys
+
+    script = """
+import torch, gymnasium as gym, envs
+x = torch.randn(512, 512); (x @ x).sum()  # torch's thread pool is up before the fork
+v = gym.make_vec("arena/ImageGeneration-v0", num_envs=2, vectorization_mode="async")
+v.reset(seed=0)
+obs, r, term, trunc, info = v.step(v.action_space.sample())
+v.close()
+print("stepped", r.shape)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "stepped (2,)" in done.stdout, done.stderr
