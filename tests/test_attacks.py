@@ -298,3 +298,18 @@ print("stepped", r.shape)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "stepped (2,)" in done.stdout, done.stderr
+
+
+def test_markdown_output_never_passes_html_from_the_database(tmp_path):
+    from arena.leaderboard import Result
+
+    board = Leaderboard(tmp_path / "lb.sqlite")
+    board.add(Result(run_key="x", env_id="arena/GridWorld-v0", env_kwargs={"layout": "cliff"},
+                     agent="<script>alert(1)</script>", agent_config={}, train_seed=0, eval_seeds=[1000], returns=[1.0],
+                     mean_return=1.0, std_return=0.0, iqm_return=1.0, score=0.5, exact_return=None, eval_gamma=None,
+                     replay_paths=[], code_version="<img src=x onerror=alert(2)>"))
+    for args in (["--format", "markdown"], ["--runs", "--format", "markdown"]):
+        result = runner.invoke(app, ["leaderboard", "--db", str(tmp_path / "lb.sqlite"), *args])
+        assert result.exit_code == 0, result.output
+        assert "<script>" not in result.stdout and "<img" not in result.stdout
+        assert "&lt;script&gt;" in result.stdout

@@ -429,8 +429,12 @@ def report_rows(results: list[Result]) -> list[tuple[str, ...]]:
 
 
 def markdown_cell(text: str) -> str:
-    """A table cell that cannot break the table: pipes escaped, line breaks folded."""
-    return " ".join(text.split()).replace("\\", "\\\\").replace("|", "\\|")
+    """A table cell that cannot break the table or run as HTML where the Markdown is shown:
+    pipes escaped, line breaks folded, <, > and & as entities (a raw <script> from the
+    database stays text)."""
+    import html
+
+    return html.escape(" ".join(text.split()), quote=False).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def markdown_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
