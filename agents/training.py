@@ -46,8 +46,15 @@ PLAIN_PROGRESS_EVERY_S = 5.0  # seconds between progress lines when stderr is no
 
 
 def plural(unit: str) -> str:
-    """'episode' -> 'episodes', 'batch' -> 'batches': for messages that count units."""
+    """'episode' -> 'episodes', 'batch' -> 'batches', 'entry' -> 'entries': for messages that count units."""
+    if unit.endswith("y") and unit[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return unit[:-1] + "ies"
     return unit + ("es" if unit.endswith(("s", "ch", "sh", "x")) else "s")
+
+
+def plural_count(n: int, unit: str) -> str:
+    """'1 run', '3 runs'."""
+    return f"{n} {unit if n == 1 else plural(unit)}"
 
 
 def episode_seed(seed: int, index: int) -> int:

@@ -503,7 +503,7 @@ def play_command(
     console.print(f"[green]recorded[/] human on {escape(env_label(result))}: mean return {fmt(result.mean_return, 2)}, "
                   f"score {fmt(result.score)}, success {success} (run {result.run_key})", highlight=False)
     console.print(f"compare: arena leaderboard --env {escape(env_label(result))!r}; watch: arena replay "
-                  f"{escape(result.replay_paths[0])}", highlight=False)
+                  f"{escape(result.replay_paths[0])}", highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- leaderboard

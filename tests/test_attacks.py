@@ -313,3 +313,23 @@ def test_markdown_output_never_passes_html_from_the_database(tmp_path):
         assert result.exit_code == 0, result.output
         assert "<script>" not in result.stdout and "<img" not in result.stdout
         assert "&lt;script&gt;" in result.stdout
+
+
+def test_image_standings_and_evaluations_show_fid_is_and_coverage(tmp_path):
+    from rich.console import Console
+
+    from arena.cli import _standings_table
+    from arena.leaderboard import Result
+    from arena.standings import standings
+
+    rows = [Result(run_key=f"g{i}", env_id="arena/ImageGeneration-v0", env_kwargs={"dataset": "digits"}, agent="gan",
+                   agent_config={}, train_seed=i, eval_seeds=[1000], returns=[0.5], mean_return=0.5, std_return=0.0,
+                   iqm_return=0.5, score=0.8, exact_return=None, eval_gamma=None, replay_paths=[],
+                   metrics={"fid": fid, "inception_score": 8.0 + i, "coverage": 1.0, "classes_covered": 10,
+                            "n_classes": 10}) for i, fid in enumerate([40.0, 42.0, 50.0])]
+    (entry,) = standings(rows)
+    assert entry.evaluation.fid == 42.0 and entry.evaluation.inception_score == 9.0 and entry.evaluation.coverage == 1.0
+    assert entry.evaluation.as_dict()["fid"] == 42.0
+    console = Console(width=160, record=True)
+    console.print(_standings_table([entry], "standings"))
+    assert "FID 42.0, IS 9.00, coverage 100%" in console.export_text()

@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from agents.training import plural_count
+
 import numpy as np
 
 from arena.standings import STANDINGS_COLUMNS, Standing, standing_cells, standings
@@ -79,7 +81,8 @@ def report_page(results: list[Result], runs_dir: Path, source: str = "",
     parts = [
         "<!doctype html><html lang='en'><meta charset='utf-8'><title>Arena leaderboard</title>",
         f"<style>{STYLE}</style><body><h1>Arena leaderboard</h1>",
-        f"<p class='muted'>{len(results)} runs, {len(entries)} entries on {len(envs)} envs"
+        f"<p class='muted'>{plural_count(len(results), 'run')}, {plural_count(len(entries), 'entry')} on "
+        f"{plural_count(len(envs), 'env')}"
         f"{', from ' + html.escape(source) if source else ''}; written {when}"
         f"{'; Arena ' + html.escape(', '.join(versions[:3])) if versions else ''}.</p>",
         "<p>An <b>entry</b> is one agent with one set of settings on one env; its runs (one per training seed) "
@@ -252,7 +255,7 @@ def _curves_png(curves: dict[str, tuple[int, list[np.ndarray]]]) -> bytes:
                 smooth = np.convolve(G, np.ones(w) / w, mode="valid")
                 resampled.append(np.interp(x, np.linspace(0, 1, len(smooth)), smooth))
             R = np.array(resampled)
-            ax.plot(x * 100, R.mean(axis=0), color=f"C{i}", label=f"{_short(name)} ({len(runs)} runs)",
+            ax.plot(x * 100, R.mean(axis=0), color=f"C{i}", label=f"{_short(name)} ({plural_count(len(runs), 'run')})",
                     ls="-" if i < 5 else "--")
             if len(runs) > 1:
                 ax.fill_between(x * 100, R.min(axis=0), R.max(axis=0), color=f"C{i}", alpha=0.12)
