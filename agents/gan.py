@@ -25,7 +25,6 @@ through an exponential moving average of G's weights instead (Yazici et al. 2019
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -36,31 +35,7 @@ from agents.generator import NeuralGenerator
 from agents.networks import ConvDecoder, ConvEncoder, check_memory, class_maps
 from arena import settings as typed
 from arena.errors import AgentError
-from arena.settings import device_setting, setting
-
-LOSSES = ("bce", "wgan-gp", "lsgan")
-
-
-@dataclass(frozen=True)
-class GANSettings:
-    """The GAN's settings."""
-
-    loss: str = setting("bce", help="bce (minimax), lsgan (least squares) or wgan-gp (Wasserstein + penalty)",
-                        choices=LOSSES)
-    conditional: bool = setting(False, help="condition G and D on the class (the env must be conditional)")
-    hidden: int = setting(64, help="channels of the first conv layer (the second has twice as many)", low=4, high=1024)
-    lr: float = setting(5e-4, help="Adam learning rate (G and D)", low=0.0, high=1.0, low_open=True)
-    lr_decay: bool = setting(False, help="decay the learning rate linearly to 0 over the budget")
-    beta1: float = setting(0.5, help="Adam beta1 (DCGAN: 0.5)", low=0.0, high=1.0, high_open=True)
-    batch_size: int = setting(64, help="real and fake images per step", low=2, high=4096)
-    updates: int = setting(1200, help="training budget in batches (1200: about 2 minutes on 2 CPU cores)", low=1,
-                          high=10**8)
-    n_critic: int = setting(1, help="D steps per G step (wgan-gp: 5 is usual)", low=1, high=100)
-    gp: float = setting(10.0, help="gradient penalty weight lambda (wgan-gp)", low=0.0, high=1e4)
-    ema: float = setting(0.0, help="decay of an averaged generator that plays instead (0: play the last weights)",
-                         low=0.0, high=1.0, high_open=True)
-    device: str = device_setting()
-
+from agents.neural_settings import LOSSES, GANSettings
 
 class Discriminator(nn.Module):
     """D(x, y): image (and class maps) -> one number per image (a logit, or a critic's score)."""

@@ -25,7 +25,7 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from arena.errors import AgentError
 
-BODIES = ("mlp", "cnn", "lstm", "transformer")
+from agents.neural_settings import BODIES  # (declared beside the settings, which import no torch)
 
 
 @dataclass

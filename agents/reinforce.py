@@ -34,31 +34,10 @@ from envs.abilities import EpisodeLimit
 from agents.training import AgentBase, Budget, NonFinite, TrainingLog, episode_seed, restore_progress
 from arena import settings as typed
 from arena.errors import AgentError, CheckpointError, TrainingError
-from arena.settings import device_setting, setting
+from agents.neural_settings import ReinforceGeneratorSettings, ReinforceSettings
 
 __all__ = ["Batch", "ReinforceAgent", "ReinforceGenerator", "ReinforceGeneratorSettings", "ReinforceSettings",
            "TrainingError", "reward_to_go"]
-
-
-@dataclass(frozen=True)
-class ReinforceSettings:
-    """REINFORCE's settings; `network` is fixed by the agent's name (reinforce-<network>)."""
-
-    network: str = setting("lstm", help="policy body", choices=tuple(BODIES))
-    hidden: int = setting(64, help="width of the hidden layers", low=1, high=4096)
-    layers: int = setting(1, help="hidden layers (LSTM / Transformer blocks)", low=1, high=16)
-    heads: int = setting(2, help="attention heads (Transformer; hidden must be divisible by it)", low=1, high=64)
-    lr: float = setting(3e-3, help="Adam learning rate", low=0.0, high=1.0, low_open=True)
-    gamma: float = setting(0.9, help="discount factor gamma", low=0.0, high=1.0)
-    entropy: float = setting(0.01, help="entropy bonus weight c_H", low=0.0, high=10.0)
-    value_coef: float = setting(0.5, help="baseline loss weight c_v", low=0.0, high=10.0)
-    max_grad_norm: float = setting(1.0, help="gradient norm clip", low=0.0, high=1e6, low_open=True)
-    num_envs: int = setting(64, help="episodes per batch (batched env copies)", low=1, high=65536)
-    episodes: int = setting(64 * 300, help="training budget in episodes (rounded up to whole batches)",
-                            low=1, high=10**9)
-    target: float | None = setting(None, help="stop once a batch's mean return reaches this (null: never)")
-    normalize: bool = setting(False, help="standardise advantages per batch")
-    device: str = device_setting()
 
 
 @dataclass
@@ -332,17 +311,7 @@ class ReinforceAgent(AgentBase):
 # --------------------------------------------------------------------------- a black-box image generator
 
 
-@dataclass(frozen=True)
-class ReinforceGeneratorSettings:
-    """The black-box generator's settings."""
 
-    hidden: int = setting(128, help="width of the policy's hidden layer", low=1, high=8192)
-    lr: float = setting(3e-3, help="Adam learning rate", low=0.0, high=1.0, low_open=True)
-    sigma: float = setting(0.15, help="initial pixel noise sigma of the Gaussian policy (learned)", low=1e-4, high=1.0)
-    baseline_rate: float = setting(0.05, help="step size of the running-mean reward baseline b", low=0.0, high=1.0,
-                                   low_open=True)
-    updates: int = setting(1000, help="training budget in episodes (one update each)", low=1, high=10**8)
-    device: str = device_setting()
 
 
 class PixelPolicy(torch.nn.Module):

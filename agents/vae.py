@@ -17,7 +17,6 @@ Conditional (`--set conditional=true`): encoder and decoder also read the class.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +29,7 @@ from agents.generator import NeuralGenerator
 from agents.networks import ConvDecoder, ConvEncoder, check_memory, class_maps
 from arena import settings as typed
 from arena.errors import AgentError
-from arena.settings import device_setting, setting
-
-
-@dataclass(frozen=True)
-class VAESettings:
-    """The VAE's settings."""
-
-    beta: float = setting(1.0, help="weight of the KL term (1: VAE; 0: plain autoencoder)", low=0.0, high=1e3)
-    conditional: bool = setting(False, help="condition encoder and decoder on the class (the env must be conditional)")
-    hidden: int = setting(32, help="channels of the first conv layer (the second has twice as many)", low=4, high=1024)
-    lr: float = setting(2e-3, help="Adam learning rate", low=0.0, high=1.0, low_open=True)
-    lr_decay: bool = setting(False, help="decay the learning rate linearly to 0 over the budget")
-    batch_size: int = setting(64, help="images per step", low=2, high=4096)
-    updates: int = setting(4000, help="training budget in batches (4000: about 2 minutes on 2 CPU cores)", low=1,
-                          high=10**8)
-    device: str = device_setting()
+from agents.neural_settings import VAESettings
 
 
 class Encoder(nn.Module):

@@ -86,6 +86,16 @@ def _reinforce(network: str) -> Callable[..., Any]:
     return factory
 
 
+def _neural(name: str) -> Callable[[], type]:
+    """A neural agent's settings class, from the module that imports no torch."""
+    def settings() -> type:
+        from agents import neural_settings
+
+        return vars(neural_settings)[name]  # type: ignore[no-any-return]
+
+    return settings
+
+
 def _sb3(algo: str) -> Callable[..., Any]:
     def factory(**kwargs: Any) -> Agent:
         from agents.sb3 import SB3Agent
@@ -123,20 +133,25 @@ AGENTS: dict[str, AgentSpec] = {
         AgentSpec("mc-off-policy", _from("agents.monte_carlo", "OffPolicyMCControlAgent"), rules.tables,
                   "off-policy MC control, weighted importance sampling (S&B 5.7)"),
         AgentSpec("reinforce-mlp", _reinforce("mlp"), rules.network("mlp"),
-                  "REINFORCE with baseline, MLP policy: memoryless", neural=True),
+                  "REINFORCE with baseline, MLP policy: memoryless", neural=True, settings=_neural("ReinforceSettings")),
         AgentSpec("reinforce-cnn", _reinforce("cnn"), rules.network("cnn"),
-                  "REINFORCE with baseline, CNN policy reading image observations (obs=image)", neural=True),
+                  "REINFORCE with baseline, CNN policy reading image observations (obs=image)", neural=True,
+                  settings=_neural("ReinforceSettings")),
         AgentSpec("reinforce-lstm", _reinforce("lstm"), rules.network("lstm"),
-                  "REINFORCE with baseline, LSTM policy: remembers the episode", neural=True),
+                  "REINFORCE with baseline, LSTM policy: remembers the episode", neural=True,
+                  settings=_neural("ReinforceSettings")),
         AgentSpec("reinforce-transformer", _reinforce("transformer"), rules.network("transformer"),
-                  "REINFORCE with baseline, causal Transformer policy with a key/value cache", neural=True),
+                  "REINFORCE with baseline, causal Transformer policy with a key/value cache", neural=True,
+                  settings=_neural("ReinforceSettings")),
         AgentSpec("gan", _from("agents.gan", "GANAgent"), rules.generator,
-                  "DCGAN generator + discriminator; loss bce | lsgan | wgan-gp; conditional", neural=True),
+                  "DCGAN generator + discriminator; loss bce | lsgan | wgan-gp; conditional", neural=True,
+                  settings=_neural("GANSettings")),
         AgentSpec("vae", _from("agents.vae", "VAEAgent"), rules.generator,
-                  "convolutional VAE (ELBO = reconstruction + KL); beta=0 is a plain autoencoder", neural=True),
+                  "convolutional VAE (ELBO = reconstruction + KL); beta=0 is a plain autoencoder", neural=True,
+                  settings=_neural("VAESettings")),
         AgentSpec("reinforce-generator", _from("agents.reinforce", "ReinforceGenerator"), rules.generator,
                   "black-box generator: Gaussian pixel policy trained by REINFORCE from the judge's rewards only",
-                  neural=True),
+                  neural=True, settings=_neural("ReinforceGeneratorSettings")),
         AgentSpec("real-data", _from("agents.baselines", "RealDataAgent"), rules.generator,
                   "held-out real images: the ceiling of the image scores"),
         AgentSpec("noise", _from("agents.baselines", "NoiseAgent"), rules.generator,
@@ -190,7 +205,7 @@ def make_agent(name: str, **config: Any) -> Agent:
     fixed = {"reinforce": "network", "sb3": "algo"}.get(name.split("-")[0]) if spec.source is None else None
     if fixed in config:
         raise AgentError(f"{name} fixes {fixed} by its name; pick the agent with the {fixed} you want (`arena agents`)")
-    if spec.source is not None and spec.settings is not None:  # a user's agent: its settings checked as ours are
+    if spec.settings is not None:  # checked before the agent's module (and its network library) is imported
         typed.build(spec.settings(), config, AgentError)
     try:
         agent = spec.factory(**config)

@@ -333,3 +333,23 @@ def test_image_standings_and_evaluations_show_fid_is_and_coverage(tmp_path):
     console = Console(width=160, record=True)
     console.print(_standings_table([entry], "standings"))
     assert "FID 42.0, IS 9.00, coverage 100%" in console.export_text()
+
+
+@pytest.mark.parametrize("agent,setting", [("reinforce-lstm", "hidden=abc"), ("gan", "loss=x"), ("vae", "beta=-1"),
+                                           ("reinforce-generator", "sigma=0")])
+def test_a_bad_setting_of_a_neural_agent_is_refused_before_torch_is_imported(agent, setting):
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+from typer.testing import CliRunner
+from arena.cli import app
+result = CliRunner().invoke(app, ["run", "{agent}", "grid:cliff", "--set", "{setting}"])
+print(result.exit_code, "torch" in sys.modules)
+print(result.stderr)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    code, torch_loaded = done.stdout.split("\n")[0].split()
+    assert code == "2" and torch_loaded == "False", done.stdout + done.stderr
+    assert setting.split("=")[0] in done.stdout
