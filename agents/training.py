@@ -409,14 +409,17 @@ class ProgressBar:
         self.bar: Any = None
         self.plain = show is None and not sys.stderr.isatty()
         self.last_line = time.monotonic()
-        if show or (show is None and sys.stderr.isatty()):
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        self.shared = bool(LIVE)
+        if self.shared and show is not False:  # a row of the display that is live (a tournament's, a demo's)
+            self.plain = False
+            self.bar = LIVE[-1]
+            self.task = self.bar.add_task(f"{label} ({plural(unit)})", total=total, completed=done)
+        elif show or (show is None and sys.stderr.isatty()):
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-            self.bar = Progress(
+            self.bar = progress_display(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                TimeRemainingColumn(), transient=True, console=Console(stderr=True),
-            )
+                TimeRemainingColumn())
             self.task = self.bar.add_task(f"{label} ({plural(unit)})", total=total, completed=done, info="")
             self.bar.start()
 
@@ -433,15 +436,43 @@ class ProgressBar:
         if scalars.get("accuracy") is not None:
             parts.append(f"accuracy {scalars['accuracy']:.1%}")
         self.info = "  ".join(parts)
-        if self.bar is not None:
+        if self.shared:
+            self.bar.update(self.task, advance=1, description=f"{self.label} ({plural(self.unit)})  {self.info}")
+        elif self.bar is not None:
             self.bar.update(self.task, advance=1, info=self.info)
         else:
             self.last_line = time.monotonic()
             print(f"{self.label}: {self.done}/{self.total} {plural(self.unit)}  {self.info}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
-        if self.bar is not None:
+        if self.shared:
+            self.bar.remove_task(self.task)
+        elif self.bar is not None:
             self.bar.stop()
+
+
+LIVE: list[Any] = []  # the live progress display on stderr, if any (at most one: a second would draw over it)
+
+
+def progress_display(*columns: Any, disable: bool = False) -> Any:
+    """The one kind of live progress display on stderr (rich): while one is live, every bar
+    opened under it (a job's training inside a tournament or a demo) is added as a row of
+    it instead of starting a second display that would overwrite the first's line."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    class Display(Progress):
+        def start(self) -> None:
+            super().start()
+            if not self.disable and self not in LIVE:
+                LIVE.append(self)
+
+        def stop(self) -> None:
+            if self in LIVE:
+                LIVE.remove(self)
+            super().stop()
+
+    return Display(*columns, transient=True, console=Console(stderr=True), disable=disable)
 
 
 class CtrlC:
@@ -467,5 +498,5 @@ class CtrlC:
 
 __all__ = [
     "AgentBase", "Budget", "CHECKPOINT_EVERY_S", "Callback", "CtrlC", "fit", "NonFinite", "ProgressBar", "TrainingInterrupted",
-    "TrainingLog", "env_ref", "episode_seed", "plural", "restore_progress", "train",
+    "TrainingLog", "env_ref", "episode_seed", "plural", "plural_count", "progress_display", "restore_progress", "train",
 ]

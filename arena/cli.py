@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
-from agents.training import TrainingInterrupted, plural
+from agents.training import TrainingInterrupted, plural, progress_display
 from arena import registry
 from arena.errors import ArenaError, LeaderboardError, RegistryError, ViewerError, one_line
 from arena.leaderboard import Leaderboard, Result, env_label, fmt, json_ready, short_date
@@ -93,10 +93,10 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _progress() -> Progress:
-    return Progress(
+    """The command's progress display; a job's training bar joins it as a row (one live display)."""
+    return progress_display(  # type: ignore[no-any-return]
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=True, disable=not err.is_terminal,
-    )
+        disable=not err.is_terminal)
 
 
 # --------------------------------------------------------------------------- listing

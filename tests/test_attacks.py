@@ -353,3 +353,21 @@ print(result.stderr)
     code, torch_loaded = done.stdout.split("\n")[0].split()
     assert code == "2" and torch_loaded == "False", done.stdout + done.stderr
     assert setting.split("=")[0] in done.stdout
+
+
+def test_a_training_bar_under_a_live_display_is_a_row_of_it_not_a_second_display():
+    from rich.progress import TextColumn
+
+    from agents.training import LIVE, ProgressBar, progress_display
+
+    outer = progress_display(TextColumn("{task.description}"))
+    outer.add_task("tournament", total=3)
+    with outer:
+        assert LIVE == [outer]
+        bar = ProgressBar(True, total=10, done=0, label="training q-learning", unit="episode")
+        assert bar.bar is outer and len(outer.tasks) == 2
+        bar.update({"return": -13.0})
+        assert "return" in outer.tasks[1].description
+        bar.close()
+        assert len(outer.tasks) == 1
+    assert LIVE == []
