@@ -647,9 +647,18 @@ def leaderboard(
         envs_seen = sorted({env_label(r) for r in results})
         with _progress() as progress:
             task = progress.add_task("report", total=len(envs_seen))
+
+            def drawn(env: str) -> None:
+                progress.update(task, advance=1, description=f"report: {env}")
+                if not err.is_terminal:  # a line per env where there is no bar
+                    done = int(progress.tasks[0].completed)
+                    err.print(f"report: {done}/{len(envs_seen)} envs drawn ({env})", highlight=False, soft_wrap=True)
+
             summary = write_report(results, html_path, runs_dir, source=str(board.path), overwrite=overwrite,
-                                   on_env=lambda env: progress.update(task, advance=1, description=f"report: {env}"))
-        typer.echo(f"wrote {summary.path}: {summary.entries} entries on {summary.envs} envs, {summary.images} images")
+                                   on_env=drawn)
+        size = summary.path.stat().st_size / 1e6 if summary.path else 0.0
+        typer.echo(f"wrote {summary.path} ({size:.1f} MB): {summary.entries} entries on {summary.envs} envs, "
+                   f"{summary.images} images")
         if summary.missing:
             typer.echo(f"not shown ({len(summary.missing)} files not here, e.g. {summary.missing[0]}): "
                        f"give --runs-dir the folder the runs were trained in", err=True)

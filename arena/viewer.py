@@ -52,13 +52,16 @@ class Timeline:
     greedy_actions: np.ndarray | None = None  # training replays: what the greedy policy would have done
 
     @classmethod
-    def build(cls, replay: Replay) -> "Timeline":
+    def build(cls, replay: Replay, steps: int | None = None) -> "Timeline":
+        """Re-simulate the replay (its first `steps` steps only, when given)."""
         snapshots: list[Any] = []
         frames: list[Frame] = []
         env: gym.Env | None = None
         for env, frame in resimulate(replay):
             snapshots.append(_board(env).snapshot())
             frames.append(frame)
+            if steps is not None and frame.step >= steps:
+                break
         assert env is not None  # resimulate yields step 0 at least
         overlay = replay.overlay
         if isinstance(env.unwrapped, ShowsOverlay) and overlay:
@@ -99,8 +102,8 @@ def hud_text(timeline: Timeline, t: int, extra: str = "") -> str:
     label = f"{timeline.label}: " if timeline.label else ""
     parts = [f"{label}step {f.step}/{len(timeline) - 1}"]
     if f.action is not None:
-        parts.append(f"last {_action_name(timeline.env, f.action)}  reward {f.reward:g}")
-    parts.append(f"return {f.episode_return:g}")
+        parts.append(f"last {_action_name(timeline.env, f.action)}  reward {f.reward:.4g}")
+    parts.append(f"return {f.episode_return:.4g}")
     if t < len(timeline) - 1:
         explored = timeline.explored(t)
         how = "" if explored is None else (" (explore)" if explored else " (greedy)")
@@ -118,6 +121,10 @@ def legend_items(timeline: Timeline, show_values: bool) -> list[tuple[str, str, 
     """(shape, text, colour) entries for the legend row: what the board's colours and marks mean."""
     env = timeline.env.unwrapped
     items: list[tuple[str, str, tuple[int, int, int]]] = []
+    if isinstance(env, ImageTask):  # the number under each image, in its colour
+        return [("square", "judge's score: 1.00 = looks real", (0, 150, 40)),
+                ("square", "0.00 = looks fake", (200, 0, 40)),
+                ("square", "reward = the new image's score", (90, 90, 90))]
     if not isinstance(env, GridBoard):  # tapes and other boards explain themselves
         return items
     V = env.overlay.get("V")
@@ -318,11 +325,12 @@ def watch(replay: Replay, speed: float | None = None, max_seconds: float | None 
     Viewer(replay, speed, start).run(max_seconds=max_seconds)
 
 
-def render_frames(replay: Replay, show_values: bool = True, show_policy: bool = True) -> list[np.ndarray]:
-    """One RGB frame (H, W, 3) per step 0..T: the start position, then after each action."""
+def render_frames(replay: Replay, show_values: bool = True, show_policy: bool = True,
+                  steps: int | None = None) -> list[np.ndarray]:
+    """One RGB frame (H, W, 3) per step 0..T (or 0..steps): the start position, then after each action."""
     import pygame
 
-    timeline = Timeline.build(replay)
+    timeline = Timeline.build(replay, steps)
     try:
         font = _font()
         surface = pygame.Surface(canvas_size(timeline, font, show_values))

@@ -300,7 +300,7 @@ class ImageGenerationEnv(PygameRendering, gym.Env):
     def describe_action(self, action: Any) -> str:
         """A short name for an image action (the viewer's status line)."""
         x = np.asarray(action, dtype=np.float64)
-        return f"image (ink {x.mean():.2f})"
+        return f"image (mean brightness {x.mean():.2f})"
 
     # ---------------------------------------------------------------- drawing
 

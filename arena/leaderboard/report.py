@@ -30,9 +30,11 @@ from arena.leaderboard import Result
 
 TOP_REPLAYS = 3  # GIF thumbnails per env: the entries ranked first (at most this many)
 MAX_CURVES = 8  # learning curves per env: the best entries
-GIF_WIDTH = 260  # pixels
-GIF_STEPS = 60  # an episode longer than this is shown up to here (and says so)
+GIF_WIDTH = 260  # pixels, for frames whose text stays legible at this width
+GIF_MIN_SCALE = 0.7  # wider frames are shrunk at most this much, so their text stays at least ~10 px tall
+GIF_STEPS = 64  # an episode longer than this is shown up to here (and says so); an image episode is 64
 GIF_FPS = 6
+IMAGE_GIF_STRIDE = 4  # an image episode's GIF shows every 4th step: each adds one image, 64 frames would be ~5 MB
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1180px;margin:24px auto;padding:0 16px;color:#222}
@@ -42,7 +44,7 @@ td,th{padding:4px 10px;border-bottom:1px solid #e4e4e4;text-align:right}
 td.left,th.left{text-align:left} th{background:#f4f4f6}
 tr.tied td.rank{color:#555} td.flag{color:#b00020;font-weight:600;text-align:left}
 .muted{color:#666;font-size:13px} figure{display:inline-block;margin:8px 16px 8px 0;vertical-align:top}
-figcaption{font-size:13px;color:#444;max-width:520px} img{border:1px solid #eee}
+figcaption{font-size:13px;color:#444;max-width:520px} img{border:1px solid #eee;max-width:100%;height:auto}
 """
 
 
@@ -201,10 +203,15 @@ def _intervals_and_profile(entries: list[Standing]) -> bytes:
         bars.grid(axis="x", alpha=0.3)
         scores = np.concatenate([s.values for s in scores_of if s is not None])
         taus = np.linspace(min(0.0, float(scores.min())), max(1.0, float(scores.max())), 201)
+        drawn: dict[bytes, tuple[str, int]] = {}  # a curve already drawn: by whom, and how often
         for i, st in enumerate(entries[:10]):  # more lines than ten cannot be told apart
             v = np.asarray(scores_of[i].values)  # type: ignore[union-attr]
-            profile.plot(taus, [(v > t).mean() for t in taus], color=f"C{i}", label=_short(st.agent),
-                         ls="-" if i < 5 else "--")
+            curve = np.array([(v > t).mean() for t in taus])
+            first, copies = drawn.get(curve.tobytes(), (_short(st.agent), 0))
+            drawn[curve.tobytes()] = (first, copies + 1)
+            label = _short(st.agent) if not copies else f"{_short(st.agent)} (same curve as {first})"
+            # equal curves (tied entries) are nudged apart a little, so each stays visible
+            profile.plot(taus, curve + 0.012 * copies, color=f"C{i}", label=label, ls="-" if i < 5 else "--")
         profile.set_xlabel("score threshold τ")
         profile.set_ylabel("share of runs with score > τ")
         profile.set_ylim(-0.03, 1.03)
@@ -281,19 +288,23 @@ def _replay_gif(st: Standing, summary: ReportSummary) -> str:
     path = Path(run.replay_paths[0])
     try:
         replay = load_replay(path)
-        frames = render_frames(replay)[:GIF_STEPS + 1]
+        frames = render_frames(replay, steps=GIF_STEPS)  # only what is shown is re-simulated and drawn
+        if replay.actions.ndim > 1:  # images: every IMAGE_GIF_STRIDE-th step and the last (the page stays small)
+            frames = frames[::IMAGE_GIF_STRIDE] + ([frames[-1]] if (len(frames) - 1) % IMAGE_GIF_STRIDE else [])
     except (ArenaError, OSError) as exc:
         summary.missing.append(f"{path} ({exc})")
         return f"<p class='muted'>{html.escape(st.agent)}: its replay {html.escape(str(path))} cannot be shown here.</p>"
     from PIL import Image
 
     h, w = frames[0].shape[:2]
-    size = (GIF_WIDTH, max(1, round(h * GIF_WIDTH / w)))
+    scale = min(1.0, max(GIF_WIDTH / w, GIF_MIN_SCALE))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
     images = [Image.fromarray(f).resize(size, Image.Resampling.LANCZOS) for f in frames]
     images += [images[-1]] * GIF_FPS  # hold the end a second
     buf = io.BytesIO()
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / GIF_FPS), loop=0)
     cut = f", its first {GIF_STEPS} of {replay.steps} steps" if replay.steps > GIF_STEPS else ""
+    cut += f", every {IMAGE_GIF_STRIDE}th step shown" if replay.actions.ndim > 1 else ""
     caption = (f"{html.escape(st.agent)} (rank {st.rank}{'=' if st.tied else ''}), training seed {run.train_seed}, "
                f"evaluation seed {replay.seed}: return {replay.episode_return:.2f}{cut}")
     return _figure(buf.getvalue(), caption, summary, kind="gif", alt=f"replay of {st.agent}")
