@@ -85,7 +85,7 @@ def test_a_long_env_label_folds_and_every_figure_stays_whole_at_120_columns():
 
 BAD_ARGUMENTS = {
     "agent": [None, 5, "", "nope", ["random"], b"random"],
-    "env": ["", "   ", None, 5, "grid:", "grid:nope", "nope:x", "grid:cliff slip=abc", "grid:cliff slip=2", "img:digits batch=1"],
+    "env": ["", "   ", None, 5, "grid:", "grid:nope", "nope:x", "grid:cliff slip=abc", "grid:cliff slip=2", "img:digits batch=0"],
     "train_seeds": [0, -1, 10**9, [], [1000], [1, 1], "3", 3.5, True, [2**40], range(10**7)],
     "eval_episodes": [0, -1, 10**9, 2.5, "10", None, True],
     "budget": [0, -5, 1.5, "10", True],
@@ -371,3 +371,9 @@ def test_a_training_bar_under_a_live_display_is_a_row_of_it_not_a_second_display
         bar.close()
         assert len(outer.tasks) == 1
     assert LIVE == []
+
+
+@pytest.mark.parametrize("env", ["img:digits batch=1", "img:digits batch=1 judge=adaptive"])
+def test_an_image_episode_of_one_image_is_scored(tmp_path, env):
+    result = arena.evaluate("noise", env, train_seeds=1, eval_episodes=3)
+    assert result.runs[0].metrics["images"] == 3 and "fewer than" in result.runs[0].note
