@@ -377,3 +377,32 @@ def test_a_training_bar_under_a_live_display_is_a_row_of_it_not_a_second_display
 def test_an_image_episode_of_one_image_is_scored(tmp_path, env):
     result = arena.evaluate("noise", env, train_seeds=1, eval_episodes=3)
     assert result.runs[0].metrics["images"] == 3 and "fewer than" in result.runs[0].note
+
+
+def test_an_image_replay_is_explained_and_its_report_gif_shows_the_whole_episode_legibly(tmp_path):
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from arena.leaderboard.report import GIF_MIN_SCALE, IMAGE_GIF_STRIDE, write_report
+    from arena.replay import load_replay
+    from arena.viewer import Timeline, hud_text, legend_items, render_frames
+
+    db = tmp_path / "lb.sqlite"
+    arena.evaluate("noise", "img:digits", train_seeds=1, eval_episodes=1, record=True, db=db,
+                   replays=tmp_path / "replays", runs=tmp_path / "runs")
+    (row,) = Leaderboard(db).results()
+    replay = load_replay(row.replay_paths[0])
+    timeline = Timeline.build(replay, 3)
+    assert len(timeline) == 4  # only what is shown is re-simulated
+    assert any("looks real" in text for _, text, _ in legend_items(timeline, True))
+    hud = hud_text(timeline, 1)
+    assert "mean brightness" in hud and f"reward {timeline.frames[1].reward:.4g} " in hud  # 4 digits, not 6
+    write_report(Leaderboard(db).results(), tmp_path / "r.html")
+    (gif,) = re.findall(r"data:image/gif;base64,([A-Za-z0-9+/=]+)", (tmp_path / "r.html").read_text())
+    image = Image.open(io.BytesIO(base64.b64decode(gif)))
+    full = render_frames(replay, steps=0)[0]
+    assert image.size[0] >= GIF_MIN_SCALE * full.shape[1] - 1  # its text is not shrunk away
+    assert image.n_frames >= replay.steps // IMAGE_GIF_STRIDE + 1  # to the episode's last step (64 of 64)
