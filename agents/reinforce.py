@@ -268,7 +268,7 @@ class ReinforceAgent(AgentBase):
         if self.venv is not None:
             self.venv.close()
             self.venv = None
-        out: dict[str, Any] = {"updates": self.updates_done, "env_steps": int(sum(self.log.values.get("env_steps", []))),
+        out: dict[str, Any] = {"updates": self.updates_done, "env_steps": int(self.log.totals.get("env_steps", 0)),
                                "device": str(self.device)}
         target = self.settings.target
         if target is not None and self.log.returns and self.log.returns[-1] >= target:

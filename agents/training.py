@@ -266,15 +266,25 @@ def _non_finite(learner: Any, bad: NonFinite, unit: int, checkpoint: Path | None
 class TrainingLog:
     """Per-unit scalars ("return" first among them) and evaluations during training.
 
-    `values[name]` is one float per unit; `evals` holds (unit, J of the greedy policy)
-    from an evaluation callback, `optimum` the best achievable J and `eval_label` how J
-    was computed (its discount). Goes to TensorBoard as it comes, and to a PNG at the end.
+    `values[name]` is one float per unit, until a run is so long that a scalar would hold
+    more than MAX_POINTS of them: then neighbouring points are averaged in pairs (the
+    curve keeps its shape at half the resolution, `stride[name]` units per point), so a
+    run of 10^9 episodes keeps a bounded log, checkpoint and TensorBoard file. `totals`
+    are exact sums (env steps done). `evals` holds (unit, J of the greedy policy) from an
+    evaluation callback, `optimum` the best achievable J and `eval_label` how J was
+    computed (its discount). Goes to TensorBoard as it comes, and to a PNG at the end.
     """
+
+    MAX_POINTS = 1 << 17  # per scalar
 
     def __init__(self, run_dir: str | Path | None = None, unit: str = "episode") -> None:
         self.run_dir = Path(run_dir) if run_dir else None
         self.unit = unit
         self.values: dict[str, list[float]] = {}
+        self.stride: dict[str, int] = {}
+        self.totals: dict[str, float] = {}
+        self.units = 0
+        self._pending: dict[str, tuple[float, int]] = {}  # (sum, count) of the point being filled
         self.evals: list[tuple[int, float]] = []
         self.optimum: float | None = None
         self.eval_label = "J = E[discounted return]"
@@ -293,14 +303,27 @@ class TrainingLog:
         return self._writer
 
     def record(self, scalars: dict[str, float]) -> None:
-        step = len(self.returns) + 1
+        self.units += 1
         writer = self._tb()
         for name, value in scalars.items():
             if name == "stop" or value is None:
                 continue
-            self.values.setdefault(name, []).append(float(value))
+            value = float(value)
+            self.totals[name] = self.totals.get(name, 0.0) + value
+            total, count = self._pending.get(name, (0.0, 0))
+            total, count = total + value, count + 1
+            stride = self.stride.setdefault(name, 1)
+            if count < stride:
+                self._pending[name] = (total, count)
+                continue
+            self._pending[name] = (0.0, 0)
+            points = self.values.setdefault(name, [])
+            points.append(total / count)
             if writer is not None:
-                writer.add_scalar(f"train/{name}", value, step)
+                writer.add_scalar(f"train/{name}", total / count, self.units)
+            if len(points) >= self.MAX_POINTS:  # half the resolution: neighbours averaged
+                self.values[name] = [(a + b) / 2 for a, b in zip(points[0::2], points[1::2])]
+                self.stride[name] = 2 * stride
 
     def evaluation(self, done: int, J: float) -> None:
         self.evals.append((done, float(J)))
@@ -327,9 +350,14 @@ class TrainingLog:
         return out
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The log as arrays, to travel inside a checkpoint (so --resume continues the curve)."""
+        """The log as arrays, to travel inside a checkpoint (so --resume continues the curve
+        exactly as the uninterrupted run would: its points, strides, partial points and totals)."""
         out = {f"log_{name}": np.array(v, dtype=float) for name, v in self.values.items()}
         out["log_evals"] = np.array(self.evals, dtype=float).reshape(-1, 2)
+        for name in set(self.values) | set(self._pending):
+            total, count = self._pending.get(name, (0.0, 0))
+            out[f"logstate_{name}"] = np.array([self.stride.get(name, 1), total, count, self.totals.get(name, 0.0)])
+        out["logunits"] = np.array([self.units], dtype=np.int64)
         return out
 
     def restore_arrays(self, arrays: dict[str, np.ndarray]) -> None:
@@ -342,13 +370,25 @@ class TrainingLog:
                 raise ValueError("shape")
             if not np.isfinite(evals[:, 0]).all() or (evals[:, 0] < 0).any():
                 raise ValueError("units")
-        except (TypeError, ValueError):
+            states = {k[len("logstate_"):]: np.asarray(v, dtype=float) for k, v in arrays.items()
+                      if k.startswith("logstate_")}
+            if any(v.shape != (4,) or not np.isfinite(v).all() or v[0] < 1 or v[2] < 0 for v in states.values()):
+                raise ValueError("state")
+            units = int(np.asarray(arrays.get("logunits", [len(values.get("return", []))])).reshape(-1)[0])
+        except (TypeError, ValueError, IndexError):
             raise CheckpointError("the training log inside the checkpoint is damaged; write it again") from None
         self.values = {k: v.tolist() for k, v in values.items()}
         self.evals = [(int(e), float(j)) for e, j in evals]
+        self.units = units  # (a checkpoint from before strides: one point per unit, totals summed)
+        self.stride = {k: int(states[k][0]) if k in states else 1 for k in set(values) | set(states)}
+        self._pending = {k: (float(v[1]), int(v[2])) for k, v in states.items() if v[2] > 0}
+        self.totals = {k: float(states[k][3]) if k in states else float(sum(values.get(k, [])))
+                       for k in set(values) | set(states)}
 
     def restore(self, other: "TrainingLog") -> None:
         self.values, self.evals = {k: list(v) for k, v in other.values.items()}, list(other.evals)
+        self.stride, self.totals = dict(other.stride), dict(other.totals)
+        self._pending, self.units = dict(other._pending), other.units
 
     def plot(self, path: str | Path, title: str) -> Path:
         """Learning curve PNG: experienced returns (smoothed), and below them the greedy
@@ -362,7 +402,7 @@ class TrainingLog:
         fig, axes = plt.subplots(2 if exact else 1, 1, figsize=(8, 6 if exact else 3.5), sharex=True, squeeze=False)
         top = axes[0, 0]
         G = np.array(self.returns)
-        x = np.arange(1, len(G) + 1)
+        x = np.arange(1, len(G) + 1) * self.stride.get("return", 1)  # the unit each point ends at
         w = max(1, len(G) // 50)
         top.plot(x, G, color="0.8" if w > 1 else "C0", lw=0.6 if w > 1 else 1.2, label=f"return per {self.unit}")
         if w > 1:

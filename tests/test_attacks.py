@@ -406,3 +406,29 @@ def test_an_image_replay_is_explained_and_its_report_gif_shows_the_whole_episode
     full = render_frames(replay, steps=0)[0]
     assert image.size[0] >= GIF_MIN_SCALE * full.shape[1] - 1  # its text is not shrunk away
     assert image.n_frames >= replay.steps // IMAGE_GIF_STRIDE + 1  # to the episode's last step (64 of 64)
+
+
+def test_a_very_long_run_keeps_a_bounded_log_that_resumes_exactly(monkeypatch):
+    """Past MAX_POINTS per scalar the curve halves its resolution; totals stay exact, and a
+    log restored from its arrays mid-way continues exactly as the uninterrupted one."""
+    import numpy as np
+
+    from agents.training import TrainingLog
+
+    monkeypatch.setattr(TrainingLog, "MAX_POINTS", 64)
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=1000)
+    straight, first = TrainingLog(), TrainingLog()
+    for i, v in enumerate(values):
+        straight.record({"return": v, "env_steps": 3.0})
+        if i < 613:
+            first.record({"return": v, "env_steps": 3.0})
+    resumed = TrainingLog()
+    resumed.restore_arrays(first.arrays())
+    for v in values[613:]:
+        resumed.record({"return": v, "env_steps": 3.0})
+    assert len(straight.returns) <= 64 and straight.stride["return"] == 16
+    assert straight.totals["env_steps"] == 3000.0 and straight.units == 1000
+    assert np.isclose(np.mean(straight.returns), values[:len(straight.returns) * 16].mean())
+    assert resumed.returns == straight.returns and resumed.totals == straight.totals
+    assert resumed.units == straight.units and resumed.stride == straight.stride
