@@ -286,6 +286,8 @@ def _run_on_ray(pending: list[tuple[SuiteAgent, Job]], replays_dir: str | Path, 
     except ImportError:
         raise RegistryError("--backend ray needs Ray: pip install 'arena-gym[ray]' (or pip install ray)") from None
     started = not ray.is_initialized()
+    if started and not address:
+        _reap_with_this_process()
     if started:
         try:
             ray.init(address=address, num_cpus=None if address else max(1, workers), include_dashboard=False,
@@ -312,6 +314,55 @@ def _run_on_ray(pending: list[tuple[SuiteAgent, Job]], replays_dir: str | Path, 
     finally:
         if started:
             ray.shutdown()
+
+
+REAPER = """
+import os, sys, time, signal
+driver, mark = int(sys.argv[1]), ("ARENA_RAY_OWNER=" + sys.argv[2]).encode()
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+while alive(driver):
+    time.sleep(0.5)
+quiet, deadline = 0, time.monotonic() + 30
+while quiet < 3 and time.monotonic() < deadline:  # until nothing marked is seen three times running
+    found = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid() and alive(entry):
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if mark in f.read().split(b"\\0"):
+                        os.kill(int(entry), signal.SIGKILL)
+                        found += 1
+            except OSError:
+                pass
+    quiet = 0 if found else quiet + 1
+    time.sleep(0.3)
+"""
+
+
+def _reap_with_this_process() -> None:
+    """A local Ray started here dies with this process, even by SIGKILL: its processes
+    inherit a mark in their environment, and a small watcher (outside this process group)
+    kills the marked ones once this process is gone. Ray's own helper agents would otherwise
+    linger for about a minute. (Linux: it reads /proc.)"""
+    import os
+    import secrets
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    mark = f"{os.getpid()}-{secrets.token_hex(4)}"
+    env = {k: v for k, v in os.environ.items() if k != "ARENA_RAY_OWNER"}
+    subprocess.Popen([sys.executable, "-c", REAPER, str(os.getpid()), mark], env=env, start_new_session=True,
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.environ["ARENA_RAY_OWNER"] = mark  # inherited by the Ray processes started from now on
 
 
 def _ray_job(job: Job, replays_dir: str, runs_dir: str, user_agents: list[tuple[str, tuple[str, str, str]]],

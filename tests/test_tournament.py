@@ -417,6 +417,28 @@ def test_a_ray_worker_killed_mid_job_is_retried_and_the_run_ends_as_an_uninterru
 
 
 @pytest.mark.slow
+def test_a_killed_ray_driver_leaves_no_process_and_a_rerun_finishes(uninterrupted, tmp_path):
+    import subprocess
+    import time
+
+    suite, reference, reference_files = uninterrupted
+    db, mark, env, command = marked_tournament(suite, tmp_path, "--backend", "ray", "--workers", "2")
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and rows_in(db) < 2:
+        time.sleep(0.05)
+    proc.kill()  # the driver alone, mid-run: Ray's processes and the workers must go with it
+    proc.wait()
+    left = marked_processes(mark) if not gone(mark, within=20) else []
+    assert not left, "left running: " + "; ".join(open(f"/proc/{p}/cmdline").read()[:80] for p in left)
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr
+    assert figures(db) == reference
+    assert files_under(tmp_path / "replays") == reference_files
+    assert gone(mark, within=20)
+
+
+@pytest.mark.slow
 def test_the_same_tournament_run_twice_at_once_lands_each_job_once(uninterrupted, tmp_path):
     import subprocess
     import sys
