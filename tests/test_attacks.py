@@ -263,7 +263,8 @@ def test_the_default_networks_fit_a_small_machine():
                            "arena/SequencePrediction-v0"), ("gan", "arena/ImageGeneration-v0"),
                            ("vae", "arena/ImageGeneration-v0")):
             made = make_agent(agent, device="cpu")
-            made.begin(make_env(env, {}), 0)
+            made.begin(make_env(env, {}), 0)  # refused (AgentError) if the estimate said it cannot fit
+            assert made.seed == 0
     finally:
         networks.memory_budget = original
 

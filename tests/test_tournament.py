@@ -318,20 +318,28 @@ def marked_tournament(suite, folder, *args):
     return db, mark, {**os.environ, "ARENA_TEST_MARK": mark}, command
 
 
+def rerun_ends_as_uninterrupted(command, folder, env, reference, reference_files):
+    """Run `command` to the end in `folder`: it succeeds, and the rows and replay files are the uninterrupted run's."""
+    import subprocess
+
+    again = subprocess.run(command, cwd=folder, capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr
+    assert figures(folder / "lb.sqlite") == reference
+    assert files_under(folder / "replays") == reference_files
+    return again
+
+
 def files_under(folder):
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
 @pytest.mark.slow
 def test_a_tournament_killed_at_ten_moments_and_rerun_ends_as_an_uninterrupted_one(uninterrupted, tmp_path):
-    """SIGKILL of the driver's whole process group at 10 random moments, one and two workers
-    by turns, each rerun carrying on; then a run to the end. Rows and replay files equal
-    the uninterrupted run's, no staged file is left, and no process outlives its driver."""
-    import os
+    """SIGKILL of the driver (alone) at 10 random moments, one and two workers by turns, each
+    rerun carrying on; then a run to the end. Rows and replay files equal the uninterrupted
+    run's, no staged file is left, and no process outlives its driver."""
     import random
-    import signal
     import subprocess
-    import sys
     import time
 
     suite, reference, reference_files = uninterrupted
@@ -345,10 +353,7 @@ def test_a_tournament_killed_at_ten_moments_and_rerun_ends_as_an_uninterrupted_o
         proc.kill()  # the driver alone: its workers must notice and exit by themselves
         proc.wait()
         assert gone(mark), f"kill {kill}: processes outlived their driver: {marked_processes(mark)}"
-    again = subprocess.run(command + ["--workers", "2"], cwd=tmp_path, capture_output=True, text=True, env=env)
-    assert again.returncode == 0, again.stderr
-    assert figures(db) == reference
-    assert files_under(tmp_path / "replays") == reference_files
+    rerun_ends_as_uninterrupted(command + ["--workers", "2"], tmp_path, env, reference, reference_files)
     assert gone(mark)
 
 
@@ -374,11 +379,8 @@ def test_ctrl_c_keeps_every_finished_job_and_a_rerun_finishes_the_rest(uninterru
     assert gone(mark)
     landed = {p.split("/")[0] for p in files_under(tmp_path / "replays")}
     assert len(landed) == kept  # each kept row has its replays, and nothing else was left
-    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env)
-    assert again.returncode == 0, again.stderr
+    again = rerun_ends_as_uninterrupted(command, tmp_path, env, reference, reference_files)
     assert f"{kept} already on the leaderboard" in again.stdout
-    assert figures(db) == reference
-    assert files_under(tmp_path / "replays") == reference_files
 
 
 @pytest.mark.slow
@@ -431,10 +433,7 @@ def test_a_killed_ray_driver_leaves_no_process_and_a_rerun_finishes(uninterrupte
     proc.wait()
     left = marked_processes(mark) if not gone(mark, within=20) else []
     assert not left, "left running: " + "; ".join(open(f"/proc/{p}/cmdline").read()[:80] for p in left)
-    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env)
-    assert again.returncode == 0, again.stderr
-    assert figures(db) == reference
-    assert files_under(tmp_path / "replays") == reference_files
+    rerun_ends_as_uninterrupted(command, tmp_path, env, reference, reference_files)
     assert gone(mark, within=20)
 
 
