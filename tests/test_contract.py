@@ -331,7 +331,7 @@ def test_a_run_killed_with_sigkill_resumes_bit_identical_to_an_uninterrupted_run
     from arena.registry import make_agent
     from agents.checkpoint import load_checkpoint
 
-    total = 6000
+    total = 40000  # long enough (about 10 s here) that the kill 1.2 s after the first checkpoint falls mid-training
     cmd = [sys.executable, "-m", "arena", "run", "q-learning", "grid:frozenlake-4x4", "--train-episodes", str(total),
            "--episodes", "1", "--checkpoint-every", "0.5"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
