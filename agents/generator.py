@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
-from agents.training import AgentBase
+from agents.training import AgentBase, CountsUpdates, check_finite
 from arena import settings as typed
 from arena.errors import AgentError, CheckpointError
 from envs.abilities import ImageTask
@@ -85,7 +85,7 @@ class GeneratorAgent:
     name = "generator"
     recurrent = False
     settings: Any = None  # the settings dataclass instance (a subclass sets it; None: no settings)
-    fit, config = AgentBase.fit, AgentBase.config  # the one fit and config, shared without another base class
+    fit, config, run_spec = AgentBase.fit, AgentBase.config, AgentBase.run_spec  # shared without another base class
 
     def __init__(self) -> None:
         self.spec: ImageSpec | None = None
@@ -154,7 +154,7 @@ class GeneratorAgent:
         return ""
 
 
-class NeuralGenerator(GeneratorAgent):
+class NeuralGenerator(CountsUpdates, GeneratorAgent):
     """A generator with torch modules that trains through the one loop (agents/training.py).
 
     A subclass sets `modules` and `optims` (dicts of name -> module / optimiser) in
@@ -253,28 +253,7 @@ class NeuralGenerator(GeneratorAgent):
                                             spec.n_classes).float().to(self.device)
         return z, y
 
-    @staticmethod
-    def check_finite(**losses: Any) -> None:
-        """Raise NonFinite (before any parameter changes) when a loss is NaN or infinite."""
-        import torch
-
-        from agents.training import NonFinite
-
-        for component, value in losses.items():
-            if not torch.isfinite(value):
-                raise NonFinite(component.replace("_", " "), value.item())
-
-    def default_budget(self) -> int:
-        return int(self.settings.updates)
-
-    def units_for(self, budget: int) -> int:
-        return int(budget)
-
-    def trained(self) -> int:
-        return int(self.budget.done) if self.budget else 0
-
-    def finish(self) -> dict[str, Any]:
-        return {"device": str(self.device)}
+    check_finite = staticmethod(check_finite)
 
     # ---------------------------------------------------------------- acting
 

@@ -209,6 +209,28 @@ class TransformerBody(nn.Module):
         return self.ln(h).transpose(0, 1), (start + T, new_caches)
 
 
+class TokenTransformer(nn.Module):
+    """A causal Transformer over token sequences: tokens (B, T) -> outputs (B, T, out).
+
+    The language models' network (agents/language.py): with `out` = the tokens a writer
+    may emit it gives next-token logits (a language model, trained by teacher forcing);
+    with `out` = 1, read at a sequence's last token, a reward model's scalar score. The
+    body is `TransformerBody`, the one the Transformer policies use; tokens enter as one-hot
+    vectors (its input layer is then an embedding table).
+    """
+
+    def __init__(self, n_tokens: int, out: int, cfg: NetConfig) -> None:
+        super().__init__()
+        self.n_tokens, self.cfg = n_tokens, cfg
+        self.body = TransformerBody(n_tokens, cfg)
+        self.head = nn.Linear(cfg.hidden, out)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.one_hot(tokens.long(), self.n_tokens).float().transpose(0, 1)  # (T, B, n_tokens)
+        h, _ = self.body(x, self.body.initial_state(tokens.shape[0], tokens.device))  # (T, B, H)
+        return self.head(h).transpose(0, 1)  # (B, T, out)
+
+
 # --------------------------------------------------------------------------- policy
 
 

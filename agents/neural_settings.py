@@ -85,4 +85,76 @@ class VAESettings:
     device: str = device_setting()
 
 
-__all__ = ["BODIES", "GANSettings", "LOSSES", "ReinforceGeneratorSettings", "ReinforceSettings", "VAESettings"]
+@dataclass(frozen=True)
+class LMSettings:
+    """Stage 1, supervised: a small Transformer language model trained on demonstrations."""
+
+    hidden: int = setting(64, help="width of the Transformer", low=4, high=1024)
+    layers: int = setting(2, help="Transformer blocks", low=1, high=16)
+    heads: int = setting(4, help="attention heads (hidden must be divisible by it)", low=1, high=64)
+    lr: float = setting(3e-3, help="Adam learning rate", low=0.0, high=1.0, low_open=True)
+    batch_size: int = setting(64, help="demonstrations per update", low=1, high=4096)
+    updates: int = setting(150, help="training budget in updates (batches of demonstrations)", low=1, high=10**8)
+    demo_noise: float = setting(0.4, help="share of demonstrations with one mistake (demonstrators err)", low=0.0,
+                                high=1.0)
+    temperature: float = setting(1.0, help="sampling temperature when it plays (0: always the likeliest token)",
+                                 low=0.0, high=10.0)
+    device: str = device_setting()
+
+
+@dataclass(frozen=True)
+class RewardModelSettings:
+    """Stage 2: a Transformer with a scalar head, fitted to preference pairs (Bradley-Terry)."""
+
+    hidden: int = setting(64, help="width of the Transformer", low=4, high=1024)
+    layers: int = setting(2, help="Transformer blocks", low=1, high=16)
+    heads: int = setting(4, help="attention heads (hidden must be divisible by it)", low=1, high=64)
+    lr: float = setting(1e-3, help="Adam learning rate", low=0.0, high=1.0, low_open=True)
+    batch_size: int = setting(64, help="preference pairs per update", low=1, high=4096)
+    updates: int = setting(1500, help="training budget in updates (batches of pairs)", low=1, high=10**8)
+    pairs: int = setting(4000, help="labelled preference pairs to learn from (a fixed data set)", low=2, high=10**6)
+    heldout: int = setting(1000, help="labelled pairs kept aside to measure pairwise accuracy", low=1, high=10**6)
+    noise: float = setting(0.0, help="share of labels flipped (labellers disagree)", low=0.0, high=0.5)
+    sft: str | None = setting(None, help="a stage-1 (lm) checkpoint whose samples are labelled (null: the task's "
+                              "edited answers)")
+    device: str = device_setting()
+
+
+@dataclass(frozen=True)
+class RLHFSettings:
+    """Stage 3: REINFORCE with a leave-one-out baseline against the reward model, minus beta KL."""
+
+    sft: str | None = setting(None, help="the stage-1 (lm) checkpoint to start from and stay near (null: train one)")
+    reward_model: str | None = setting(None, help="the reward-model checkpoint to maximise (null: train one)")
+    beta: float = setting(0.5, help="weight of the KL penalty from the stage-1 model (0: none)", low=0.0, high=100.0)
+    k: int = setting(4, help="responses sampled per prompt (the leave-one-out baseline needs 2 or more)", low=2,
+                     high=256)
+    prompts: int = setting(16, help="prompts per update", low=1, high=4096)
+    lr: float = setting(3e-4, help="Adam learning rate", low=0.0, high=1.0, low_open=True)
+    updates: int = setting(300, help="training budget in updates", low=1, high=10**8)
+    max_grad_norm: float = setting(1.0, help="gradient norm clip", low=0.0, high=1e6, low_open=True)
+    temperature: float = setting(1.0, help="sampling temperature when it plays (0: always the likeliest token)",
+                                 low=0.0, high=10.0)
+    device: str = device_setting()
+
+
+@dataclass(frozen=True)
+class BestOfNSettings:
+    """Best-of-n: n samples from the stage-1 model, the one the reward model scores highest."""
+
+    n: int = setting(4, help="responses sampled per prompt", low=1, high=4096)
+    sft: str | None = setting(None, help="the stage-1 (lm) checkpoint to sample from (null: train one)")
+    reward_model: str | None = setting(None, help="the reward-model checkpoint that picks (null: train one)")
+    device: str = device_setting()
+
+
+@dataclass(frozen=True)
+class GoldBestSettings:
+    """gold-best reads the task's hidden rule; it has only a device, where its answers are
+    made (none of its work needs one)."""
+
+    device: str = device_setting()
+
+
+__all__ = ["BODIES", "BestOfNSettings", "GoldBestSettings", "GANSettings", "LMSettings", "LOSSES", "RLHFSettings", "ReinforceGeneratorSettings",
+           "ReinforceSettings", "RewardModelSettings", "VAESettings"]

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import gymnasium as gym
 from gymnasium import spaces
 
-from envs.abilities import HasModel, ImageTask
+from envs.abilities import HasModel, ImageTask, WritesText
 
 Rule = Callable[[Any], "str | None"]
 
@@ -90,6 +90,13 @@ def generator(env: gym.Env) -> str | None:
     return None
 
 
+def text_writer(env: gym.Env) -> str | None:
+    """Language-model agents: an env that shows a prompt and takes a response (text:sort)."""
+    if not isinstance(env.unwrapped, WritesText):
+        return "it writes responses to prompts; it plays the text env (text:sort, text:evens)"
+    return None
+
+
 def sb3(algo: str) -> Rule:
     """Stable-Baselines3 with an MlpPolicy: Discrete, MultiDiscrete or Box observations;
     DQN needs Discrete actions, PPO and A2C also take Box and MultiDiscrete ones."""
@@ -106,4 +113,4 @@ def sb3(algo: str) -> Rule:
     return rule
 
 
-__all__ = ["Rule", "any_env", "discrete_actions", "generator", "model", "network", "sb3", "tables"]
+__all__ = ["Rule", "any_env", "discrete_actions", "generator", "model", "network", "sb3", "tables", "text_writer"]

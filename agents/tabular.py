@@ -62,7 +62,7 @@ class TabularAgent:
     name = "tabular"
     recurrent = False
     Settings: type = GammaSettings
-    fit, config = AgentBase.fit, AgentBase.config  # the one fit and config, shared without another base class
+    fit, config, run_spec = AgentBase.fit, AgentBase.config, AgentBase.run_spec  # shared without another base class
     table_names: tuple[str, ...] = ("V", "Q", "policy")
     unit = "episode"
 

@@ -87,6 +87,36 @@ class NonFinite(Exception):
         self.component, self.value = component, value
 
 
+def check_finite(**losses: Any) -> None:
+    """Raise NonFinite (before any parameter changes) when a loss (a 0-d tensor) is NaN or infinite."""
+    import math
+
+    for component, value in losses.items():
+        if not math.isfinite(float(value)):
+            raise NonFinite(component.replace("_", " "), float(value))
+
+
+class CountsUpdates:
+    """A learner whose budget is its `updates` setting, one update per unit of the loop, and
+    that reports the device it trained on."""
+
+    settings: Any
+    budget: Any
+    device: Any
+
+    def default_budget(self) -> int:
+        return int(self.settings.updates)
+
+    def units_for(self, budget: int) -> int:
+        return int(budget)
+
+    def trained(self) -> int:
+        return int(self.budget.done) if self.budget else 0
+
+    def finish(self) -> dict[str, Any]:
+        return {"device": str(self.device)}
+
+
 class TrainingInterrupted(Exception):
     """Training stopped on Ctrl-C at a unit boundary; `checkpoint` resumes it (None: not saved)."""
 
@@ -133,14 +163,19 @@ class AgentBase:
 
     def fit(self: Any, env: gym.Env, spec: RunSpec | None = None, **fields: Any) -> dict[str, Any]:
         """Learn on `env` as `spec` says (or `fit(env, seed=0, budget=100, run_dir=...)`)."""
+        return fit(self, env, self.run_spec(spec, fields))
+
+    def run_spec(self: Any, spec: Any, fields: dict[str, Any]) -> Any:
+        """The RunSpec that `fit(env, spec, **fields)` asks for (a spec that is not one is
+        passed on, for `fit`'s one message about it)."""
         if spec is not None and not isinstance(spec, RunSpec):
-            return fit(self, env, spec)  # the one message for a spec that is not one
+            return spec
         known = [f.name for f in dataclasses.fields(RunSpec)]
         unknown = sorted(set(fields) - set(known))
         if unknown:
             hint = " (the budget is `budget`, in the agent's unit)" if "episodes" in unknown else ""
             raise TrainingError(f"{self.name}.fit: {unknown[0]!r} is not part of a run{hint}; give {', '.join(known)}")
-        return fit(self, env, spec.but(**fields) if spec is not None else RunSpec(**fields))
+        return spec.but(**fields) if spec is not None else RunSpec(**fields)
 
     def config(self: Any) -> dict[str, Any]:
         return identity(self.settings)

@@ -31,7 +31,7 @@ from arena.leaderboard import Result, code_version
 from arena.match import Episode, RecordTraining, play
 from arena.registry import check_pairing, make_agent, make_env
 from arena.scoring import (EVAL_GAMMA, ExactEvaluation, accuracy, exact_score, image_metrics, image_score,
-                           sampled_score, successes)
+                           sampled_score, successes, text_metrics)
 from arena.statistics import summarise
 from envs.abilities import HasModel
 
@@ -169,6 +169,7 @@ def score_run(job: Job, agent: Agent | Player, env: gym.Env, episodes: list[Any]
     exact = exact_score(agent, env)
     sampled = None if exact else sampled_score(env, episodes)
     image = image_score(env, episodes)
+    text = text_metrics(env, episodes)
     summary = summarise([e.episode_return for e in episodes])
     sampled_note = f"score sampled from {len(episodes)} episode(s): the player's choices depend on history"
     return Result(
@@ -183,8 +184,8 @@ def score_run(job: Job, agent: Agent | Player, env: gym.Env, episodes: list[Any]
         mean_return=summary.mean,
         std_return=summary.std,
         iqm_return=summary.iqm,
-        score=exact.score if exact else sampled if sampled is not None else image.normalised if image else accuracy(
-            episodes),
+        score=exact.score if exact else sampled if sampled is not None else image.normalised if image else
+        text["gold"] if text else accuracy(episodes),
         exact_return=exact.expected_return if exact else None,
         eval_gamma=EVAL_GAMMA if exact else None,
         replay_paths=[e.replay_path for e in episodes if e.replay_path],
@@ -194,7 +195,7 @@ def score_run(job: Job, agent: Agent | Player, env: gym.Env, episodes: list[Any]
         code_version=code_version(),
         note="; ".join(n for n in (summary.note, image.note if image else "", sampled_note if sampled is not None else "")
                        if n),
-        metrics=image_metrics(image) if image else {},
+        metrics=image_metrics(image) if image else text or {},
         successes=successes(episodes),
         budget=agent.trained() if isinstance(agent, Learner) and agent.budget is not None else None,
         budget_unit=agent.budget_unit if isinstance(agent, Learner) and agent.budget is not None else "",

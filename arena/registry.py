@@ -34,6 +34,7 @@ from arena.errors import AgentError, ArenaError, EnvError, RegistryError
 from envs.grid import GridSettings, GridWorldEnv
 from envs.imagegen import ImageGenerationEnv, ImageGenSettings
 from envs.sequence import SequencePredictionEnv, SequenceSettings
+from envs.text import TextGenerationEnv, TextSettings
 from envs.textbook import MaximizationBiasEnv, MaximizationBiasSettings
 
 
@@ -156,6 +157,21 @@ AGENTS: dict[str, AgentSpec] = {
                   "held-out real images: the ceiling of the image scores"),
         AgentSpec("noise", _from("agents.baselines", "NoiseAgent"), rules.generator,
                   "uniform noise images: the floor of the image scores"),
+        AgentSpec("lm", _from("agents.language", "LanguageModel"), rules.text_writer,
+                  "stage 1 of ChatGPT's three: a Transformer language model trained on demonstrations", neural=True,
+                  settings=_neural("LMSettings")),
+        AgentSpec("reward-model", _from("agents.language", "RewardModel"), rules.text_writer,
+                  "stage 2: a Transformer scoring responses, fitted to preference pairs (Bradley-Terry)", neural=True,
+                  settings=_neural("RewardModelSettings")),
+        AgentSpec("rlhf", _from("agents.language", "RLHF"), rules.text_writer,
+                  "stage 3: RL against the reward model with a KL penalty (trains stages 1 and 2 if not given)",
+                  neural=True, settings=_neural("RLHFSettings")),
+        AgentSpec("best-of-n", _from("agents.language", "BestOfN"), rules.text_writer,
+                  "n samples from the stage-1 model; the reward model picks one", neural=True,
+                  settings=_neural("BestOfNSettings")),
+        AgentSpec("gold-best", _from("agents.language", "GoldBest"), rules.text_writer,
+                  "the right answer from the task's hidden rule: the ceiling of the text scores",
+                  settings=_neural("GoldBestSettings")),
         AgentSpec("sb3-ppo", _sb3("ppo"), rules.sb3("ppo"), "Stable-Baselines3 PPO (reference implementation)",
                   neural=True),
         AgentSpec("sb3-a2c", _sb3("a2c"), rules.sb3("a2c"), "Stable-Baselines3 A2C (reference implementation)",
@@ -184,6 +200,11 @@ FAMILIES: dict[str, EnvFamily] = {
         "img", "arena/ImageGeneration-v0", ImageGenerationEnv, "dataset", ImageGenSettings,
         "image generation judged by a discriminator: digits, shapes",
         ("img:digits", "img:shapes size=32", "img:digits conditional=true judge=adaptive"),
+    ),
+    "text": EnvFamily(
+        "text", "arena/TextGeneration-v0", TextGenerationEnv, "task", TextSettings,
+        "text generation judged by a hidden rule or a learned reward model: sort, evens",
+        ("text:sort", "text:evens judge=reward-model", "text:sort prompt_len=6"),
     ),
 }
 FAMILY_OF_ID = {f.env_id: f for f in FAMILIES.values()}

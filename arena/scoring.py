@@ -22,7 +22,7 @@ import numpy as np
 from agents import dp
 from agents.protocol import Agent, Discounted, HasPolicyTable, Learner, Player
 from agents.training import AgentBase, Callback
-from envs.abilities import HasModel, ImageTask, ObservesStates
+from envs.abilities import HasModel, ImageTask, ObservesStates, WritesText
 
 EVAL_GAMMA = 0.99
 HORIZON_WORK_LIMIT = 50_000_000  # states x steps for the exact finite-horizon return
@@ -109,6 +109,19 @@ def image_score(env: gym.Env, episodes: list[Any]) -> Any:
     images = np.concatenate([e.actions for e in episodes if e.actions is not None and len(e.actions)])
     judge = float(np.mean([e.episode_return / max(e.length, 1) for e in episodes]))
     return score_images(images, u.dataset, u.size, judge=judge)
+
+
+def text_metrics(env: gym.Env, episodes: list[Any]) -> dict[str, Any] | None:
+    """For the text env: the mean gold score (the hidden rule's: what the leaderboard ranks
+    by), the mean proxy (the reward model's, when the env has one) and the mean response
+    length of the episodes; None for other envs."""
+    if not isinstance(env.unwrapped, WritesText) or not episodes:
+        return None
+    infos = [e.last_info or {} for e in episodes]
+    proxies = [float(i["proxy"]) for i in infos if i.get("proxy") is not None]
+    return {"gold": float(np.mean([float(i.get("gold", 0.0)) for i in infos])),
+            "proxy": float(np.mean(proxies)) if proxies else None,
+            "length": float(np.mean([float(i.get("length", 0)) for i in infos]))}
 
 
 def image_metrics(score: Any) -> dict[str, Any]:

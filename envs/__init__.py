@@ -5,9 +5,11 @@ from gymnasium.envs.registration import register, registry
 from envs.grid import GridError, GridWorldEnv
 from envs.imagegen import ImageError, ImageGenerationEnv
 from envs.sequence import SequenceError, SequencePredictionEnv
+from envs.text import TextError, TextGenerationEnv
 from envs.textbook import MaximizationBiasEnv
 
-__all__ = ["GridError", "GridWorldEnv", "ImageError", "ImageGenerationEnv", "MaximizationBiasEnv", "SequenceError", "SequencePredictionEnv"]
+__all__ = ["GridError", "GridWorldEnv", "ImageError", "ImageGenerationEnv", "MaximizationBiasEnv", "SequenceError", "SequencePredictionEnv", "TextError",
+           "TextGenerationEnv"]
 
 if "arena/GridWorld-v0" not in registry:
     register(id="arena/GridWorld-v0", entry_point="envs.grid:GridWorldEnv", vector_entry_point="envs.grid:GridWorldVectorEnv")
@@ -21,3 +23,5 @@ if "arena/SequencePrediction-v0" not in registry:
     )
 if "arena/ImageGeneration-v0" not in registry:
     register(id="arena/ImageGeneration-v0", entry_point="envs.imagegen:ImageGenerationEnv")
+if "arena/TextGeneration-v0" not in registry:
+    register(id="arena/TextGeneration-v0", entry_point="envs.text:TextGenerationEnv")

@@ -80,6 +80,16 @@ class ImageTask(Protocol):
 
 
 @runtime_checkable
+class WritesText(Protocol):
+    """The text-generation task: an agent writes a response to a prompt; `text` holds the
+    task's rules (envs/text.py TextTask: prompts, the right answer, the gold score, labellers)."""
+
+    text: Any
+    prompt: np.ndarray
+    response: list[int]
+
+
+@runtime_checkable
 class LearnsAcrossEpisodes(Protocol):
     """An env whose judge changes from one episode to the next (the adaptive image judge)."""
 
@@ -148,4 +158,4 @@ def action_name(env: Any, action: Any) -> str:
 
 
 __all__ = ["EpisodeLimit", "MAX_EPISODE_STEPS", "DescribesActions", "Drawable", "DrawsAction", "GridBoard", "HasModel", "HasStepTables", "ImageTask", "LearnsAcrossEpisodes",
-           "NamedActions", "ObservesStates", "ReadsInput", "ShowsOverlay", "action_name"]
+           "NamedActions", "ObservesStates", "ReadsInput", "ShowsOverlay", "WritesText", "action_name"]

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -180,7 +180,7 @@ def train_judge(data: ImageData, seed: int = 0) -> Judge:
 
 # --------------------------------------------------------------------------- the cache
 
-_LOADED: dict[tuple[str, str, int, int], nn.Module] = {}
+_LOADED: dict[tuple[str, str], nn.Module] = {}
 
 
 def classifier(dataset: str, size: int) -> Classifier:
@@ -196,24 +196,38 @@ def judge(dataset: str, size: int, seed: int = 0) -> Judge:
 
 
 def _cached(kind: str, dataset: str, size: int, seed: int) -> nn.Module:
-    key = (kind, dataset, int(size), int(seed))
+    data = image_dataset(dataset, size)
+
+    def train() -> tuple[nn.Module, dict[str, str]]:
+        if kind == "classifier":
+            model, acc = train_classifier(data, seed)
+            return model, {"heldout_accuracy": f"{acc:.4f}"}
+        return train_judge(data, seed), {}
+
+    return cached_module(kind, f"{kind}-{dataset}{size}-seed{seed}", {"dataset": dataset, "size": int(size), "seed": int(seed)},
+                         lambda: _blank(kind, data), train, f"the {dataset} {size}x{size} {kind} (seed {seed})")
+
+
+def cached_module(kind: str, stem: str, trained_for: dict[str, Any], blank: Callable[[], nn.Module],
+                  train: Callable[[], tuple[nn.Module, dict[str, str]]], what: str) -> nn.Module:
+    """A trained module from the cache file `<stem>-v<version>.safetensors`, or trained now by
+    `train()` (returning the module and header extras) and cached. The header names `kind`
+    and what it was `trained_for`; a file whose header or checksum disagrees is trained
+    again. `blank()` makes an untrained module of the right shape to load weights into.
+    The module comes back frozen (no gradients) and kept in memory for the next call."""
+    key = (kind, stem)
     if key in _LOADED:
         return _LOADED[key]
-    data = image_dataset(dataset, size)
-    path = cache_dir() / f"{kind}-{dataset}{size}-seed{seed}-v{CACHE_VERSION}.safetensors"
-    model = _read(path, kind, data, {"dataset": dataset, "size": int(size), "seed": int(seed)})
+    path = cache_dir() / f"{stem}-v{CACHE_VERSION}.safetensors"
+    model = _read(path, kind, blank, trained_for)
     if model is None:
         t0 = time.perf_counter()
-        print(f"arena: training the {dataset} {size}x{size} {kind} (seed {seed}) once; it is cached in {path.parent}",
-              file=sys.stderr, flush=True)
+        print(f"arena: training {what} once; it is cached in {path.parent}", file=sys.stderr, flush=True)
         with torch.enable_grad():  # the first use may come from inside a caller's torch.no_grad()
-            if kind == "classifier":
-                model, acc = train_classifier(data, seed)
-                extra = {"heldout_accuracy": f"{acc:.4f}"}
-            else:
-                model, extra = train_judge(data, seed), {}
-        _write(path, model, kind, dataset, size, seed, extra)
+            model, extra = train()
+        _write(path, model, {"kind": kind, **trained_for, **extra})
         print(f"arena: trained in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     _LOADED[key] = model
@@ -232,12 +246,11 @@ def weights_digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _write(path: Path, model: nn.Module, kind: str, dataset: str, size: int, seed: int, extra: dict[str, str]) -> None:
+def _write(path: Path, model: nn.Module, fields: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    header = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "kind": kind, "dataset": dataset, "size": size,
-              "seed": seed, "sha256": weights_digest(tensors), **extra}
+    header = {"format": CACHE_FORMAT, "version": CACHE_VERSION, **fields, "sha256": weights_digest(tensors)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -249,9 +262,9 @@ def _write(path: Path, model: nn.Module, kind: str, dataset: str, size: int, see
               file=sys.stderr)
 
 
-def _read(path: Path, kind: str, data: ImageData, trained_for: dict[str, Any]) -> nn.Module | None:
+def _read(path: Path, kind: str, blank: Callable[[], nn.Module], trained_for: dict[str, Any]) -> nn.Module | None:
     """The cached model, or None when there is none, it is damaged, or its header says it was
-    trained for another data set, size or seed (a file copied over another): then it is retrained."""
+    trained for something else (a file copied over another): then it is retrained."""
     if not path.is_file():
         return None
     try:
@@ -268,7 +281,7 @@ def _read(path: Path, kind: str, data: ImageData, trained_for: dict[str, Any]) -
             raise ValueError(f"trained for {other}, not {trained_for}")
         if header.get("sha256") != weights_digest(tensors):
             raise ValueError("checksum mismatch")
-        model = _blank(kind, data)
+        model = blank()
         model.load_state_dict(tensors, strict=True)
         model.eval()
         return model
@@ -278,5 +291,5 @@ def _read(path: Path, kind: str, data: ImageData, trained_for: dict[str, Any]) -
         return None
 
 
-__all__ = ["Classifier", "FEATURES", "Judge", "accuracy", "cache_dir", "classifier", "easy_fakes", "judge",
+__all__ = ["Classifier", "FEATURES", "cached_module", "Judge", "accuracy", "cache_dir", "classifier", "easy_fakes", "judge",
            "train_classifier", "train_judge", "weights_digest"]

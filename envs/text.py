@@ -1,0 +1,345 @@
+"""TextGeneration: a prompt, a response written token by token, and a judge that scores it.
+
+The env of ChatGPT's three training stages in miniature (agents/language.py trains them).
+An episode shows a prompt of `prompt_len` digits; the agent writes a response one token
+per step (a digit, or end-of-sequence) until it emits end-of-sequence or has written
+`max_len` digits. The reward comes once, at the end, from the judge:
+
+- `judge="gold"`: the task's hidden rule, standing in for the human whose preferences
+  the reward model learns;
+- `judge="reward-model"`: a learned reward model (the proxy): the one given as
+  `reward_model=PATH` (a `reward-model` checkpoint), else one trained on first use from
+  pairs the gold rule labelled, and cached (safetensors, checksummed, retrained when
+  damaged) like the image env's judge.
+
+Whatever the judge, the last step's info carries `gold`, `proxy` (None without a reward
+model) and `length` (digits written). Tasks:
+
+- `sort`:  answer with the prompt's digits in ascending order. The labels of preference
+  pairs follow the gold rule: a reward model can learn exactly what is wanted.
+- `evens`: answer with the prompt's even digits, in their order. The labellers favour
+  the longer answer (`length_bias`, default 0.45 of the pairs whose lengths differ), as
+  human raters of chatbots do: a reward model learns that longer is better, a shortcut
+  the gold rule does not reward, and RL against it writes long wrong answers.
+
+Gold score: the share of positions where the response has the right digit, over the
+longer of response and right answer: 1 for the right answer exactly, less for a wrong
+digit, a missing one or one too many.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from arena import settings as typed
+from arena.settings import setting
+from envs.errors import EnvError
+from envs.rendering import PygameRendering
+from envs.vector import SeededDiscrete
+
+TASKS = ("sort", "evens")
+JUDGES = ("gold", "reward-model")
+LENGTH_BIAS = {"sort": 0.0, "evens": 0.45}  # the labellers' default taste for longer answers
+MAX_PROMPT = 16
+MAX_RESPONSE = 32
+EDITS = 3  # a candidate answer is the right one after 0..EDITS random edits
+
+
+class TextError(EnvError):
+    """A text-generation setting is out of range, or a response is malformed."""
+
+
+@dataclass(frozen=True)
+class TextSettings:
+    """TextGeneration's kwargs, checked (type, range) before anything is built."""
+
+    task: str = setting("sort", help="sort: digits ascending; evens: the even digits (its labellers like long answers)",
+                        choices=TASKS)
+    judge: str = setting("gold", help="who scores a response: the hidden gold rule, or a learned reward model",
+                         choices=JUDGES)
+    prompt_len: int = setting(4, help="digits in a prompt", low=1, high=MAX_PROMPT)
+    max_len: int | None = setting(None, help="the most digits a response may have (null: prompt_len + 4)", low=1,
+                                  high=MAX_RESPONSE)
+    vocab: int = setting(10, help="digits 0..vocab-1", low=2, high=16)
+    length_bias: float | None = setting(None, help="share of labelled pairs (of unequal lengths) where the labeller "
+                                        "picked the longer answer (null: the task's default)", low=0.0, high=1.0)
+    reward_model: str | None = setting(None, help="a reward-model checkpoint to judge with (null: the cached one, "
+                                       "trained on first use)")
+
+
+@dataclass(frozen=True)
+class TextTask:
+    """One task's rules as plain functions of token arrays: prompts, the right answer, the gold
+    score, candidate answers and how a labeller compares two. Digits are 0..vocab-1;
+    `eos` ends a response; `sep` separates prompt and response and `pad` fills, in the
+    sequences language models read (agents/language.py)."""
+
+    task: str
+    prompt_len: int
+    max_len: int
+    vocab: int
+    length_bias: float
+
+    @classmethod
+    def of(cls, s: TextSettings) -> "TextTask":
+        max_len = s.prompt_len + 4 if s.max_len is None else s.max_len
+        if max_len > MAX_RESPONSE:
+            raise TextError(f"prompt_len={s.prompt_len} leaves max_len unset at {max_len}, above {MAX_RESPONSE}; "
+                            f"set max_len=1..{MAX_RESPONSE}")
+        if max_len < s.prompt_len:
+            raise TextError(f"max_len={max_len} is shorter than the longest right answer ({s.prompt_len} digits); "
+                            f"use max_len >= prompt_len")
+        bias = LENGTH_BIAS[s.task] if s.length_bias is None else float(s.length_bias)
+        return cls(s.task, s.prompt_len, max_len, s.vocab, bias)
+
+    @property
+    def eos(self) -> int:
+        return self.vocab
+
+    @property
+    def sep(self) -> int:
+        return self.vocab + 1
+
+    @property
+    def pad(self) -> int:
+        return self.vocab + 2
+
+    @property
+    def n_tokens(self) -> int:
+        """Every token a sequence may hold: digits, eos, sep, pad."""
+        return self.vocab + 3
+
+    @property
+    def n_actions(self) -> int:
+        """What a writer may emit: a digit or eos."""
+        return self.vocab + 1
+
+    def key(self) -> dict[str, Any]:
+        """What a reward model for this task must have been trained for."""
+        return {"task": self.task, "prompt_len": self.prompt_len, "max_len": self.max_len, "vocab": self.vocab,
+                "length_bias": self.length_bias}
+
+    def prompts(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """`n` prompts (n, prompt_len) of uniform digits."""
+        return rng.integers(self.vocab, size=(n, self.prompt_len)).astype(np.int64)
+
+    def answer(self, prompt: np.ndarray) -> np.ndarray:
+        """The right response to one prompt (digits, no eos)."""
+        p = np.asarray(prompt, dtype=np.int64)
+        return np.sort(p) if self.task == "sort" else p[p % 2 == 0]
+
+    def gold(self, prompt: np.ndarray, response: np.ndarray) -> float:
+        """The share of positions holding the right digit, over the longer of response and answer."""
+        want, got = self.answer(prompt), np.asarray(response, dtype=np.int64)
+        n = min(len(want), len(got))
+        longest = max(len(want), len(got))
+        return 1.0 if longest == 0 else float((want[:n] == got[:n]).sum()) / longest
+
+    def candidate(self, prompt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The right answer after 0..EDITS random edits (change, drop, insert or append a digit):
+        answers of every quality and length, for preference pairs and the cached reward model."""
+        r = list(self.answer(prompt))
+        for _ in range(int(rng.integers(EDITS + 1))):
+            kind = int(rng.integers(4))
+            if kind == 0 and r:
+                r[int(rng.integers(len(r)))] = int(rng.integers(self.vocab))
+            elif kind == 1 and r:
+                del r[int(rng.integers(len(r)))]
+            elif kind == 2 and len(r) < self.max_len:
+                r.insert(int(rng.integers(len(r) + 1)), int(rng.integers(self.vocab)))
+            elif len(r) < self.max_len:
+                r.append(int(rng.integers(self.vocab)))
+        return np.array(r, dtype=np.int64)
+
+    def prefers_first(self, prompt: np.ndarray, a: np.ndarray, b: np.ndarray, rng: np.random.Generator,
+                      noise: float = 0.0) -> bool | None:
+        """A labeller's verdict on (a, b): True when a is preferred, None when they cannot tell.
+        With probability `length_bias` (lengths differing) the longer answer wins; otherwise
+        the higher gold score does; then `noise` flips the verdict, as labellers disagree."""
+        if len(a) != len(b) and rng.random() < self.length_bias:
+            first = len(a) > len(b)
+        else:
+            ga, gb = self.gold(prompt, a), self.gold(prompt, b)
+            if ga == gb:
+                return None
+            first = ga > gb
+        return (not first) if rng.random() < noise else first
+
+    def sequence(self, prompt: np.ndarray, response: np.ndarray, ended: bool) -> np.ndarray:
+        """What a language model reads: prompt, sep, response (and eos when it ended)."""
+        tail = [self.eos] if ended else []
+        return np.concatenate([prompt, [self.sep], response, tail]).astype(np.int64)
+
+    @property
+    def longest_sequence(self) -> int:
+        return self.prompt_len + 1 + self.max_len + 1
+
+    def text(self, tokens: Any) -> str:
+        """Tokens in words: digits as hex above 9, eos as '.'."""
+        return " ".join("." if t == self.eos else f"{int(t):x}" for t in tokens)
+
+
+class TextGenerationEnv(PygameRendering, gym.Env):
+    """`gymnasium.make("arena/TextGeneration-v0", task="sort")`, alias `text:sort`.
+
+    Observation: MultiDiscrete of prompt_len + max_len tokens: the prompt, the response
+    so far, then `pad`. Action: Discrete(vocab + 1): a digit, or `vocab` = end-of-sequence.
+    Reward 0 until the last step, then the judge's score of the response.
+    """
+
+    metadata = {"render_modes": ["human", "rgb_array", "ansi"], "render_fps": 4}
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        """kwargs: the fields of `TextSettings` (declared there once, checked here)."""
+        self.settings = s = typed.build(TextSettings, kwargs, TextError)
+        self.text = TextTask.of(s)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise TextError(f"unknown render_mode {render_mode!r}; use one of {self.metadata['render_modes']}")
+        self.render_mode = render_mode
+        T = self.text
+        self.observation_space = spaces.MultiDiscrete([T.n_tokens] * (T.prompt_len + T.max_len))
+        self.action_space = SeededDiscrete(T.n_actions)
+        self.max_steps = T.max_len
+        self.prompt = np.zeros(T.prompt_len, dtype=np.int64)
+        self.response: list[int] = []
+        self.ended = False
+        self.figures: dict[str, Any] = {}
+        self._scorer: Callable[[np.ndarray, list[np.ndarray]], np.ndarray] | None = None
+        self._font: Any = None
+        if s.reward_model is not None:
+            self.scorer  # a bad checkpoint is refused now, not mid-episode
+
+    @property
+    def action_names(self) -> list[str]:
+        return [f"{d:x}" for d in range(self.text.vocab)] + ["end"]
+
+    @property
+    def scorer(self) -> Callable[[np.ndarray, list[np.ndarray]], np.ndarray] | None:
+        """The reward model's score of (prompts (B, P), responses): the proxy; None when the
+        env has none (gold judge, no reward_model given)."""
+        s = self.settings
+        if self._scorer is None and (s.judge == "reward-model" or s.reward_model is not None):
+            from agents.language import reward_model_for
+
+            self._scorer = reward_model_for(self.text, s.reward_model).score
+        return self._scorer
+
+    # ---------------------------------------------------------------- dynamics
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        if seed is not None:
+            self.action_space.follow(seed)  # type: ignore[attr-defined]  # a SeededDiscrete
+        self.prompt = self.text.prompts(1, self.np_random)[0]
+        self.response, self.ended, self.figures = [], False, {}
+        if self.render_mode == "human":
+            self.render()
+        return self._observe(), {}
+
+    def _observe(self) -> np.ndarray:
+        T = self.text
+        obs = np.full(T.prompt_len + T.max_len, T.pad, dtype=np.int64)
+        obs[: T.prompt_len] = self.prompt
+        obs[T.prompt_len: T.prompt_len + len(self.response)] = self.response
+        return obs
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        T = self.text
+        try:
+            a = int(action)
+        except (TypeError, ValueError):
+            raise TextError(f"action {action!r} is not a token; use 0..{T.eos} ({T.eos}: end of sequence)") from None
+        if not 0 <= a <= T.eos or a != action:
+            raise TextError(f"action {action!r} is out of range; use a digit 0..{T.vocab - 1} or {T.eos} (end of sequence)")
+        if self.ended:
+            raise TextError("the response has ended; call reset() before writing another")
+        if a == T.eos:
+            self.ended = True
+        else:
+            self.response.append(a)
+            self.ended = len(self.response) >= T.max_len
+        reward, info = 0.0, {}
+        if self.ended:
+            info = self.judge_response()
+            reward = info["gold"] if self.settings.judge == "gold" else info["proxy"]
+        if self.render_mode == "human":
+            self.render()
+        return self._observe(), float(reward), self.ended, False, info
+
+    def judge_response(self) -> dict[str, Any]:
+        """gold, proxy, length and is_success (gold perfect) of the response as it stands."""
+        response = np.array(self.response, dtype=np.int64)
+        gold = self.text.gold(self.prompt, response)
+        scorer = self.scorer
+        proxy = None if scorer is None else float(scorer(self.prompt[None], [response])[0])
+        self.figures = {"gold": gold, "proxy": proxy, "length": len(response), "is_success": gold == 1.0}
+        return dict(self.figures)
+
+    def snapshot(self) -> tuple[tuple[int, ...], bool, tuple[tuple[str, Any], ...]]:
+        return tuple(self.response), self.ended, tuple(self.figures.items())
+
+    def restore(self, snapshot: tuple[tuple[int, ...], bool, tuple[tuple[str, Any], ...]]) -> None:
+        response, self.ended, figures = snapshot
+        self.response, self.figures = list(response), dict(figures)
+
+    # ---------------------------------------------------------------- drawing
+
+    def render_text(self) -> str:
+        T = self.text
+        lines = [f"task {T.task}  judge {self.settings.judge}",
+                 f" prompt:   {T.text(self.prompt)}",
+                 f" want:     {T.text(T.answer(self.prompt))}",
+                 f" response: {T.text(self.response + ([T.eos] if self.ended and len(self.response) < T.max_len else []))}"]
+        if self.figures:
+            proxy = self.figures["proxy"]
+            lines.append(f" gold {self.figures['gold']:.2f}" + ("" if proxy is None else f"  proxy {proxy:+.2f}"))
+        return "\n".join(lines) + "\n"
+
+    CELL = 34
+
+    def frame_size(self) -> tuple[int, int]:
+        return max(460, 100 + self.CELL * (self.text.max_len + 1)), 4 * self.CELL + 40
+
+    def draw(self, surface: Any, show_values: bool = True, show_policy: bool = True) -> None:
+        """The tape: the prompt, the right answer (`show_values`; hidden from a person playing),
+        and the response, green where a digit is right, red where wrong; gold and proxy below."""
+        import pygame
+
+        if self._font is None:
+            pygame.font.init()
+            self._font = pygame.font.Font(None, 24)
+        font, px, T = self._font, self.CELL, self.text
+        surface.fill((245, 244, 238))
+        want = T.answer(self.prompt)
+        rows: list[tuple[str, list[int], np.ndarray | None]] = [("prompt", [int(t) for t in self.prompt], None)]
+        if show_values:
+            rows.append(("want", [int(t) for t in want] + [T.eos], None))
+        written = self.response + ([T.eos] if self.ended and len(self.response) < T.max_len else [])
+        rows.append(("response", written, want))
+        for row, (label, tokens, check) in enumerate(rows):
+            y = 6 + row * (px + 6)
+            surface.blit(font.render(label, True, (90, 90, 90)), (4, y + 6))
+            for i, tok in enumerate(tokens):
+                x = 92 + i * px
+                colour = (225, 232, 245)
+                if check is not None:
+                    right = (i < len(check) and tok == check[i]) or (tok == T.eos and i == len(check))
+                    colour = (60, 160, 80) if right else (200, 60, 50)
+                pygame.draw.rect(surface, colour, (x + 1, y, px - 4, px - 4))
+                ink = (255, 255, 255) if check is not None else (30, 30, 30)
+                surface.blit(font.render("end" if tok == T.eos else f"{tok:x}", True, ink), (x + 6, y + 8))
+        if self.figures:
+            proxy = self.figures["proxy"]
+            text = f"gold {self.figures['gold']:.2f}" + ("" if proxy is None else f"   proxy {proxy:+.2f}")
+            surface.blit(font.render(text, True, (40, 40, 40)), (4, 12 + len(rows) * (px + 6)))
+
+    def window_title(self) -> str:
+        return f"Arena TextGeneration: {self.text.task}"
+
+
+__all__ = ["JUDGES", "TASKS", "TextError", "TextGenerationEnv", "TextSettings", "TextTask"]
