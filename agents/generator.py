@@ -154,7 +154,7 @@ class GeneratorAgent:
         return ""
 
 
-class NeuralGenerator(CountsUpdates, GeneratorAgent):
+class NeuralGenerator(GeneratorAgent):
     """A generator with torch modules that trains through the one loop (agents/training.py).
 
     A subclass sets `modules` and `optims` (dicts of name -> module / optimiser) in
@@ -254,6 +254,8 @@ class NeuralGenerator(CountsUpdates, GeneratorAgent):
         return z, y
 
     check_finite = staticmethod(check_finite)
+    default_budget, units_for, trained = CountsUpdates.default_budget, CountsUpdates.units_for, CountsUpdates.trained
+    finish = CountsUpdates.finish
 
     # ---------------------------------------------------------------- acting
 

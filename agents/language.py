@@ -54,7 +54,7 @@ from agents.training import (AgentBase, CountsUpdates, NonFinite, TrainingLog, c
 from arena import settings as typed
 from arena.errors import AgentError, CheckpointError
 from envs.abilities import WritesText
-from envs.text import TextTask
+from envs.text_task import TextTask
 
 DATA_STREAM = 1 << 40  # episode_seed index of a run's fixed data (pairs), apart from its units
 
@@ -137,7 +137,7 @@ def net_config(settings: Any, task: TextTask) -> NetConfig:
 # --------------------------------------------------------------------------- what the agents share
 
 
-class TextAgent(CountsUpdates, AgentBase):
+class TextAgent(AgentBase):
     """What the language-model agents share: the task they were built for, the device, the
     sampler, the checkpoint (weights, optimiser and sampler state as arrays; the task in
     the header) and playing a response token by token."""
@@ -146,6 +146,11 @@ class TextAgent(CountsUpdates, AgentBase):
     budget_unit = "update"
     Settings: type = LMSettings
     recurrent = False  # the observation holds the whole response so far
+    needs_stages = False  # rlhf and best-of-n: `fit` gets stages 1 and 2 first
+    stage1: "LanguageModel | None" = None
+    stage2: "RewardModel | None" = None
+    default_budget, units_for, trained = CountsUpdates.default_budget, CountsUpdates.units_for, CountsUpdates.trained
+    finish = CountsUpdates.finish
 
     def __init__(self, **settings: Any) -> None:
         self.settings = typed.build(self.Settings, settings, AgentError)
@@ -208,6 +213,14 @@ class TextAgent(CountsUpdates, AgentBase):
         self.build()
         self.sampler.manual_seed(seed)
         self.seed = seed
+
+    def fit(self, env: gym.Env, spec: RunSpec | None = None, **fields: Any) -> dict[str, Any]:
+        """The one `fit`; an agent built on stages 1 and 2 gets them first (from its settings'
+        checkpoints, or trained now as runs of their own), unless it resumes."""
+        spec = self.run_spec(spec, fields)
+        if self.needs_stages and isinstance(spec, RunSpec) and spec.resume is None:
+            self.stage1, self.stage2 = stages(self, env, spec)
+        return fit(self, env, spec)
 
     def unit_rng(self, index: int) -> np.random.Generator:
         """The prompts' stream of unit `index`."""
@@ -410,7 +423,7 @@ class RewardModel(TextAgent):
 
     # ---------------------------------------------------------------- the pairs
 
-    def stage1(self) -> LanguageModel | None:
+    def sft_policy(self) -> LanguageModel | None:
         if self.sft_model is None and self.settings.sft is not None:
             self.sft_model = load_stage(LanguageModel, self.settings.sft, "sft", self.device)
             self.sft_model.check_task(self._task(), self.settings.sft)
@@ -418,7 +431,7 @@ class RewardModel(TextAgent):
 
     def labelled_pairs(self, n: int, stream: int) -> dict[str, np.ndarray]:
         """`n` pairs (preferred, rejected) with their tokens and last indices, from stream `stream`."""
-        task, lm = self._task(), self.stage1()
+        task, lm = self._task(), self.sft_policy()
         rng = np.random.default_rng(episode_seed(self.seed, stream))
         sampler = torch.Generator().manual_seed(episode_seed(self.seed, stream + 1))
         prompts_out: list[np.ndarray] = []
@@ -569,24 +582,10 @@ def stages(agent: TextAgent, env: gym.Env, spec: RunSpec) -> tuple[LanguageModel
     return lm, rm
 
 
-class PipelineAgent(TextAgent):
-    """An agent built on stages 1 and 2 (rlhf, best-of-n): `fit` gets them first."""
-
-    stage1: LanguageModel | None = None
-    stage2: RewardModel | None = None
-
-    def fit(self, env: gym.Env, spec: RunSpec | None = None, **fields: Any) -> dict[str, Any]:
-        """Stages 1 and 2 (from the settings' checkpoints, or trained now), then this agent's own run."""
-        spec = self.run_spec(spec, fields)
-        if spec.resume is None:
-            self.stage1, self.stage2 = stages(self, env, spec)
-        return fit(self, env, spec)
-
-
 # --------------------------------------------------------------------------- stage 3: RL against the reward model
 
 
-class RLHF(PipelineAgent):
+class RLHF(TextAgent):
     """Stage 3 (`rlhf`): the module docstring's J(pi), by REINFORCE with a leave-one-out baseline.
 
     One unit: `prompts` prompts, `k` responses to each, one Adam step. Its checkpoint holds
@@ -596,6 +595,7 @@ class RLHF(PipelineAgent):
 
     name = "rlhf"
     Settings = RLHFSettings
+    needs_stages = True
 
     def build(self) -> None:
         if self.stage1 is not None and self.stage2 is not None:  # a fresh run: copies of the stages
@@ -710,12 +710,13 @@ def overoptimisation_plot(log: TrainingLog, path: Path, title: str) -> Path:
 # --------------------------------------------------------------------------- best-of-n and gold-best
 
 
-class BestOfN(PipelineAgent):
+class BestOfN(TextAgent):
     """`best-of-n`: for each prompt, n responses sampled from the stage-1 model; it writes the
     one the reward model scores highest. No training of its own (a Planner)."""
 
     name = "best-of-n"
     Settings = BestOfNSettings
+    needs_stages = True
     recurrent = True  # it keeps the response it chose
 
     def build(self) -> None:

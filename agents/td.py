@@ -126,7 +126,8 @@ class ExpectedSarsaAgent(TabularLearner):
         if fused_tables(self, env) is not None:
             return fused_episode(self, env, seed, EXPECTED_SARSA)
         Q = self.tables["Q"]
-        return off_policy_td_episode(self, env, seed, lambda s2: float(self.epsilon_greedy_probs(s2) @ Q[s2]))
+        # sum_a pi(a|S') Q(S',a), summed in the compiled path's order so both paths agree to the bit
+        return off_policy_td_episode(self, env, seed, lambda s2: float(_expected_value(Q, s2, self.epsilon_now)))
 
 
 class DoubleQLearningAgent(TabularLearner):

@@ -97,23 +97,20 @@ def check_finite(**losses: Any) -> None:
 
 
 class CountsUpdates:
-    """A learner whose budget is its `updates` setting, one update per unit of the loop, and
-    that reports the device it trained on."""
+    """The methods of a learner whose budget is its `updates` setting, one update per unit of
+    the loop, and that reports the device it trained on: its classes take them as they are
+    (`default_budget = CountsUpdates.default_budget`, ...), not as a further base class."""
 
-    settings: Any
-    budget: Any
-    device: Any
-
-    def default_budget(self) -> int:
+    def default_budget(self: Any) -> int:
         return int(self.settings.updates)
 
-    def units_for(self, budget: int) -> int:
+    def units_for(self: Any, budget: int) -> int:
         return int(budget)
 
-    def trained(self) -> int:
+    def trained(self: Any) -> int:
         return int(self.budget.done) if self.budget else 0
 
-    def finish(self) -> dict[str, Any]:
+    def finish(self: Any) -> dict[str, Any]:
         return {"device": str(self.device)}
 
 
