@@ -64,12 +64,22 @@ def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
     tmp = Path(name)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~UMASK)  # the mode a plain open() would give, not mkstemp's private 0600
         os.replace(tmp, path)
     except OSError as exc:
         raise FileFormatError(f"cannot write {path}: {one_line(exc.strerror or exc)}; choose a writable path") from None
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()  # read once, at import: setting it back and forth later would race with other threads
 
 
 # --------------------------------------------------------------------------- the container

@@ -26,6 +26,7 @@ owns everything else:
 from __future__ import annotations
 
 import dataclasses
+import math
 import signal
 import sys
 import threading
@@ -89,11 +90,12 @@ class NonFinite(Exception):
 
 def check_finite(**losses: Any) -> None:
     """Raise NonFinite (before any parameter changes) when a loss (a 0-d tensor) is NaN or infinite."""
-    import math
+    import torch
 
     for component, value in losses.items():
-        if not math.isfinite(float(value)):
-            raise NonFinite(component.replace("_", " "), float(value))
+        x = float(torch.as_tensor(value).detach())
+        if not math.isfinite(x):
+            raise NonFinite(component.replace("_", " "), x)
 
 
 class CountsUpdates:

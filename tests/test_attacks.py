@@ -433,3 +433,11 @@ def test_a_very_long_run_keeps_a_bounded_log_that_resumes_exactly(monkeypatch):
     assert np.isclose(np.mean(straight.returns), values[:len(straight.returns) * 16].mean())
     assert resumed.returns == straight.returns and resumed.totals == straight.totals
     assert resumed.units == straight.units and resumed.stride == straight.stride
+
+
+def test_files_written_atomically_get_the_usual_mode_not_a_private_one(tmp_path):
+    """A report page, video or plot is readable as a plain open() would leave it (mkstemp makes 0600)."""
+    from agents.checkpoint import UMASK, write_atomically
+
+    path = write_atomically(tmp_path / "page.html", lambda p: p.write_text("x"))
+    assert path.stat().st_mode & 0o777 == 0o666 & ~UMASK
