@@ -518,28 +518,50 @@ def load_stage(cls: type, path: str | Path, setting_name: str, device: torch.dev
 
 def reward_model_for(task: TextTask, path: str | None) -> RewardModel:
     """The env's reward-model judge: the checkpoint at `path`, or the cached one for `task`
-    (trained once from the task's edited answers, seed 0; envs/vision.py keeps the cache)."""
+    (trained once from the task's edited answers)."""
     if path is not None:
         model: RewardModel = load_stage(RewardModel, path, "reward_model", torch.device("cpu"))
         model.check_task(task, path)
         return model
+    return cached_stage(RewardModel, task)  # type: ignore[return-value]
+
+
+REFERENCE_PROMPTS, REFERENCE_SEED = 2000, 12345
+_STAGE1_GOLD: dict[tuple[tuple[str, Any], ...], float] = {}
+
+
+def stage1_gold(task: TextTask) -> float:
+    """The mean gold score of the default stage-1 model (`lm`, seed 0) on `task`: the 0 of the
+    leaderboard's normalised text score (gold-best is its 1). Trained once and cached."""
+    key = tuple(sorted(task.key().items()))
+    if key not in _STAGE1_GOLD:
+        _STAGE1_GOLD[key] = mean_gold(cached_stage(LanguageModel, task).writer(), task, REFERENCE_PROMPTS,
+                                      REFERENCE_SEED)
+    return _STAGE1_GOLD[key]
+
+
+def cached_stage(cls: type[TextAgent], task: TextTask) -> TextAgent:
+    """Stage 1 (`LanguageModel`) or stage 2 (`RewardModel`, from the task's edited answers) at
+    its default settings, seed 0, on CPU with one thread, so that it is the same on every
+    machine: trained for `task` once and cached (envs/vision.py keeps the cache)."""
     from envs.vision import cached_module
 
-    key = task.key()
-    name = f"reward-model-{task.task}-p{task.prompt_len}-m{task.max_len}-v{task.vocab}-b{task.length_bias:g}-seed0"
-    model = RewardModel(device="cpu")
+    model: TextAgent = cls(device="cpu")
     model.task = task
     model.build()
+    module = "reward" if cls is RewardModel else "policy"
+    blank = model.modules[module]
 
     def train() -> tuple[Any, dict[str, str]]:
-        env = gym.make("arena/TextGeneration-v0", **key)
+        env = gym.make("arena/TextGeneration-v0", **task.key())
         with one_thread():
             model.fit(env, RunSpec(seed=0, progress=False))
-        return model.modules["reward"], {"heldout_accuracy": f"{model.heldout_accuracy:.4f}"}
+        extra = {"heldout_accuracy": f"{model.heldout_accuracy:.4f}"} if isinstance(model, RewardModel) else {}
+        return model.modules[module], extra
 
-    model.modules["reward"] = cached_module("reward-model", name, key, lambda: model.make_net(1, 2), train,
-                                            f"the reward model for text:{task.task} (seed 0)")
-    model.modules["reward"].requires_grad_(False)
+    stem = f"{cls.name}-{task.task}-p{task.prompt_len}-m{task.max_len}-v{task.vocab}-b{task.length_bias:g}-seed0"
+    what = f"the {'reward model' if module == 'reward' else 'stage-1 model'} for text:{task.task} (seed 0)"
+    model.modules = {module: cached_module(cls.name, stem, task.key(), lambda: blank, train, what)}
     return model
 
 
@@ -627,6 +649,42 @@ class RLHF(TextAgent):
 
     def frozen(self) -> list[Any]:
         return [self.modules["reference"], self.modules["reward"]]
+
+    # ---------------------------------------------------------------- playing, traced
+
+    trace: dict[str, list[float]] = {}
+
+    def reset(self, seed: int | None = None) -> None:
+        self.trace = {"log_ratio": [], "kl": [], "proxy": []}
+        return super().reset(seed)
+
+    def act(self, obs: Any, state: Any = None, greedy: bool = True) -> tuple[int, Any]:
+        """The next token, as every writer chooses it; the episode's trace keeps, per token, its
+        log-ratio log pi(a)/pi_ref(a) and the exact KL_t, and at the end the reward model's
+        score: what the replay viewer colours and the leaderboard reports."""
+        task = self._task()
+        prompt, response = self.split(obs)
+        seq = torch.as_tensor(task.sequence(prompt, response, ended=False)[None], device=self.device)
+        with torch.no_grad():
+            logits = self.modules["policy"](seq)[0, -1]
+            logp = torch.log_softmax(logits, -1)
+            ref_logp = torch.log_softmax(self.modules["reference"](seq)[0, -1], -1)
+            token = int(choose(logits[None], float(self.settings.temperature), self.sampler)[0])
+        trace = self.trace or {"log_ratio": [], "kl": [], "proxy": []}
+        trace["log_ratio"].append(float(logp[token] - ref_logp[token]))
+        trace["kl"].append(max(0.0, float((logp.exp() * (logp - ref_logp)).sum())))
+        if token == task.eos or len(response) + 1 >= task.max_len:  # the response ends here
+            final = response if token == task.eos else np.append(response, token)
+            tokens, last = score_input(task, prompt[None], [final])
+            with torch.no_grad():
+                trace["proxy"] = [float(RewardModel.rewards(self.modules["reward"], torch.as_tensor(tokens, device=self.device),
+                                                           torch.as_tensor(last, device=self.device))[0])]
+        self.trace = trace
+        return token, None
+
+    def overlay(self) -> dict[str, np.ndarray]:
+        """The last episode's trace: per token `log_ratio` and `kl`, and `proxy` at its end."""
+        return {k: np.array(v, dtype=np.float64) for k, v in self.trace.items() if v}
 
     def begin(self, env: gym.Env, seed: int) -> None:
         if self.stage1 is None or self.stage2 is None:
@@ -805,5 +863,5 @@ def best_of_n_exact(p: np.ndarray, r: np.ndarray, n: int) -> tuple[np.ndarray, f
     return q, kl, win
 
 
-__all__ = ["BestOfN", "GoldBest", "LanguageModel", "RLHF", "RewardModel", "best_of_n_exact", "mean_gold", "overoptimisation_plot",
-           "reward_model_for", "sample"]
+__all__ = ["BestOfN", "GoldBest", "LanguageModel", "RLHF", "RewardModel", "best_of_n_exact", "cached_stage", "mean_gold", "overoptimisation_plot",
+           "reward_model_for", "sample", "stage1_gold"]

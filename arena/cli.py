@@ -227,11 +227,12 @@ def _results_table(results: list[Result], title: str, labels: dict[str, str] | N
     `labels` names agents by run key (a suite's "gan loss=lsgan") where the name alone is ambiguous."""
     table = Table(title=escape(title))
     images = any("fid" in r.metrics for r in results)
+    texts = any("gold" in r.metrics for r in results)
     exact = any(r.exact_return is not None for r in results)  # a column of n/a only takes room
     success = any(r.successes for r in results)
     columns = ("id", "date", "env", "agent", "seed", "score") + (("success",) if success else ())
     columns += ("mean return", "std") + (("exact return",) if exact else ())
-    columns += ("n",) + (("FID", "IS", "coverage") if images else ())
+    columns += ("n",) + (("FID", "IS", "coverage") if images else ()) + (("gold", "proxy", "KL") if texts else ())
     rows: list[tuple[str, ...]] = []
     for r in results:
         agent = (labels or {}).get(r.run_key, r.agent)
@@ -247,6 +248,9 @@ def _results_table(results: list[Result], title: str, labels: dict[str, str] | N
             flag = " collapsed" if m.get("mode_collapse") else ""
             cells += (fmt(m.get("fid"), 1) if "fid" in m else "", fmt(m.get("inception_score"), 2) if "fid" in m else "",
                       covered + flag)
+        if texts:
+            m = r.metrics
+            cells += tuple(fmt(m.get(k), 3 if k == "gold" else 2) if m.get(k) is not None else "" for k in ("gold", "proxy", "kl"))
         rows.append(cells)
     _fill(table, columns, rows, words=("env", "agent"))
     table.caption = ("score: exact normalised score (1 optimal, 0 random); exact return: expected return, computed by DP"
@@ -257,6 +261,10 @@ def _results_table(results: list[Result], title: str, labels: dict[str, str] | N
     if images:
         table.caption += ("\n" if table.caption else "") + ("images: score = (FID_noise - FID) / (FID_noise - FID_real), 1 = as real as held-out data, "
                           "0 = noise; FID, IS and coverage in the data set's classifier features")
+    if texts:
+        table.caption += ("\n" if table.caption else "") + (
+            "text: score = (gold - stage 1's gold) / (1 - stage 1's gold), 0 = the supervised model, 1 = gold-best; "
+            "gold: the hidden rule's score; proxy: the reward model's; KL: nats per response from the agent's reference")
     return table
 
 
@@ -688,7 +696,8 @@ def _standings_table(entries: list[Any], title: str) -> Table:
 
     table = Table(title=escape(title))
     _fill(table, STANDINGS_COLUMNS, [standing_cells(st) for st in entries], words=("env", "agent", "notes"))
-    table.caption = ("score: normalised (exact for grids, accuracy for sequences, FID-based for images), IQM over "
+    table.caption = ("score: normalised (exact for grids, accuracy for sequences, FID-based for images, gold for text: 0 stage 1, 1 gold-best), "
+                     "IQM over "
                      "runs; =: tied (95% intervals overlap); success: episodes that reached the goal or were all right")
     return table
 

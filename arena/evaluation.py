@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from agents.protocol import RunSpec
 from arena.jobs import EVAL_SEED_BASE, Job, run_job
-from arena.leaderboard import Result
+from arena.leaderboard import Result, text_summary
 from arena.statistics import CONFIDENCE, Aggregate, aggregate
 
 # --------------------------------------------------------------------------- the protocol in one call
@@ -75,6 +75,26 @@ class Evaluation:
         return ", ".join(parts)
 
     @property
+    def gold(self) -> float | None:
+        """Text: the median over runs of the mean gold score (the task's hidden rule)."""
+        return self._median_metric("gold")
+
+    @property
+    def proxy(self) -> float | None:
+        """Text: the median over runs of the mean reward-model score (the env's, else the agent's own)."""
+        return self._median_metric("proxy")
+
+    @property
+    def kl(self) -> float | None:
+        """Text: the median over runs of the mean KL (nats per response) from the agent's reference."""
+        return self._median_metric("kl")
+
+    @property
+    def text_figures(self) -> str:
+        """'gold 0.95, proxy +3.04, KL 0.76' for a writer; '' otherwise."""
+        return text_summary(self.gold, self.proxy, self.kl)
+
+    @property
     def returns(self) -> list[list[float]]:
         """Per run, per evaluation episode."""
         return [list(r.returns) for r in self.runs]
@@ -122,7 +142,7 @@ class Evaluation:
                            "eval_seeds": self.eval_seeds, "score": agg(self.score), "mean_return": agg(self.mean_return),
                            "success_rate": self.success_rate, "flags": self.flags, "fid": self.fid,
                            "inception_score": self.inception_score, "coverage": self.coverage,
-                           "returns": self.returns, "successes": self.successes, "runs": runs})
+                           "gold": self.gold, "proxy": self.proxy, "kl": self.kl, "returns": self.returns, "successes": self.successes, "runs": runs})
 
     def record(self, db: str | Path | None = None) -> int:
         """Write each run to the leaderboard (skipping rows already there); returns rows added."""

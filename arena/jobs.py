@@ -185,7 +185,7 @@ def score_run(job: Job, agent: Agent | Player, env: gym.Env, episodes: list[Any]
         std_return=summary.std,
         iqm_return=summary.iqm,
         score=exact.score if exact else sampled if sampled is not None else image.normalised if image else
-        text["gold"] if text else accuracy(episodes),
+        text["normalised_gold"] if text else accuracy(episodes),
         exact_return=exact.expected_return if exact else None,
         eval_gamma=EVAL_GAMMA if exact else None,
         replay_paths=[e.replay_path for e in episodes if e.replay_path],

@@ -26,6 +26,7 @@ class Episode:
     actions: np.ndarray | None = None  # what the agent did: (T,) ints, or (T, ...) images
     last_info: dict[str, Any] | None = None  # the info of the episode's last step (e.g. diversity)
     rewards: np.ndarray | None = None  # per step
+    overlay: dict[str, Any] | None = None  # what the agent showed of itself (its replay's overlay)
 
 
 def stack_actions(actions: list[Any], space: Any) -> np.ndarray:
@@ -100,7 +101,7 @@ def play(
                 actions = actions[:max(0, SCORE_IMAGES - images_kept)].copy()
                 images_kept += len(actions)
             ep = Episode(seed, replay.episode_return, replay.steps, replay.terminated, path, actions,
-                         replay.last_info, replay.rewards)
+                         replay.last_info, replay.rewards, replay.overlay)
             episodes.append(ep)
             if on_episode:
                 on_episode(ep)

@@ -112,15 +112,26 @@ def image_score(env: gym.Env, episodes: list[Any]) -> Any:
 
 
 def text_metrics(env: gym.Env, episodes: list[Any]) -> dict[str, Any] | None:
-    """For the text env: the mean gold score (the hidden rule's: what the leaderboard ranks
-    by), the mean proxy (the reward model's, when the env has one) and the mean response
-    length of the episodes; None for other envs."""
-    if not isinstance(env.unwrapped, WritesText) or not episodes:
+    """For the text env: the mean gold score (the hidden rule's), its normalised form (0: the
+    default stage-1 model's gold, 1: gold-best's; what the leaderboard ranks by), the mean
+    proxy (the reward model's score: the env's, else the agent's own), the mean KL from the
+    agent's reference (agents that have one) and the mean response length; None elsewhere."""
+    u = env.unwrapped
+    if not isinstance(u, WritesText) or not episodes:
         return None
+    from agents.language import stage1_gold
+
     infos = [e.last_info or {} for e in episodes]
+    traces = [e.overlay or {} for e in episodes]
+    gold = float(np.mean([float(i.get("gold", 0.0)) for i in infos]))
     proxies = [float(i["proxy"]) for i in infos if i.get("proxy") is not None]
-    return {"gold": float(np.mean([float(i.get("gold", 0.0)) for i in infos])),
-            "proxy": float(np.mean(proxies)) if proxies else None,
+    if not proxies:
+        proxies = [float(t["proxy"][-1]) for t in traces if len(t.get("proxy", ())) > 0]
+    kls = [float(np.sum(t["kl"])) for t in traces if "kl" in t]
+    floor = stage1_gold(u.text)
+    return {"gold": gold, "normalised_gold": (gold - floor) / (1.0 - floor) if floor < 1.0 else gold,
+            "stage1_gold": floor, "proxy": float(np.mean(proxies)) if proxies else None,
+            "kl": float(np.mean(kls)) if len(kls) == len(episodes) else None,
             "length": float(np.mean([float(i.get("length", 0)) for i in infos]))}
 
 

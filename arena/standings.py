@@ -77,7 +77,7 @@ def standing_cells(st: Standing) -> tuple[str, ...]:
     score = f"{e.score.iqm:.3f}" if e.score else "n/a"
     mean = f"{e.mean_return.iqm:.2f}" if e.mean_return else "n/a"
     return (f"{st.rank}{'=' if st.tied else ''}", st.env, st.agent, str(len(e.runs)), score, ci, success, mean,
-            "; ".join([*filter(None, [e.image_figures]), *e.flags]))
+            "; ".join([*filter(None, [e.image_figures, e.text_figures]), *e.flags]))
 
 
 def standing_dict(st: Standing) -> dict[str, Any]:

@@ -65,7 +65,8 @@ class Timeline:
         assert env is not None  # resimulate yields step 0 at least
         overlay = replay.overlay
         if isinstance(env.unwrapped, ShowsOverlay) and overlay:
-            env.unwrapped.set_overlay(V=overlay.get("V"), policy=overlay.get("policy"))
+            env.unwrapped.set_overlay(V=overlay.get("V"), policy=overlay.get("policy"),
+                                      **{k: v for k, v in overlay.items() if k not in ("V", "policy", "greedy_actions")})
         greedy = overlay.get("greedy_actions")
         return cls(env, snapshots, frames, replay.label, None if greedy is None else np.asarray(greedy))
 

@@ -66,8 +66,10 @@ class TextGenerationEnv(PygameRendering, gym.Env):
         self.response: list[int] = []
         self.ended = False
         self.figures: dict[str, Any] = {}
+        self.trace: dict[str, np.ndarray] = {}  # what the writer showed of its episode (replays): log_ratio, proxy
         self._scorer: Callable[[np.ndarray, list[np.ndarray]], np.ndarray] | None = None
         self._font: Any = None
+        self._small_font: Any = None
         if s.reward_model is not None:
             self.scorer  # a bad checkpoint is refused now, not mid-episode
 
@@ -144,6 +146,11 @@ class TextGenerationEnv(PygameRendering, gym.Env):
         response, self.ended, figures = snapshot
         self.response, self.figures = list(response), dict(figures)
 
+    def set_overlay(self, V: np.ndarray | None = None, policy: np.ndarray | None = None, **extra: Any) -> None:
+        """What a writer showed of its episode (a replay's overlay): per token `log_ratio`, its
+        log pi(a) - log pi_ref(a) against its reference, and `proxy`, its reward model's score."""
+        self.trace = {k: np.asarray(extra[k], dtype=np.float64) for k in ("log_ratio", "proxy") if k in extra}
+
     # ---------------------------------------------------------------- drawing
 
     def render_text(self) -> str:
@@ -160,7 +167,7 @@ class TextGenerationEnv(PygameRendering, gym.Env):
     CELL = 34
 
     def frame_size(self) -> tuple[int, int]:
-        return max(460, 100 + self.CELL * (self.text.max_len + 1)), 4 * self.CELL + 40
+        return max(520, 120 + self.CELL * (self.text.max_len + 1)), 5 * self.CELL + 56
 
     def draw(self, surface: Any, show_values: bool = True, show_policy: bool = True) -> None:
         """The tape: the prompt, the right answer (`show_values`; hidden from a person playing),
@@ -178,11 +185,12 @@ class TextGenerationEnv(PygameRendering, gym.Env):
             rows.append(("want", [int(t) for t in want] + [T.eos], None))
         written = self.response + ([T.eos] if self.ended and len(self.response) < T.max_len else [])
         rows.append(("response", written, want))
+        left = 112
         for row, (label, tokens, check) in enumerate(rows):
             y = 6 + row * (px + 6)
             surface.blit(font.render(label, True, (90, 90, 90)), (4, y + 6))
             for i, tok in enumerate(tokens):
-                x = 92 + i * px
+                x = left + i * px
                 colour = (225, 232, 245)
                 if check is not None:
                     right = (i < len(check) and tok == check[i]) or (tok == T.eos and i == len(check))
@@ -190,10 +198,36 @@ class TextGenerationEnv(PygameRendering, gym.Env):
                 pygame.draw.rect(surface, colour, (x + 1, y, px - 4, px - 4))
                 ink = (255, 255, 255) if check is not None else (30, 30, 30)
                 surface.blit(font.render("end" if tok == T.eos else f"{tok:x}", True, ink), (x + 6, y + 8))
+        y = 6 + len(rows) * (px + 6)
+        ratios = self.trace.get("log_ratio")
+        if ratios is not None:  # each written token's log pi/pi_ref: red where the policy likes it more, blue less
+            surface.blit(font.render("log ratio", True, (90, 90, 90)), (4, y + 6))
+            for i, value in enumerate(ratios[: len(written)]):
+                strength = min(1.0, abs(float(value)) / 2.0)
+                tint = (255, int(255 - 150 * strength), int(255 - 150 * strength)) if value > 0 else \
+                    (int(255 - 150 * strength), int(255 - 110 * strength), 255)
+                pygame.draw.rect(surface, tint, (left + i * px + 1, y, px - 4, px - 4))
+                surface.blit(self._small().render(f"{value:+.1f}", True, (30, 30, 30)), (left + i * px + 2, y + 10))
+            y += px + 6
+        figures = []
         if self.figures:
+            figures.append(f"gold {self.figures['gold']:.2f}")
             proxy = self.figures["proxy"]
-            text = f"gold {self.figures['gold']:.2f}" + ("" if proxy is None else f"   proxy {proxy:+.2f}")
-            surface.blit(font.render(text, True, (40, 40, 40)), (4, 12 + len(rows) * (px + 6)))
+            if proxy is None and self.ended and "proxy" in self.trace and len(self.trace["proxy"]):
+                proxy = float(self.trace["proxy"][-1])  # the writer's own reward model
+            if proxy is not None:
+                figures.append(f"proxy {proxy:+.2f} (reward model)")
+        surface.blit(font.render("    ".join(figures), True, (40, 40, 40)), (4, y + 6))
+        if ratios is not None:
+            legend = "log ratio: log pi(token) - log pi_ref(token); red: the policy likes it more than its reference"
+            surface.blit(self._small().render(legend, True, (90, 90, 90)), (4, y + 30))
+
+    def _small(self) -> Any:
+        import pygame
+
+        if self._small_font is None:
+            self._small_font = pygame.font.Font(None, 18)
+        return self._small_font
 
     def window_title(self) -> str:
         return f"Arena TextGeneration: {self.text.task}"

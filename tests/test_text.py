@@ -371,3 +371,33 @@ def test_arena_run_rlhf_runs_the_three_stages_as_runs_of_their_own_and_lands(wor
     assert [r.agent for r in rows] == ["rlhf"] and 0 <= rows[0].score <= 1 and "gold" in rows[0].metrics
     resumed = RLHF().load(run / "checkpoint.npz")  # self-contained: reference and reward model inside
     assert set(resumed.modules) == {"policy", "reference", "reward"}
+
+
+def test_an_rlhf_replay_keeps_each_tokens_log_ratio_and_its_row_reports_proxy_and_kl(stages, workdir):
+    from arena.leaderboard import Leaderboard
+    from arena.replay import load_replay
+    from arena.viewer import render_frames
+
+    result = runner.invoke(app, ["run", "rlhf", "text:sort", "--set", f"sft={stages / 'lm.npz'}", "--set",
+                                 f"reward_model={stages / 'rm.npz'}", "--set", "updates=3", "--episodes", "3"],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (row,) = Leaderboard(workdir / "replays" / "leaderboard.sqlite").results()
+    m = row.metrics
+    assert m["kl"] >= 0 and isinstance(m["proxy"], float) and 0 <= m["gold"] <= 1
+    assert row.score == pytest.approx((m["gold"] - m["stage1_gold"]) / (1 - m["stage1_gold"]))
+    replay = load_replay(row.replay_paths[0])
+    assert len(replay.overlay["log_ratio"]) == len(replay.overlay["kl"]) == replay.steps
+    assert (replay.overlay["kl"] >= 0).all() and len(replay.overlay["proxy"]) == 1
+    with_ratios = render_frames(replay)[-1]
+    replay.overlay = {}
+    assert render_frames(replay)[-1].shape == with_ratios.shape
+    assert not np.array_equal(render_frames(replay)[-1], with_ratios)  # the log-ratio row is drawn
+
+
+def test_the_normalised_gold_score_puts_stage_1_at_0_and_gold_best_at_1():
+    from agents.language import stage1_gold
+
+    task = text_env("text:sort").unwrapped.text
+    floor = stage1_gold(task)
+    assert 0.3 < floor < 0.95 and stage1_gold(task) == floor

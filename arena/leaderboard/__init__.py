@@ -387,7 +387,7 @@ def fmt(x: float | None, digits: int = 3) -> str:
 
 
 REPORT_COLUMNS = ("id", "date", "env", "agent", "score", "mean return", "std", "exact return", "episodes", "seeds", "code",
-                  "image scores")
+                  "figures")
 
 
 def image_figures(r: Result) -> str:
@@ -398,6 +398,29 @@ def image_figures(r: Result) -> str:
     flag = "  MODE COLLAPSE" if m.get("mode_collapse") else ""
     return (f"FID {fmt(m.get('fid'), 1)}  IS {fmt(m.get('inception_score'), 2)}  "
             f"coverage {m.get('classes_covered')}/{m.get('n_classes')}{flag}")
+
+
+def text_summary(gold: float | None, proxy: float | None, kl: float | None) -> str:
+    """'gold 0.95, proxy +3.04, KL 0.76' (the parts that exist); '' without a gold score."""
+    if gold is None:
+        return ""
+    parts = [f"gold {gold:.3f}"]
+    if proxy is not None:
+        parts.append(f"proxy {proxy:+.2f}")
+    if kl is not None:
+        parts.append(f"KL {kl:.2f}")
+    return ", ".join(parts)
+
+
+def text_figures(r: Result) -> str:
+    """A writer's row as 'gold 0.95, proxy +3.04, KL 0.76'; '' for other rows."""
+    m = r.metrics
+
+    def number(key: str) -> float | None:
+        v = m.get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    return text_summary(number("gold"), number("proxy"), number("kl"))
 
 
 def json_ready(x: Any) -> Any:
@@ -422,7 +445,7 @@ def report_rows(results: list[Result]) -> list[tuple[str, ...]]:
         (
             str(r.id or ""), short_date(r.created), env_label(r), r.agent, fmt(r.score), fmt(r.mean_return, 2), fmt(r.std_return, 2),
             fmt(r.exact_return, 2), str(r.episodes), f"train {r.train_seed}; eval {r.eval_seeds[0]}..{r.eval_seeds[-1]}"
-            if r.eval_seeds else f"train {r.train_seed}", r.code_version, image_figures(r),
+            if r.eval_seeds else f"train {r.train_seed}", r.code_version, image_figures(r) or text_figures(r),
         )
         for r in results
     ]
