@@ -36,8 +36,7 @@ episode.
 from __future__ import annotations
 
 import copy
-import sys
-import time
+import math
 from pathlib import Path
 from typing import Any
 
@@ -812,6 +811,11 @@ class BestOfN(TextAgent):
             state = candidates[int(r.argmax())]
         i = len(response)
         return (int(state[i]) if i < len(state) else task.eos), state
+
+    def overlay(self) -> dict[str, np.ndarray]:
+        """`kl_bound`: log n - (n-1)/n, the bound on best-of-n's KL from the stage-1 model (Beirami et al. 2024)."""
+        n = self.settings.n
+        return {"kl_bound": np.array([math.log(n) - (n - 1) / n])}
 
 
 class GoldBest(TextAgent):

@@ -90,6 +90,11 @@ class Evaluation:
         return self._median_metric("kl")
 
     @property
+    def kl_bound(self) -> float | None:
+        """Text: best-of-n's bound on its KL from the stage-1 model, log n - (n-1)/n (Beirami et al. 2024)."""
+        return self._median_metric("kl_bound")
+
+    @property
     def text_figures(self) -> str:
         """'gold 0.95, proxy +3.04, KL 0.76' for a writer; '' otherwise."""
         return text_summary(self.gold, self.proxy, self.kl)

@@ -115,7 +115,8 @@ def text_metrics(env: gym.Env, episodes: list[Any]) -> dict[str, Any] | None:
     """For the text env: the mean gold score (the hidden rule's), its normalised form (0: the
     default stage-1 model's gold, 1: gold-best's; what the leaderboard ranks by), the mean
     proxy (the reward model's score: the env's, else the agent's own), the mean KL from the
-    agent's reference (agents that have one) and the mean response length; None elsewhere."""
+    agent's reference (agents that have one; best-of-n gives its bound, `kl_bound`) and the
+    mean response length; None elsewhere."""
     u = env.unwrapped
     if not isinstance(u, WritesText) or not episodes:
         return None
@@ -128,10 +129,12 @@ def text_metrics(env: gym.Env, episodes: list[Any]) -> dict[str, Any] | None:
     if not proxies:
         proxies = [float(t["proxy"][-1]) for t in traces if len(t.get("proxy", ())) > 0]
     kls = [float(np.sum(t["kl"])) for t in traces if "kl" in t]
+    bounds = [float(t["kl_bound"][0]) for t in traces if len(t.get("kl_bound", ())) > 0]
     floor = stage1_gold(u.text)
     return {"gold": gold, "normalised_gold": (gold - floor) / (1.0 - floor) if floor < 1.0 else gold,
             "stage1_gold": floor, "proxy": float(np.mean(proxies)) if proxies else None,
             "kl": float(np.mean(kls)) if len(kls) == len(episodes) else None,
+            "kl_bound": float(np.mean(bounds)) if bounds else None,
             "length": float(np.mean([float(i.get("length", 0)) for i in infos]))}
 
 

@@ -401,3 +401,19 @@ def test_the_normalised_gold_score_puts_stage_1_at_0_and_gold_best_at_1():
     task = text_env("text:sort").unwrapped.text
     floor = stage1_gold(task)
     assert 0.3 < floor < 0.95 and stage1_gold(task) == floor
+
+
+def test_the_report_page_draws_every_writers_gold_against_its_kl(tmp_path):
+    from arena.leaderboard import Result
+    from arena.leaderboard.report import report_page
+
+    rows = []
+    for i, (agent, config, metrics) in enumerate([
+            ("lm", {}, {"gold": 0.75}), ("rlhf", {"beta": 0.5}, {"gold": 0.94, "kl": 0.8, "proxy": 3.0}),
+            ("best-of-n", {"n": 4}, {"gold": 0.93, "kl_bound": math.log(4) - 3 / 4}), ("gold-best", {}, {"gold": 1.0})]):
+        for seed in range(2):
+            rows.append(Result(f"k{i}{seed}", TEXT, {"task": "sort"}, agent, config, seed, [1000], [metrics["gold"]],
+                               metrics["gold"], 0.0, metrics["gold"], score=(metrics["gold"] - 0.75) / 0.25,
+                               metrics=metrics))
+    page, summary = report_page(rows, tmp_path)
+    assert "alt='gold against KL'" in page and "KL 0.80" in page and "gold 0.940" in page

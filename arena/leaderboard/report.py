@@ -89,7 +89,8 @@ def report_page(results: list[Result], runs_dir: Path, source: str = "",
         f"{'; Arena ' + html.escape(', '.join(versions[:3])) if versions else ''}.</p>",
         "<p>An <b>entry</b> is one agent with one set of settings on one env; its runs (one per training seed) "
         "are evaluated on fixed seeds that no run trained on. <b>score</b>: normalised (exact for grids: 0 = a "
-        "random policy, 1 = optimal; accuracy for sequence tasks; FID-based for images), aggregated over runs "
+        "random policy, 1 = optimal; accuracy for sequence tasks; FID-based for images; gold for text: 0 = the "
+        "supervised stage-1 model, 1 = gold-best), aggregated over runs "
         "as the interquartile mean (IQM) with a 95% stratified bootstrap interval. An entry's <b>rank</b> is 1 + "
         "the entries whose interval lies entirely above its own, so entries that cannot be told apart share a "
         "rank (=). <b>success</b>: evaluation episodes that reached the goal or answered fully right; a policy "
@@ -119,6 +120,13 @@ def _env_section(env: str, entries: list[Standing], runs_dir: Path, summary: Rep
                            "Left: each entry's IQM score (dot) with its 95% interval (bar) and its runs (small marks), "
                            "best first. Right: performance profile, the share of the entry's runs scoring above "
                            "&tau;: a curve further right and higher is better everywhere.", summary))
+    if any(st.evaluation.gold is not None for st in entries):
+        out.append(_figure(_frontier(entries),
+                           "Gold against KL: each writer's gold score (the hidden rule) against how far it moved from "
+                           "the stage-1 model (KL in nats per response). RLHF at its measured KL; best-of-n (open marks) "
+                           "at its bound log n - (n-1)/n (Beirami et al. 2024: the true KL is below it); writers "
+                           "without a reference (stage 1, gold-best) as horizontal lines.", summary,
+                           alt="gold against KL"))
     curves = {st.agent: (i, _curves(st, runs_dir, summary)) for i, st in enumerate(entries[:MAX_CURVES])}
     curves = {name: c for name, c in curves.items() if c[1]}  # (colour index as in the profile, runs)
     if curves:
@@ -177,6 +185,29 @@ def _png(fig: Any) -> bytes:
     fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
     return buf.getvalue()
+
+
+def _frontier(entries: list[Standing]) -> bytes:
+    """Gold score against KL from the stage-1 reference, one mark per text entry."""
+    plt = _pyplot()
+    with plt.rc_context({"text.parse_math": False}):
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for i, st in enumerate(e for e in entries if e.evaluation.gold is not None):
+            e = st.evaluation
+            gold = e.gold
+            assert gold is not None
+            if e.kl is not None:
+                ax.plot(e.kl, gold, "o", color=f"C{i % 10}", ms=8, label=_short(st.agent))
+            elif e.kl_bound is not None:
+                ax.plot(e.kl_bound, gold, "o", mfc="none", color=f"C{i % 10}", ms=8, label=f"{_short(st.agent)} (KL bound)")
+            else:
+                ax.axhline(gold, color=f"C{i % 10}", ls="--", lw=1.2, label=_short(st.agent))
+        ax.set_xlabel("KL(pi || pi_stage1)  (nats per response)")
+        ax.set_ylabel("gold score")
+        ax.set_xlim(left=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+        return _png(fig)
 
 
 def _intervals_and_profile(entries: list[Standing]) -> bytes:
