@@ -749,6 +749,101 @@ def bench_gan_sampling(quick: bool) -> list[Figure]:
                     repeats=5, target=0.8, unit="images/s", work=n, detail=f"{n} images")]
 
 
+def plain_rlhf_loop(lm_path: str, rm_path: str, updates: int, prompts: int = 16, k: int = 4, beta: float = 0.5,
+                    lr: float = 3e-4, seed: int = 0) -> int:
+    """The baseline: RLHF's stage 3 as a plain PyTorch loop, the way a user writes it from the
+    paper: the same policy, reference and reward networks (from the stage checkpoints), the
+    same sampling (temperature 1, one token at a time, re-reading the sequence), the same
+    loss (leave-one-out REINFORCE on r - beta KL, exact per-token KL); no env, no Arena loop,
+    no logs, no checkpoints. Returns the responses sampled."""
+    import copy
+
+    import torch
+
+    from agents.language import LanguageModel, RewardModel
+
+    lm, rm = LanguageModel(device="cpu").load(lm_path), RewardModel(device="cpu").load(rm_path)
+    task = lm.task
+    assert task is not None
+    policy, reference, reward = copy.deepcopy(lm.writer()).requires_grad_(True), lm.writer(), rm.modules["reward"]
+    opt = torch.optim.Adam(policy.parameters(), lr=lr)
+    g, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
+    P, B = task.prompt_len, prompts * k
+    rows = torch.arange(B)
+    for _ in range(updates):
+        x = torch.as_tensor(np.repeat(rng.integers(task.vocab, size=(prompts, P)), k, axis=0))
+        seq = torch.cat([x, torch.full((B, 1), task.sep)], dim=1)
+        done = torch.zeros(B, dtype=torch.bool)
+        with torch.no_grad():
+            for _ in range(task.max_len):
+                token = torch.multinomial(torch.softmax(policy(seq)[:, -1], -1), 1, generator=g)[:, 0]
+                seq = torch.cat([seq, token.masked_fill(done, task.pad)[:, None]], dim=1)
+                done |= (token == task.eos) | ((seq[:, P + 1:] < task.vocab).sum(1) >= task.max_len)
+                if done.all():
+                    break
+            digits = (seq[:, P + 1:] < task.vocab).sum(1)
+            scored = torch.cat([seq, torch.full((B, 1), task.pad)], dim=1)  # room for an end after max_len digits
+            end = P + 1 + digits
+            scored[:, P + 1:] = torch.where(scored[:, P + 1:] < task.vocab, scored[:, P + 1:], task.pad)
+            scored[rows, end] = task.eos
+            r = reward(scored)[rows, end, 0]
+            ref_logp = torch.log_softmax(reference(seq[:, :-1])[:, P:], -1)
+        logp = torch.log_softmax(policy(seq[:, :-1])[:, P:], -1)
+        actions = seq[:, P + 1:]
+        mask = (actions != task.pad).float()
+        taken = logp.gather(-1, actions.clamp(max=task.eos)[..., None])[..., 0] * mask
+        kl = ((logp.exp() * (logp - ref_logp)).sum(-1).clamp(min=0) * mask).sum(1)
+        R = (r - beta * kl.detach()).view(prompts, k)
+        A = (R - (R.sum(1, keepdim=True) - R) / (k - 1)).view(-1)
+        loss = -(A * taken.sum(1)).mean() + beta * kl.mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+        opt.step()
+    return updates * B
+
+
+def bench_rlhf(quick: bool) -> list[Figure]:
+    """ChatGPT's three stages on text:sort: the RL stage's responses per second through Arena's
+    loop (`rlhf` with given stage checkpoints: logs every update, five figures) against the
+    plain PyTorch loop doing the same sampling and update; and the wall time of the whole
+    pipeline (`rlhf` training stages 1 and 2 itself) against its 5-minute target."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from agents.language import RLHF, LanguageModel, RewardModel
+
+    env = gym.make("arena/TextGeneration-v0", task="sort")
+    sizes = {"lm": 20, "rm": 50} if quick else {}
+    with tempfile.TemporaryDirectory() as folder:
+        lm_path, rm_path = str(Path(folder) / "lm.npz"), str(Path(folder) / "rm.npz")
+        t0 = time.perf_counter()
+        lm = LanguageModel(device="cpu", **({"updates": sizes["lm"]} if quick else {}))
+        lm.fit(env, seed=0, progress=False)
+        lm.save(lm_path)
+        rm = RewardModel(device="cpu", sft=lm_path, **({"updates": sizes["rm"]} if quick else {}))
+        rm.fit(env, seed=0, progress=False)
+        rm.save(rm_path)
+        rl = RLHF(device="cpu", sft=lm_path, reward_model=rm_path, **({"updates": 10} if quick else {}))
+        rl.fit(env, seed=0, progress=False)
+        pipeline = time.perf_counter() - t0
+        updates = 10 if quick else 60
+        responses = [compare("rlhf-responses", "RLHF stage 3, text:sort", "plain PyTorch loop, same nets and loss",
+                             lambda: plain_rlhf_loop(lm_path, rm_path, updates),
+                             lambda: RLHF(device="cpu", sft=lm_path, reward_model=rm_path).fit(
+                                 env, seed=0, budget=updates, progress=False),
+                             repeats=3, target=0.8, unit="responses/s", work=updates * 16 * 4,
+                             detail=f"{updates} updates of 16 prompts x 4 responses, {torch.get_num_threads()} threads")]
+    budget = "reduced budgets (--quick)" if quick else "default budgets"
+    target_s = 300.0
+    return responses + [Figure("rlhf-pipeline", "ChatGPT's three stages, text:sort, wall time", "the 5-minute target", "s",
+                               target_s, pipeline, target_s / pipeline, (target_s / pipeline, target_s / pipeline),
+                               "<= 300 s", pipeline <= target_s,
+                               f"stage 1, stage 2 and stage 3 at {budget}, one run, {torch.get_num_threads()} threads")]
+
+
 def bench_cli_startup(quick: bool) -> list[Figure]:
     """Wall time of `arena envs` in a fresh interpreter, against listing Gymnasium's registry
     (`gymnasium.pprint_registry()`, what a user runs to see the envs there)."""
@@ -812,6 +907,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Figure]]] = {
     "gan-training": bench_gan_training,
     "gan-sampling": bench_gan_sampling,
     "tournament-workers": bench_tournament_workers,
+    "rlhf": bench_rlhf,
 }
 
 

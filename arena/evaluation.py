@@ -97,7 +97,7 @@ class Evaluation:
     @property
     def text_figures(self) -> str:
         """'gold 0.95, proxy +3.04, KL 0.76' for a writer; '' otherwise."""
-        return text_summary(self.gold, self.proxy, self.kl)
+        return text_summary(self.gold, self.proxy, self.kl, self.kl_bound)
 
     @property
     def returns(self) -> list[list[float]]:

@@ -417,3 +417,41 @@ def test_the_report_page_draws_every_writers_gold_against_its_kl(tmp_path):
                                metrics=metrics))
     page, summary = report_page(rows, tmp_path)
     assert "alt='gold against KL'" in page and "KL 0.80" in page and "gold 0.940" in page
+
+
+@pytest.mark.slow
+def test_a_tournament_of_writers_lands_each_and_its_report_draws_the_frontier(stages, workdir):
+    given = f'sft = "{stages / "lm.npz"}", reward_model = "{stages / "rm.npz"}"'
+    suite = workdir / "writers.toml"
+    suite.write_text(f"""format = 1
+description = "writers on text:sort, small"
+envs = ["text:sort"]
+train_seeds = [0]
+eval_episodes = 5
+
+[[agents]]
+name = "lm"
+budget = 10
+
+[[agents]]
+name = "best-of-n"
+set = {{ n = 2, {given} }}
+
+[[agents]]
+name = "rlhf"
+budget = 4
+set = {{ beta = 0.5, {given} }}
+
+[[agents]]
+name = "gold-best"
+""")
+    result = runner.invoke(app, ["tournament", str(suite), "--workers", "2"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    from arena.leaderboard import Leaderboard
+
+    rows = Leaderboard(workdir / "replays" / "leaderboard.sqlite").results()
+    assert sorted(r.agent for r in rows) == ["best-of-n", "gold-best", "lm", "rlhf"]
+    assert {r.agent: r.score for r in rows}["gold-best"] == 1.0
+    page = runner.invoke(app, ["leaderboard", "--html", "report.html"], catch_exceptions=False)
+    assert page.exit_code == 0, page.output
+    assert "alt='gold against KL'" in (workdir / "report.html").read_text()

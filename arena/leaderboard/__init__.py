@@ -400,8 +400,9 @@ def image_figures(r: Result) -> str:
             f"coverage {m.get('classes_covered')}/{m.get('n_classes')}{flag}")
 
 
-def text_summary(gold: float | None, proxy: float | None, kl: float | None) -> str:
-    """'gold 0.95, proxy +3.04, KL 0.76' (the parts that exist); '' without a gold score."""
+def text_summary(gold: float | None, proxy: float | None, kl: float | None, kl_bound: float | None = None) -> str:
+    """'gold 0.95, proxy +3.04, KL 0.76' (the parts that exist; best-of-n: 'KL <= 0.64', its
+    bound); '' without a gold score."""
     if gold is None:
         return ""
     parts = [f"gold {gold:.3f}"]
@@ -409,6 +410,8 @@ def text_summary(gold: float | None, proxy: float | None, kl: float | None) -> s
         parts.append(f"proxy {proxy:+.2f}")
     if kl is not None:
         parts.append(f"KL {kl:.2f}")
+    elif kl_bound is not None:
+        parts.append(f"KL <= {kl_bound:.2f}")
     return ", ".join(parts)
 
 
@@ -420,7 +423,7 @@ def text_figures(r: Result) -> str:
         v = m.get(key)
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
-    return text_summary(number("gold"), number("proxy"), number("kl"))
+    return text_summary(number("gold"), number("proxy"), number("kl"), number("kl_bound"))
 
 
 def json_ready(x: Any) -> Any:
