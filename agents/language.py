@@ -215,10 +215,14 @@ class TextAgent(AgentBase):
 
     def fit(self, env: gym.Env, spec: RunSpec | None = None, **fields: Any) -> dict[str, Any]:
         """The one `fit`; an agent built on stages 1 and 2 gets them first (from its settings'
-        checkpoints, or trained now as runs of their own), unless it resumes."""
+        checkpoints, or trained now as runs of their own), unless it resumes its own checkpoint
+        (which holds them); resumed from a stage's checkpoint, that stage continues first."""
         spec = self.run_spec(spec, fields)
-        if self.needs_stages and isinstance(spec, RunSpec) and spec.resume is None:
-            self.stage1, self.stage2 = stages(self, env, spec)
+        if self.needs_stages and isinstance(spec, RunSpec):
+            stage = stage_of(spec.resume)  # an interrupted pipeline's stage 1 or 2 continues, then the rest runs
+            if spec.resume is None or stage is not None:
+                self.stage1, self.stage2 = stages(self, env, spec, resume=stage)
+                spec = spec.but(resume=None)
         return fit(self, env, spec)
 
     def unit_rng(self, index: int) -> np.random.Generator:
@@ -578,26 +582,53 @@ class one_thread:
 # --------------------------------------------------------------------------- the pipeline's stages 1 and 2
 
 
-def stages(agent: TextAgent, env: gym.Env, spec: RunSpec) -> tuple[LanguageModel, RewardModel]:
+def stage_of(path: Path | None) -> str | None:
+    """Which stage a checkpoint given to --resume belongs to: "lm", "reward-model", or None
+    (no checkpoint, or another agent's: the loop then says whose it is)."""
+    if path is None:
+        return None
+    from agents.checkpoint import CHECKPOINT_KIND, CHECKPOINT_VERSION, read_arrays
+    from arena.errors import FileFormatError
+
+    try:
+        _, meta = read_arrays(path, CHECKPOINT_KIND, (CHECKPOINT_VERSION,))
+    except FileFormatError as exc:
+        raise CheckpointError(str(exc)) from None
+    owner = meta.get("agent")
+    return owner if owner in (LanguageModel.name, RewardModel.name) else None
+
+
+def stages(agent: TextAgent, env: gym.Env, spec: RunSpec, resume: str | None = None) -> tuple[LanguageModel, RewardModel]:
     """Stage 1 and stage 2 for `agent` (rlhf, best-of-n): loaded from its `sft` and
     `reward_model` settings, or trained now, each a run of its own (runs/<run>/stage1-lm,
-    runs/<run>/stage2-reward-model) so it can be inspected and reused."""
+    runs/<run>/stage2-reward-model) so it can be inspected and reused. `resume` ("lm" or
+    "reward-model"): `spec.resume` is that stage's checkpoint, left by an interrupted
+    pipeline; the stage continues from it (stage 2 from the stage 1 its checkpoint names)."""
     s, task = agent.settings, text_task(env, agent.name)
-    if s.sft is not None:
-        lm = load_stage(LanguageModel, s.sft, "sft", agent.device)
-        lm.check_task(task, s.sft)
+    if resume is not None and (s.sft if resume == LanguageModel.name else s.reward_model) is not None:
+        raise CheckpointError(f"--resume {spec.resume} continues a stage that --set "
+                              f"{'sft' if resume == LanguageModel.name else 'reward_model'} also gives; drop one of them")
+    sft = s.sft
+    if resume == RewardModel.name and sft is None and spec.resume is not None:  # stage 1 finished before stage 2 began: its checkpoint says where
+        sft = RewardModel(device=s.device).load(spec.resume).settings.sft
+        if sft is None:
+            raise CheckpointError(f"{spec.resume} learned from edited answers, not from a stage-1 model; give the "
+                                  "stage 1 to start from with --set sft=...")
+    if sft is not None:
+        lm = load_stage(LanguageModel, sft, "sft", agent.device)
+        lm.check_task(task, sft)
     else:
         lm = LanguageModel(device=s.device)
-        lm.fit(env, stage_spec(spec, "stage1-lm"))
+        lm.fit(env, stage_spec(spec, "stage1-lm").but(resume=spec.resume if resume == LanguageModel.name else None))
     if s.reward_model is not None:
         rm = load_stage(RewardModel, s.reward_model, "reward_model", agent.device)
         rm.check_task(task, s.reward_model)
     else:
         run = stage_spec(spec, "stage2-reward-model")
         rm = RewardModel(device=s.device, sft=str(run.run_dir.parent / "stage1-lm" / "checkpoint.npz")
-                         if run.run_dir and s.sft is None else s.sft)
+                         if run.run_dir and sft is None else sft)
         rm.sft_model = lm
-        rm.fit(env, run)
+        rm.fit(env, run.but(resume=spec.resume if resume == RewardModel.name else None))
     for module in [*lm.modules.values(), *rm.modules.values()]:
         module.requires_grad_(False)
     return lm, rm
