@@ -503,3 +503,13 @@ def test_a_pipeline_interrupted_in_a_stage_resumes_from_that_stages_checkpoint(t
     with pytest.raises(ArenaError, match="drop one of them"):
         RLHF(sft=str(tmp_path / "b" / "stage1-lm" / "checkpoint.npz")).fit(
             env, resume=tmp_path / "a" / "stage1-lm" / "checkpoint.npz", progress=False)
+
+
+def test_the_rlhf_suite_runs_stage_1_best_of_n_rlhf_at_three_betas_and_the_ceiling():
+    from arena.tournament import load_suite
+
+    suite = load_suite("rlhf")
+    labels = [a.label for a in suite.agents]
+    assert labels == ["lm", "best-of-n n=4", "best-of-n n=16", "rlhf beta=0.0", "rlhf beta=0.1", "rlhf beta=0.5",
+                      "gold-best"]
+    assert len(suite.jobs()) == len(labels)
