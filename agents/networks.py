@@ -1,4 +1,4 @@
-"""Policy networks: MLP, CNN, LSTM and Transformer bodies behind one interface.
+"""Policy networks: MLP, CNN, plain RNN, LSTM and Transformer bodies behind one interface.
 
 Every network maps observations (and a recurrent state) to an action distribution, a
 value estimate and the next state:
@@ -116,6 +116,26 @@ class CNNBody(nn.Module):
         return self.head(self.conv(x))
 
 
+class RNNBody(nn.Module):
+    """The plain (Elman) recurrent network: h_t = tanh(W_x x_t + W_h h_{t-1} + b). Its
+    gradient through time is a product of Jacobians that shrinks with distance (Bengio et
+    al. 1994), which the LSTM's gated cell was built to avoid. State: h, (layers, B, H)."""
+
+    recurrent = True
+
+    def __init__(self, in_dim: int, cfg: NetConfig) -> None:
+        super().__init__()
+        self.embed = nn.Linear(in_dim, cfg.hidden)
+        self.rnn = nn.RNN(cfg.hidden, cfg.hidden, num_layers=cfg.layers, nonlinearity="tanh")
+        self.cfg = cfg
+
+    def initial_state(self, batch: int, device: torch.device) -> torch.Tensor:
+        return torch.zeros(self.cfg.layers, batch, self.cfg.hidden, device=device)
+
+    def forward(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:  # (T, B, F) -> (T, B, H)
+        return self.rnn(torch.tanh(self.embed(x)), state)  # type: ignore[no-any-return]
+
+
 class LSTMBody(nn.Module):
     """Recurrent memory: the state (h, c), each (layers, B, H), carries the episode so far."""
 
@@ -146,6 +166,7 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)
         self.proj = nn.Linear(cfg.hidden, cfg.hidden)
         self.heads = cfg.heads
+        self.record: list[torch.Tensor] | None = None  # agents/inside.py: keep each call's weights here
 
     def forward(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, Any]:
         B, T, H = x.shape  # batch, new steps, hidden
@@ -157,6 +178,9 @@ class CausalSelfAttention(nn.Module):
         # step i of the new ones (absolute position past + i) sees positions <= past + i
         mask = torch.ones(T, k.shape[2], dtype=torch.bool, device=x.device).tril(diagonal=past)
         y = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, T, hd)
+        if self.record is not None:  # the same weights, written out: softmax(q k^T / sqrt(hd)), masked
+            scores = (q @ k.transpose(-2, -1)) / (q.shape[-1] ** 0.5)
+            self.record.append(torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).detach())
         y = y.transpose(1, 2).reshape(B, T, H)
         return self.proj(y), (k, v)
 
@@ -253,7 +277,7 @@ class PolicyNet(nn.Module):
         elif self.encoder.is_image:
             raise AgentError(f"the {cfg.body} reads flat observations; for image observations use the cnn")
         else:
-            body_cls = {"mlp": MLPBody, "lstm": LSTMBody, "transformer": TransformerBody}[cfg.body]
+            body_cls = {"mlp": MLPBody, "rnn": RNNBody, "lstm": LSTMBody, "transformer": TransformerBody}[cfg.body]
             self.body = body_cls(self.encoder.out_dim, cfg)
         if isinstance(action_space, spaces.Discrete):
             self.n_actions, self.gaussian = int(action_space.n), False

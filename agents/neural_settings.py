@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from arena.settings import device_setting, setting
 
-BODIES = ("mlp", "cnn", "lstm", "transformer")
+BODIES = ("mlp", "cnn", "rnn", "lstm", "transformer")
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class ReinforceSettings:
 
     network: str = setting("lstm", help="policy body", choices=tuple(BODIES))
     hidden: int = setting(64, help="width of the hidden layers", low=1, high=4096)
-    layers: int = setting(1, help="hidden layers (LSTM / Transformer blocks)", low=1, high=16)
+    layers: int = setting(1, help="hidden layers (RNN / LSTM layers, Transformer blocks)", low=1, high=16)
     heads: int = setting(2, help="attention heads (Transformer; hidden must be divisible by it)", low=1, high=64)
     lr: float = setting(3e-3, help="Adam learning rate", low=0.0, high=1.0, low_open=True)
     gamma: float = setting(0.9, help="discount factor gamma", low=0.0, high=1.0)

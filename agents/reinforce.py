@@ -92,7 +92,7 @@ class ReinforceAgent(AgentBase):
 
     @property
     def recurrent(self) -> bool:  # type: ignore[override]
-        return self.net_cfg.body in ("lstm", "transformer")
+        return self.net_cfg.body in ("rnn", "lstm", "transformer")
 
     @property
     def updates_done(self) -> int:
@@ -106,7 +106,7 @@ class ReinforceAgent(AgentBase):
         s, cfg = self.settings, self.net_cfg
         u = env.unwrapped
         T = min(u.max_steps, cfg.max_len) if isinstance(u, EpisodeLimit) else cfg.max_len  # steps kept for backprop
-        per_step = s.num_envs * cfg.hidden * cfg.layers * 4 * (16 if cfg.body == "lstm" else 12)
+        per_step = s.num_envs * cfg.hidden * cfg.layers * 4 * (16 if cfg.body == "lstm" else 12)  # (rnn: fewer; an upper bound)
         if cfg.body == "transformer":
             per_step += s.num_envs * cfg.heads * T * cfg.layers * 4 * 2  # one row of attention weights per step
         check_memory(self.name, lambda: [PolicyNet(env.observation_space, env.action_space, cfg)], per_step * T,

@@ -455,8 +455,12 @@ def replay(
     policy: bool = typer.Option(True, help="draw greedy-policy arrows (when the replay has a policy)"),
     seconds: Optional[float] = typer.Option(None, help="close the window after this many seconds"),
     step: Optional[int] = typer.Option(None, help="open paused at this step"),
+    inside: Optional[Path] = typer.Option(None, help="draw the inside of the network that played it to this .png: "
+                                          "attention weights (transformer), gates (lstm), hidden state (rnn)"),
+    checkpoint: Optional[Path] = typer.Option(None, help="--inside: the network's checkpoint (default: "
+                                              "runs/<the replay's folder>/checkpoint.npz)"),
 ) -> None:
-    """Watch a replay in a window, verify it, or export it as video."""
+    """Watch a replay in a window, verify it, export it as video, or draw the network inside it."""
     if fps is not None and not 0 < fps <= 1000:
         raise ViewerError(f"--fps {fps}: use a number of steps per second in (0, 1000]")
     _check_seconds(seconds, "--seconds")
@@ -467,6 +471,13 @@ def replay(
             err.print(f"[bold red]verify failed:[/] {escape(str(file))}: {escape(check.message)}", highlight=False)
             raise typer.Exit(1)
         console.print(f"[green]verified:[/] {file}: {check.message}", highlight=False)
+        if video is None:
+            return
+    if inside is not None:
+        from arena.inside import write_inside
+
+        what = write_inside(rep, file, inside, checkpoint)
+        console.print(f"wrote {inside} ({what})", highlight=False)
         if video is None:
             return
     if video is not None:

@@ -140,6 +140,13 @@ class NamedActions(Protocol):
 
 
 @runtime_checkable
+class ShowsTokens(Protocol):
+    """A sequence task whose observations carry a token (first), with its text ('_' for a blank)."""
+
+    def token_text(self, token: int) -> str: ...
+
+
+@runtime_checkable
 class ReadsInput(Protocol):
     """A task with input steps, where the action is not scored (a sequence task shows its input)."""
 
@@ -158,4 +165,4 @@ def action_name(env: Any, action: Any) -> str:
 
 
 __all__ = ["EpisodeLimit", "MAX_EPISODE_STEPS", "DescribesActions", "Drawable", "DrawsAction", "GridBoard", "HasModel", "HasStepTables", "ImageTask", "LearnsAcrossEpisodes",
-           "NamedActions", "ObservesStates", "ReadsInput", "ShowsOverlay", "WritesText", "action_name"]
+           "NamedActions", "ObservesStates", "ReadsInput", "ShowsOverlay", "ShowsTokens", "WritesText", "action_name"]

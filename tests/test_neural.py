@@ -23,7 +23,7 @@ def greedy_accuracy(agent, env, episodes=50):
     return float(np.mean([record_episode(agent, env, 1000 + i).episode_return for i in range(episodes)]))
 
 
-@pytest.mark.parametrize("body", ["mlp", "lstm", "transformer"])
+@pytest.mark.parametrize("body", ["mlp", "rnn", "lstm", "transformer"])
 def test_stepping_with_state_equals_reading_the_whole_sequence(body):
     """The Transformer's key/value cache and the LSTM's carried state give exactly what a
     pass over the whole episode gives."""

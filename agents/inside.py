@@ -1,0 +1,112 @@
+"""Seeing inside the networks: what a policy attends to, and what its memory holds.
+
+Everything here re-runs a trained network on one episode's observations (a replay's, re-
+simulated from its seed and actions), so it works on any replay, old ones included, and
+gives the same pictures every time:
+
+- `attention_map(net, obs)`: a Transformer policy's attention weights, (layers, heads, T, T);
+  row t is what step t attends to, zero above the diagonal (a step sees only the past);
+- `lstm_gates(net, obs)`: an LSTM's input, forget and output gates (in [0, 1]) and its cell
+  state, each (layers, T, H): i_t = sigma(W_i [x_t, h_{t-1}] + b_i), likewise f_t and o_t;
+  c_t = f_t c_{t-1} + i_t tanh(W_g [x_t, h_{t-1}] + b_g); h_t = o_t tanh(c_t);
+- `rnn_states(net, obs)`: a plain RNN's hidden state h_t = tanh(W_x x_t + W_h h_{t-1} + b), (layers, T, H).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.networks import CausalSelfAttention, LSTMBody, PolicyNet, RNNBody, TransformerBody
+from arena.errors import AgentError
+
+
+def _features(net: PolicyNet, obs: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """One episode's observations (T, ...) as the body's input (T, 1, F)."""
+    x = torch.as_tensor(np.asarray(obs))
+    device = next(net.parameters()).device
+    return net.encoder(x.to(device)).reshape(x.shape[0], 1, -1)
+
+
+class AttentionRecorder:
+    """`with AttentionRecorder(net) as rec:` every attention layer of `net` keeps its weights;
+    afterwards `rec.weights[layer]` lists them, one (B, heads, new steps, all steps) tensor per call."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        self.layers = [m for m in net.modules() if isinstance(m, CausalSelfAttention)]
+        self.weights: list[list[torch.Tensor]] = []
+
+    def __enter__(self) -> "AttentionRecorder":
+        for layer in self.layers:
+            layer.record = []
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.weights = [layer.record or [] for layer in self.layers]
+        for layer in self.layers:
+            layer.record = None
+
+
+def attention_map(net: PolicyNet, obs: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Attention weights (layers, heads, T, T) of a Transformer policy over one episode."""
+    if not isinstance(net.body, TransformerBody):
+        raise AgentError(f"attention weights need a Transformer policy; this one is a {net.cfg.body}")
+    x = _features(net, obs)
+    with torch.no_grad(), AttentionRecorder(net) as rec:
+        net.body(x, net.body.initial_state(1, x.device))
+    return np.stack([w[0][0].cpu().numpy() for w in rec.weights]).astype(np.float64)
+
+
+def lstm_gates(net: PolicyNet, obs: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]:
+    """The LSTM's gates and states over one episode, each (layers, T, H): `input`, `forget`,
+    `output` (in [0, 1]), `cell` (c_t) and `hidden` (h_t), written out step by step from
+    nn.LSTM's weights (its gate order: i, f, g, o)."""
+    if not isinstance(net.body, LSTMBody):
+        raise AgentError(f"gate activations need an LSTM policy; this one is a {net.cfg.body}")
+    body, lstm = net.body, net.body.lstm
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("input", "forget", "output", "cell", "hidden")}
+    with torch.no_grad():
+        layer_in = torch.tanh(body.embed(_features(net, obs)))[:, 0]  # (T, H)
+        for layer in range(lstm.num_layers):
+            W_ih, W_hh = getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"weight_hh_l{layer}")
+            b = getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")
+            h = torch.zeros(lstm.hidden_size, device=layer_in.device)
+            c = torch.zeros_like(h)
+            rows: dict[str, list[torch.Tensor]] = {k: [] for k in out}
+            for x_t in layer_in:
+                i, f, g, o = (W_ih @ x_t + W_hh @ h + b).chunk(4)
+                i, f, o, g = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o), torch.tanh(g)
+                c = f * c + i * g  # c_t = f_t c_{t-1} + i_t g_t
+                h = o * torch.tanh(c)  # h_t = o_t tanh(c_t)
+                for name, v in (("input", i), ("forget", f), ("output", o), ("cell", c), ("hidden", h)):
+                    rows[name].append(v)
+            for name in out:
+                out[name].append(torch.stack(rows[name]).cpu().numpy())
+            layer_in = torch.stack(rows["hidden"])
+    return {k: np.stack(v).astype(np.float64) for k, v in out.items()}
+
+
+def rnn_states(net: PolicyNet, obs: np.ndarray | torch.Tensor) -> np.ndarray:
+    """A plain RNN's hidden states over one episode, (layers, T, H), each in [-1, 1]."""
+    if not isinstance(net.body, RNNBody):
+        raise AgentError(f"hidden states of a plain RNN need an rnn policy; this one is a {net.cfg.body}")
+    body, rnn = net.body, net.body.rnn
+    states = []
+    with torch.no_grad():
+        layer_in = torch.tanh(body.embed(_features(net, obs)))  # (T, 1, H)
+        for layer in range(rnn.num_layers):
+            W_ih, W_hh = getattr(rnn, f"weight_ih_l{layer}"), getattr(rnn, f"weight_hh_l{layer}")
+            b = getattr(rnn, f"bias_ih_l{layer}") + getattr(rnn, f"bias_hh_l{layer}")
+            h = torch.zeros(rnn.hidden_size, device=layer_in.device)
+            rows = []
+            for x_t in layer_in[:, 0]:
+                h = torch.tanh(W_ih @ x_t + W_hh @ h + b)  # h_t = tanh(W_x x_t + W_h h_{t-1} + b)
+                rows.append(h)
+            states.append(torch.stack(rows).cpu().numpy())
+            layer_in = torch.stack(rows)[:, None]
+    return np.stack(states).astype(np.float64)
+
+
+__all__ = ["AttentionRecorder", "attention_map", "lstm_gates", "rnn_states"]
