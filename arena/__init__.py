@@ -5,6 +5,7 @@
     print(result.score.iqm, result.score.ci, result.success_rate)
 
     arena.register_agent("my-agent", MyAgent)   # then "my-agent" runs wherever a built-in does
+    arena.show("replays/<run>/episode-seed1000.npz")   # in Jupyter: the episode, inline
 """
 
 from typing import Any
@@ -18,10 +19,10 @@ def __getattr__(name: str) -> Any:
     modules by string: `arena.evaluate` is arena.evaluation's function, not a module."""
     import importlib
 
-    where = {"evaluate": "arena.evaluation", "register_agent": "arena.registry"}
+    where = {"evaluate": "arena.evaluation", "register_agent": "arena.registry", "show": "arena.notebook"}
     if name in where:
         return getattr(importlib.import_module(where[name]), name)
     raise AttributeError(f"module 'arena' has no attribute {name!r}")
 
 
-__all__ = ["evaluate", "register_agent"]
+__all__ = ["evaluate", "register_agent", "show"]

@@ -844,6 +844,40 @@ def bench_rlhf(quick: bool) -> list[Figure]:
                                f"stage 1, stage 2 and stage 3 at {budget}, one run, {torch.get_num_threads()} threads")]
 
 
+def bench_inside(quick: bool) -> list[Figure]:
+    """`arena replay --inside`: extracting a network's inside for one episode (attention
+    weights of a Transformer, gates of an LSTM) against the plain forward pass over the same
+    observations, which is what the policy computes anyway (target: within 2x of it)."""
+    import torch
+
+    from agents.inside import attention_map, lstm_gates
+    from agents.networks import NetConfig, PolicyNet
+
+    env = gym.make("arena/SequencePrediction-v0", task="copy", length=8)
+    obs = np.stack([env.observation_space.sample() for _ in range(16)])
+    episodes = 20 if quick else 200
+    figures = []
+    for body, extract in (("transformer", attention_map), ("lstm", lstm_gates)):
+        torch.manual_seed(0)
+        net = PolicyNet(env.observation_space, env.action_space, NetConfig(body=body, hidden=64, layers=2, heads=2))
+
+        def forward(net: Any = net) -> None:
+            with torch.no_grad():
+                for _ in range(episodes):
+                    x = net.encoder(torch.as_tensor(obs)).reshape(len(obs), 1, -1)
+                    net.body(x, net.body.initial_state(1, x.device))
+
+        def inside(net: Any = net, extract: Any = extract) -> None:
+            for _ in range(episodes):
+                extract(net, obs)
+
+        figures.append(compare(f"inside-{body}", f"--inside extraction, {body}", "the plain forward pass", forward, inside,
+                               repeats=5, target=0.5, unit="episodes/s", work=episodes,
+                               target_text=">= 0.5x (within 2x of the forward pass)",
+                               detail=f"{episodes} episodes of 16 steps, 2 layers, hidden 64"))
+    return figures
+
+
 def bench_cli_startup(quick: bool) -> list[Figure]:
     """Wall time of `arena envs` in a fresh interpreter, against listing Gymnasium's registry
     (`gymnasium.pprint_registry()`, what a user runs to see the envs there)."""
@@ -908,6 +942,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Figure]]] = {
     "gan-sampling": bench_gan_sampling,
     "tournament-workers": bench_tournament_workers,
     "rlhf": bench_rlhf,
+    "inside": bench_inside,
 }
 
 

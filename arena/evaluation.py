@@ -108,6 +108,25 @@ class Evaluation:
     def successes(self) -> list[list[bool]]:
         return [list(r.successes) for r in self.runs]
 
+    def _repr_html_(self) -> str:
+        """The result as a table in a notebook (Jupyter calls this; every text is escaped)."""
+        import html
+
+        def cell(x: float | None, digits: int = 3) -> str:
+            return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+        score = (f"{cell(self.score.iqm)} [{cell(self.score.ci[0])}, {cell(self.score.ci[1])}]" if self.score else "n/a")
+        rows = [("agent", self.agent), ("env", self.env), ("runs", f"{len(self.runs)} (training seeds {self.train_seeds})"),
+                ("score IQM [95% CI]", score),
+                ("success", "n/a" if self.success_rate is None else f"{self.success_rate:.0%}"),
+                ("mean return (IQM)", cell(self.mean_return.iqm if self.mean_return else None, 2))]
+        figures = "; ".join(filter(None, [self.image_figures, self.text_figures, *self.flags]))
+        if figures:
+            rows.append(("notes", figures))
+        body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+                       f"{html.escape(v)}</td></tr>" for k, v in rows)
+        return f"<table class='arena-evaluation'>{body}</table>"
+
     @classmethod
     def of(cls, agent: str, env: str, runs: list[Result]) -> "Evaluation":
         """The evaluation of finished runs (leaderboard rows of one agent and env)."""

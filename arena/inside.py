@@ -47,10 +47,18 @@ def observations(replay: Replay) -> tuple[np.ndarray, list[str]]:
 def write_inside(replay: Replay, replay_path: Path, picture: Path, checkpoint: Path | None = None) -> str:
     """Draw the inside of the replay's network to `picture` (.png); returns what it drew."""
     from agents.checkpoint import new_file, write_atomically
+
+    picture = new_file(picture, "the picture", (".png",))
+    png, what = inside_png(replay, replay_path, checkpoint)
+    write_atomically(picture, lambda tmp: tmp.write_bytes(png))
+    return what
+
+
+def inside_png(replay: Replay, replay_path: Path, checkpoint: Path | None = None) -> tuple[bytes, str]:
+    """The picture of the inside of the replay's network (PNG bytes), and what it shows."""
     from agents.reinforce import ReinforceAgent
     from arena.registry import make_agent, make_env
 
-    picture = new_file(picture, "the picture", (".png",))
     checkpoint = checkpoint or default_checkpoint(replay_path)
     if not checkpoint.is_file():
         raise ViewerError(f"the network that played {replay_path.name} is not at {checkpoint}; give it with "
@@ -68,9 +76,7 @@ def write_inside(replay: Replay, replay_path: Path, picture: Path, checkpoint: P
     fig = {"transformer": _attention_figure, "lstm": _gates_figure, "rnn": _states_figure}.get(body)
     if fig is None:
         raise ViewerError(f"--inside draws rnn, lstm and transformer policies; this one is an {body} (no memory to show)")
-    png, what = fig(agent.net, obs, labels, replay)
-    write_atomically(picture, lambda tmp: tmp.write_bytes(png))
-    return what
+    return fig(agent.net, obs, labels, replay)  # type: ignore[no-any-return]
 
 
 def _pyplot() -> Any:
@@ -169,4 +175,4 @@ def _states_figure(net: Any, obs: np.ndarray, labels: list[str], replay: Replay)
     return _png(fig), f"RNN hidden states: {L} layers x {Hn} units over {T} steps"
 
 
-__all__ = ["default_checkpoint", "focus", "observations", "write_inside"]
+__all__ = ["default_checkpoint", "focus", "inside_png", "observations", "write_inside"]

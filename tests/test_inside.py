@@ -10,7 +10,7 @@ import envs  # noqa: F401
 from agents.inside import AttentionRecorder, attention_map, lstm_gates, rnn_states
 from agents.networks import NetConfig, PolicyNet
 from agents.reinforce import ReinforceAgent
-from arena.errors import AgentError
+from arena.errors import AgentError, ArenaError
 from arena.match import record_episode
 from arena.inside import observations
 
@@ -174,3 +174,41 @@ def test_arena_replay_inside_says_in_one_line_what_it_cannot_draw(workdir):
     missing = runner.invoke(app, ["replay", str(replay), "--inside", "b.png", "--checkpoint", "nowhere.npz"])
     assert missing.exit_code == 2 and "--checkpoint" in missing.stderr
     assert not (workdir / "a.png").exists() and not (workdir / "b.png").exists()
+
+
+# --------------------------------------------------------------------------- in a notebook
+
+
+@pytest.mark.slow
+def test_a_real_notebook_shows_a_replay_its_network_and_a_result_inline(workdir):
+    """A notebook run headless by nbclient (a real kernel): arena.show on a replay (with the
+    network inside it) and on a result of arena.evaluate give HTML outputs."""
+    import nbformat
+    from nbclient import NotebookClient
+    from typer.testing import CliRunner
+
+    from arena.cli import app
+
+    assert CliRunner().invoke(app, ["run", "reinforce-lstm", "seq:copy length=3", "--budget", "64", "--episodes",
+                                    "1"]).exit_code == 0
+    (replay,) = workdir.glob("replays/*/episode-seed1000.npz")
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import arena"),
+        nbformat.v4.new_code_cell(f"arena.show({str(replay)!r}, inside=True)"),
+        nbformat.v4.new_code_cell("result = arena.evaluate('value-iteration', 'grid:cliff', train_seeds=1, "
+                                  "eval_episodes=2)\nresult"),
+    ])
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}).execute()
+    shown = nb.cells[1].outputs[0]["data"]["text/html"]
+    assert "data:image/gif;base64," in shown and "data:image/png;base64," in shown and "LSTM gates" in shown
+    table = nb.cells[2].outputs[0]["data"]["text/html"]
+    assert "<table" in table and "value-iteration" in table and "score IQM" in table
+
+
+def test_arena_show_refuses_what_it_cannot_show():
+    import arena
+
+    with pytest.raises(ArenaError, match="replay path or a result"):
+        arena.show(42)
+    with pytest.raises(ArenaError, match="does not exist"):
+        arena.show("nowhere.npz")

@@ -307,6 +307,21 @@ def _curves_png(curves: dict[str, tuple[int, list[np.ndarray]]]) -> bytes:
 # --------------------------------------------------------------------------- replays
 
 
+def frames_gif(frames: list[np.ndarray], width: int = GIF_WIDTH) -> bytes:
+    """RGB frames as an animated GIF about `width` pixels wide (text kept legible: shrunk at
+    most to GIF_MIN_SCALE), the last frame held a second."""
+    from PIL import Image
+
+    h, w = frames[0].shape[:2]
+    scale = min(1.0, max(width / w, GIF_MIN_SCALE))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    images = [Image.fromarray(f).resize(size, Image.Resampling.LANCZOS) for f in frames]
+    images += [images[-1]] * GIF_FPS  # hold the end a second
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / GIF_FPS), loop=0)
+    return buf.getvalue()
+
+
 def _replay_gif(st: Standing, summary: ReportSummary) -> str:
     """A GIF of the entry's newest run's first evaluation episode, as the viewer draws it."""
     from arena.errors import ArenaError
@@ -325,17 +340,9 @@ def _replay_gif(st: Standing, summary: ReportSummary) -> str:
     except (ArenaError, OSError) as exc:
         summary.missing.append(f"{path} ({exc})")
         return f"<p class='muted'>{html.escape(st.agent)}: its replay {html.escape(str(path))} cannot be shown here.</p>"
-    from PIL import Image
-
-    h, w = frames[0].shape[:2]
-    scale = min(1.0, max(GIF_WIDTH / w, GIF_MIN_SCALE))
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    images = [Image.fromarray(f).resize(size, Image.Resampling.LANCZOS) for f in frames]
-    images += [images[-1]] * GIF_FPS  # hold the end a second
-    buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / GIF_FPS), loop=0)
+    gif = frames_gif(frames)
     cut = f", its first {GIF_STEPS} of {replay.steps} steps" if replay.steps > GIF_STEPS else ""
     cut += f", every {IMAGE_GIF_STRIDE}th step shown" if replay.actions.ndim > 1 else ""
     caption = (f"{html.escape(st.agent)} (rank {st.rank}{'=' if st.tied else ''}), training seed {run.train_seed}, "
                f"evaluation seed {replay.seed}: return {replay.episode_return:.2f}{cut}")
-    return _figure(buf.getvalue(), caption, summary, kind="gif", alt=f"replay of {st.agent}")
+    return _figure(gif, caption, summary, kind="gif", alt=f"replay of {st.agent}")
