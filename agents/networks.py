@@ -304,17 +304,23 @@ class PolicyNet(nn.Module):
             return Independent(Normal(out, self.log_std.exp().expand_as(out)), 1)
         return Categorical(logits=out)
 
-    def sequence(self, obs: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def sequence(self, obs: torch.Tensor, mask: torch.Tensor | None = None,
+                 probe: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Head outputs (T, B, A) and values (T, B) for whole episodes obs (T, B, ...).
 
         A memoryless body only computes the steps where `mask` (T, B) is set; the rest
-        are zeros (padding after an episode's end).
+        are zeros (padding after an episode's end). `probe` (recurrent bodies): the body's
+        input (T, B, F) is appended to it, in the graph, so a caller can ask how much of a
+        gradient reaches each time step.
         """
         T, B = obs.shape[:2]
         flat = obs.reshape(T * B, *obs.shape[2:])
         if self.recurrent:
-            x = self.encoder(flat)
-            h, _ = self.body(x.reshape(T, B, -1), self.body.initial_state(B, x.device))  # (T, B, H)
+            x = self.encoder(flat).reshape(T, B, -1)
+            if probe is not None:
+                x.requires_grad_(True)
+                probe.append(x)
+            h, _ = self.body(x, self.body.initial_state(B, x.device))  # (T, B, H)
             return self.pi(h), self.v(h).squeeze(-1)
         live = torch.ones(T * B, dtype=torch.bool, device=obs.device) if mask is None else mask.reshape(-1) > 0
         h = self.body(self.encoder(flat[live]))  # (live steps, H)

@@ -30,6 +30,8 @@ class ReinforceSettings:
                             low=1, high=10**9)
     target: float | None = setting(None, help="stop once a batch's mean return reaches this (null: never)")
     normalize: bool = setting(False, help="standardise advantages per batch")
+    log_grad_norm: bool = setting(False, help="log the gradient norm reaching each time step (recurrent networks: "
+                                  "how far back the loss's gradient flows)")
     device: str = device_setting()
 
 

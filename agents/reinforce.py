@@ -208,7 +208,8 @@ class ReinforceAgent(AgentBase):
         """One REINFORCE-with-baseline step on a batch of episodes (the module docstring's loss)."""
         net, mask = self._net(), batch.mask
         n = mask.sum().clamp(min=1.0)
-        out, values = net.sequence(batch.obs, mask)  # (T, B, A), (T, B)
+        probe: list[torch.Tensor] | None = [] if self.settings.log_grad_norm and net.recurrent else None
+        out, values = net.sequence(batch.obs, mask, probe)  # (T, B, A), (T, B)
         dist = net.distribution(out)
         log_prob = dist.log_prob(batch.actions)  # (T, B)
         G = reward_to_go(batch.rewards, mask, self.settings.gamma)
@@ -224,6 +225,12 @@ class ReinforceAgent(AgentBase):
         for component, value in (("policy loss", policy_loss), ("value loss", value_loss), ("entropy", entropy)):
             if not torch.isfinite(value):
                 raise NonFinite(component, value.item())  # before any parameter changes
+        flow: dict[str, float] = {}
+        if probe:  # ||d log pi(A_last) / dx_t||: how much the episode's last decision depends on the input at step t
+            last = (mask.sum(dim=0) - 1).clamp(min=0).long()
+            (g,) = torch.autograd.grad(log_prob[last, torch.arange(mask.shape[1])].sum(), probe[0], retain_graph=True)
+            norms = g.norm(dim=-1).mean(dim=1)
+            flow = {f"grad_norm_t{t:03d}": float(v) for t, v in enumerate(norms.tolist())}
         self.optim.zero_grad()
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), self.settings.max_grad_norm)
@@ -231,7 +238,9 @@ class ReinforceAgent(AgentBase):
             self.optim.zero_grad()
             raise NonFinite("gradient norm", grad_norm.item())
         self.optim.step()
-        return {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": entropy.item()}
+        stats = {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": entropy.item()}
+        stats.update(flow)
+        return stats
 
     def begin(self, env: gym.Env, seed: int) -> None:
         torch.manual_seed(seed)
@@ -273,6 +282,9 @@ class ReinforceAgent(AgentBase):
         target = self.settings.target
         if target is not None and self.log.returns and self.log.returns[-1] >= target:
             out["reached_target"] = target
+        if self.settings.log_grad_norm and self.log.run_dir is not None and any(
+                k.startswith("grad_norm_t") for k in self.log.values):
+            out["gradient_flow"] = str(gradient_flow_plot(self.log, self.log.run_dir / "gradient_flow.png", self.name))
         return out
 
     # ---------------------------------------------------------------- the one checkpoint format
@@ -306,6 +318,32 @@ class ReinforceAgent(AgentBase):
 
     def check_fits(self, env: gym.Env) -> None:
         return None
+
+
+def gradient_flow_plot(log: TrainingLog, path: Path, title: str) -> Path:
+    """The gradient of the episode's last decision, ||d log pi(A_last) / dx_t||, reaching each
+    time step t, averaged over the last tenth of training, on a log scale: a plain RNN's falls
+    with the distance from the last step (vanishing gradients, Bengio et al. 1994), an
+    LSTM's much less."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from agents.checkpoint import write_atomically
+
+    names = sorted(k for k in log.values if k.startswith("grad_norm_t"))
+    norms = [float(np.mean(log.values[k][-max(1, len(log.values[k]) // 10):])) for k in names]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.semilogy(range(len(norms)), norms, "o-")
+    ax.set_xlabel("time step t of the episode")
+    ax.set_ylabel("||d log pi(A_last) / dx_t||")
+    ax.set_title(f"{title}: the last decision's gradient reaching step t", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+    return path
 
 
 # --------------------------------------------------------------------------- a black-box image generator

@@ -212,3 +212,16 @@ def test_arena_show_refuses_what_it_cannot_show():
         arena.show(42)
     with pytest.raises(ArenaError, match="does not exist"):
         arena.show("nowhere.npz")
+
+
+def test_log_grad_norm_records_the_gradient_reaching_each_step_and_draws_it(tmp_path):
+    env = copy_env(3)
+    agent = ReinforceAgent(network="rnn", log_grad_norm=True, num_envs=8, device="cpu")
+    out = agent.fit(env, seed=0, budget=8 * 5, run_dir=tmp_path, progress=False)
+    names = sorted(k for k in agent.log.values if k.startswith("grad_norm_t"))
+    assert names == [f"grad_norm_t{t:03d}" for t in range(6)]  # 3 tokens shown, 3 answered
+    assert all(v > 0 and np.isfinite(v) for k in names for v in agent.log.values[k])
+    assert (tmp_path / "gradient_flow.png").stat().st_size > 5_000 and out["gradient_flow"]
+    plain = ReinforceAgent(network="mlp", log_grad_norm=True, num_envs=8, device="cpu")  # memoryless: nothing to trace
+    plain.fit(env, seed=0, budget=8, progress=False)
+    assert not any(k.startswith("grad_norm_t") for k in plain.log.values)

@@ -136,7 +136,7 @@ def test_a_network_that_does_not_fit_the_spaces_is_refused():
         ReinforceAgent(network="cnn", device="cpu").build(gym.make("arena/GridWorld-v0", layout="cliff"))
     with pytest.raises(AgentError, match="for image observations use the cnn"):
         ReinforceAgent(network="lstm", device="cpu").build(gym.make("arena/GridWorld-v0", layout="cliff", obs="image"))
-    with pytest.raises(AgentError, match="^network must be one of mlp, cnn, lstm, transformer, got 'gru'$"):
+    with pytest.raises(AgentError, match="^network must be one of mlp, cnn, rnn, lstm, transformer, got 'gru'$"):
         ReinforceAgent(network="gru")
 
 
