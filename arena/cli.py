@@ -530,6 +530,94 @@ def play_command(
 
 @app.command()
 @user_errors
+def card(
+    agents: Optional[list[str]] = typer.Argument(None, help="agents to test, e.g. reinforce-lstm reinforce-rnn"),
+    all_: bool = typer.Option(False, "--all", help="every network: reinforce-mlp, -rnn, -lstm, -transformer"),
+    tasks: str = typer.Option("copy,reverse,parity", help="memory tasks, comma-separated"),
+    seeds: int = typer.Option(3, help="training seeds per length", min=1, max=100),
+    budget: Optional[int] = typer.Option(None, help="training budget per length, in episodes (default: the agent's)"),
+    episodes: int = typer.Option(20, help="evaluation episodes per run", min=1, max=10_000),
+    max_length: int = typer.Option(64, help="the longest length tried (1, 2, 4, ... up to it)", min=1, max=256),
+    json_: Optional[Path] = typer.Option(None, "--json", help="also write the card as JSON to this file"),
+    plot: Optional[Path] = typer.Option(None, help="also draw accuracy against length to this .png"),
+    db: Optional[Path] = typer.Option(None, help=DB_HELP),
+    replays: Path = typer.Option(Path("replays"), help="folder for recorded episodes"),
+    runs: Path = typer.Option(Path("runs"), help="folder for checkpoints and curves"),
+    workers: int = typer.Option(1, help="jobs at once: 1 runs them in this process, more in a process pool", min=1),
+    backend: str = typer.Option("local", help="local (this machine) or ray (Ray tasks with retries)"),
+    address: Optional[str] = typer.Option(None, help="--backend ray: the cluster's address (default: a local Ray)"),
+) -> None:
+    """The memory report card: the longest copy, reverse and parity length each agent learns.
+
+    Trains every agent at lengths 1, 2, 4, ... (the same budget each), seeds apart, and
+    stops an agent on a task after two lengths it fails; its mark is the longest length it
+    reached at >= 0.9 accuracy (IQM over seeds, 95% interval). Runs land on the leaderboard
+    as they finish, so an interrupted card resumes.
+    """
+    import json
+
+    from arena.card import LENGTHS, NETWORKS, card_plot, memory_card
+    from arena.tournament import check_backend
+
+    names = list(NETWORKS) if all_ else list(agents or [])
+    if not names:
+        raise RegistryError("name the agents to test (e.g. arena card reinforce-lstm reinforce-rnn), or --all")
+    if budget is not None and budget < 1:
+        raise RegistryError(f"--budget {budget}: train for at least 1 episode per length")
+    if json_ is not None:
+        from agents.checkpoint import new_file
+
+        json_ = new_file(json_, "the card", (".json",))
+    if plot is not None:
+        from agents.checkpoint import new_file
+
+        plot = new_file(plot, "the plot", (".png",))
+    check_backend(backend, address)
+    board = Leaderboard(db)
+    lengths = tuple(L for L in LENGTHS if L <= max_length) or (1,)
+    progress = _progress()
+    bar = progress.add_task("memory card", total=None)
+
+    def on_length(length: int, jobs: int) -> None:
+        progress.update(bar, description=f"memory card: length {length}", total=jobs, completed=0)
+
+    def landed(agent: Any, result: Result) -> None:
+        progress.advance(bar)
+        if not err.is_terminal:
+            err.print(f"done: {agent.label} on {env_label(result)} seed {result.train_seed}: accuracy {fmt(result.score)}",
+                      highlight=False)
+
+    with progress:
+        marks = memory_card(names, board, replays, runs, tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
+                            seeds=tuple(range(seeds)), budget=budget, eval_episodes=episodes, lengths=lengths,
+                            workers=workers, backend=backend, address=address, on_result=landed, on_length=on_length)
+    table = Table(title="Memory card: the longest length learned to >= 0.9 accuracy")
+    task_names = sorted({m.task for m in marks}, key=lambda t: ("copy", "reverse", "parity").index(t))
+    rows = []
+    for name in names:
+        cells = [name]
+        for task in task_names:
+            m = next(m for m in marks if m.agent == name and m.task == task)
+            iqm, ci = m.summary()
+            cells.append(f"{iqm:g} [{ci[0]:g}, {ci[1]:g}] (seeds: {', '.join(map(str, m.longest()))})")
+        rows.append(tuple(cells))
+    _fill(table, ("agent", *task_names), rows, words=("agent",))
+    table.caption = (f"IQM over {seeds} training seed(s) [95% interval]; 0: not even length 1; lengths tried: "
+                     f"{', '.join(map(str, lengths))}, stopping after two failures")
+    console.print(table)
+    if json_ is not None:
+        from agents.checkpoint import write_atomically
+
+        text = json.dumps(json_ready({"format": 1, "pass": 0.9, "lengths": list(lengths),
+                                      "marks": [m.as_dict() for m in marks]}), indent=1, allow_nan=False)
+        write_atomically(json_, lambda tmp: tmp.write_text(text))
+        console.print(f"wrote {json_}", highlight=False)
+    if plot is not None:
+        console.print(f"wrote {card_plot(marks, plot)}", highlight=False)
+
+
+@app.command()
+@user_errors
 def tournament(
     suite: str = typer.Argument(..., help="a suite: a name from arena/suites (e.g. imagegen) or a .toml path"),
     db: Optional[Path] = typer.Option(None, help=DB_HELP),

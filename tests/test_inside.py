@@ -225,3 +225,53 @@ def test_log_grad_norm_records_the_gradient_reaching_each_step_and_draws_it(tmp_
     plain = ReinforceAgent(network="mlp", log_grad_norm=True, num_envs=8, device="cpu")  # memoryless: nothing to trace
     plain.fit(env, seed=0, budget=8, progress=False)
     assert not any(k.startswith("grad_norm_t") for k in plain.log.values)
+
+
+# --------------------------------------------------------------------------- the memory card
+
+
+def test_the_memory_card_stops_after_two_failures_resumes_and_writes_json_and_a_plot(workdir):
+    import json
+
+    from typer.testing import CliRunner
+
+    from arena.cli import app
+    from arena.leaderboard import Leaderboard
+
+    runner = CliRunner()
+    args = ["card", "reinforce-mlp", "--tasks", "copy", "--seeds", "2", "--budget", "128", "--max-length", "8",
+            "--episodes", "5"]
+    first = runner.invoke(app, [*args, "--json", "card.json", "--plot", "card.png"])
+    assert first.exit_code == 0, first.output
+    card = json.loads((workdir / "card.json").read_text())
+    (mark,) = card["marks"]
+    assert mark["agent"] == "reinforce-mlp" and mark["task"] == "copy" and len(mark["longest"]) == 2
+    assert sorted(map(int, mark["accuracy"])) == [1, 2]  # the memoryless MLP fails lengths 1 and 2: no more
+    assert (workdir / "card.png").stat().st_size > 10_000
+    rows = len(Leaderboard(workdir / "replays" / "leaderboard.sqlite").results())
+    assert rows == 4  # 2 lengths x 2 seeds, each a leaderboard run
+    again = runner.invoke(app, args)  # a rerun trains nothing: every run is on the leaderboard
+    assert again.exit_code == 0 and len(Leaderboard(workdir / "replays" / "leaderboard.sqlite").results()) == rows
+
+
+def test_the_memory_card_refuses_bad_requests_in_one_line(workdir):
+    from typer.testing import CliRunner
+
+    from arena.cli import app
+
+    runner = CliRunner()
+    for args, fragment in [(["card"], "name the agents"), (["card", "value-iteration"], "cannot play"),
+                           (["card", "reinforce-lstm", "--tasks", "addition"], "copy, reverse, parity"),
+                           (["card", "reinforce-lstm", "--budget", "0"], "at least 1")]:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1, args
+    assert not (workdir / "runs").exists()
+
+
+def test_a_card_mark_is_the_longest_length_passed_per_seed():
+    from arena.card import Mark
+
+    m = Mark("a", "copy", [0, 1, 2], {1: [1.0, 1.0, 0.85], 2: [0.95, 0.2, 0.1], 4: [0.3, 0.3, 0.3]})
+    assert m.longest() == [2, 1, 0] and m.failed() == 2
+    iqm, (low, high) = m.summary()
+    assert low <= iqm <= high
