@@ -98,15 +98,44 @@ def memory_card(agents: list[str], board: Any, replays: str | Path, runs: str | 
     return list(marks.values())
 
 
-def card_plot(marks: list[Mark], path: Path) -> Path:
+def marks_from_results(results: list[Result]) -> list[Mark]:
+    """The cards in leaderboard rows: an agent (one settings and budget) with runs on a memory
+    task at two lengths or more. Lengths where some seed is missing are left out."""
+    import json
+
+    groups: dict[tuple[str, str, Any, str], dict[int, dict[int, float]]] = {}
+    for r in results:
+        task, length = r.env_kwargs.get("task"), r.env_kwargs.get("length")
+        if r.env_id != SEQ or task not in TASKS or not isinstance(length, int) or r.score is None:
+            continue
+        key = (r.agent, json.dumps(r.agent_config, sort_keys=True, default=str), r.budget, str(task))
+        groups.setdefault(key, {}).setdefault(length, {})[r.train_seed] = float(r.score)
+    variants: dict[str, set[tuple[str, Any]]] = {}  # per agent, its (settings, budget): named apart when several
+    for agent, config, budget, _ in groups:
+        variants.setdefault(agent, set()).add((config, budget))
+    marks = []
+    for (agent, config, budget, task), by_length in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2] or 0, kv[0][3])):
+        if len(by_length) < 2:
+            continue
+        seeds = sorted(by_length[min(by_length)])
+        label = agent if len(variants[agent]) == 1 else f"{agent} budget={budget} {config}"
+        mark = Mark(label, task, seeds)
+        for length, per_seed in sorted(by_length.items()):
+            if all(s in per_seed for s in seeds):
+                mark.accuracy[length] = [per_seed[s] for s in seeds]
+        marks.append(mark)
+    return marks
+
+
+def card_png(marks: list[Mark]) -> bytes:
     """Accuracy against length (log scale), one panel per task, a line per agent (mean over
     seeds, band: lowest to highest seed), the 0.9 bar dashed."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from agents.checkpoint import write_atomically
 
     tasks = sorted({m.task for m in marks}, key=TASKS.index)
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False, sharey=True)
@@ -125,9 +154,19 @@ def card_plot(marks: list[Mark], path: Path) -> Path:
     axes[0, -1].legend(fontsize=8)
     fig.suptitle("memory card: accuracy at growing lengths (dashed: the 0.9 bar)")
     fig.tight_layout()
-    write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    return path
+    return buf.getvalue()
 
 
-__all__ = ["FAILURES", "LENGTHS", "Mark", "NETWORKS", "PASS", "TASKS", "card_plot", "memory_card"]
+def card_plot(marks: list[Mark], path: Path) -> Path:
+    """`card_png` written to `path` (atomically)."""
+    from agents.checkpoint import write_atomically
+
+    png = card_png(marks)
+    return write_atomically(path, lambda tmp: tmp.write_bytes(png))
+
+
+__all__ = ["FAILURES", "LENGTHS", "Mark", "NETWORKS", "PASS", "TASKS", "card_plot", "card_png", "marks_from_results",
+           "memory_card"]

@@ -275,3 +275,32 @@ def test_a_card_mark_is_the_longest_length_passed_per_seed():
     assert m.longest() == [2, 1, 0] and m.failed() == 2
     iqm, (low, high) = m.summary()
     assert low <= iqm <= high
+
+
+def test_the_report_page_shows_the_memory_card_and_a_real_browser_draws_it(workdir):
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from arena.cli import app
+    from tests.test_report import CHROMIUM_FLAGS, chromium
+
+    runner = CliRunner()
+    card = runner.invoke(app, ["card", "reinforce-mlp", "--tasks", "copy", "--seeds", "2", "--budget", "128",
+                               "--max-length", "4", "--episodes", "3"])
+    assert card.exit_code == 0, card.output
+    page = runner.invoke(app, ["leaderboard", "--html", "report.html"])
+    assert page.exit_code == 0, page.output
+    text = (workdir / "report.html").read_text()
+    assert "<h2 id='memory-card'>Memory card</h2>" in text and "alt='memory card'" in text
+    assert "<td class='left'>reinforce-mlp</td><td>0 [0, 0]</td>" in text  # memoryless: not even length 1
+    browser = chromium()
+    probe = workdir / "probe.html"
+    probe.write_text(text.replace("</body>", "<script>addEventListener('load', () => document.body.setAttribute("
+                                  "'data-card', document.querySelector('img[alt=\"memory card\"]').naturalWidth))"
+                                  "</script></body>"))
+    dom = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={workdir / 'profile'}",
+                          "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    width = int(dom.split('data-card="')[1].split('"')[0])
+    assert width > 300 and "Memory card" in dom

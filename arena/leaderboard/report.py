@@ -99,13 +99,47 @@ def report_page(results: list[Result], runs_dir: Path, source: str = "",
     if not entries:
         parts.append("<p><b>The leaderboard is empty.</b> Add results with <code>arena run</code> or "
                      "<code>arena tournament default</code>.</p>")
-    parts.append("<ul>" + "".join(f"<li><a href='#{_anchor(e)}'>{html.escape(e)}</a></li>" for e in envs) + "</ul>")
+    from arena.card import marks_from_results
+
+    marks = marks_from_results(results)
+    links = [f"<li><a href='#{_anchor(e)}'>{html.escape(e)}</a></li>" for e in envs]
+    if marks:
+        links.insert(0, "<li><a href='#memory-card'>Memory card</a></li>")
+    parts.append("<ul>" + "".join(links) + "</ul>")
+    if marks:
+        parts.append(_card_section(marks, summary))
     for env in envs:
         if on_env:
             on_env(env)
         parts.append(_env_section(env, [st for st in entries if st.env == env], runs_dir, summary))
     parts.append("</body></html>\n")
     return "".join(parts), summary
+
+
+def _card_section(marks: list[Any], summary: ReportSummary) -> str:
+    """The memory card (arena/card.py) of the runs on memory tasks at several lengths."""
+    from arena.card import PASS, TASKS, card_png
+
+    tasks = sorted({m.task for m in marks}, key=TASKS.index)
+    agents = list(dict.fromkeys(m.agent for m in marks))
+    head = "".join(f"<th>{html.escape(t)}</th>" for t in tasks)
+    rows = []
+    for agent in agents:
+        cells = []
+        for task in tasks:
+            m = next((m for m in marks if m.agent == agent and m.task == task), None)
+            if m is None:
+                cells.append("<td></td>")
+                continue
+            iqm, (low, high) = m.summary()
+            cells.append(f"<td>{iqm:g} [{low:g}, {high:g}]</td>")
+        rows.append(f"<tr><td class='left'>{html.escape(agent)}</td>{''.join(cells)}</tr>")
+    return (f"<section><h2 id='memory-card'>Memory card</h2><p>The longest sequence each agent learned to at least "
+            f"{PASS:g} accuracy, on copy, reverse and parity at growing lengths (<code>arena card</code>): IQM over "
+            f"training seeds [95% interval]; 0: not even length 1.</p><table><tr><th class='left'>agent</th>{head}</tr>"
+            f"{''.join(rows)}</table>"
+            + _figure(card_png(marks), "Accuracy against length, mean over training seeds (band: lowest to highest "
+                      "seed); dashed: the 0.9 bar.", summary, alt="memory card") + "</section>")
 
 
 def _anchor(env: str) -> str:
