@@ -66,6 +66,8 @@ def test_lstm_gates_written_out_reproduce_the_lstm_and_lie_in_0_1():
         x = net.encoder(torch.as_tensor(obs)).reshape(8, 1, -1)
         h, _ = net.body(x, net.body.initial_state(1, x.device))
     np.testing.assert_allclose(gates["hidden"][-1], h[:, 0].numpy(), atol=1e-5)
+    # the written-out recurrence: h_t = o_t tanh(c_t), c_t = f_t c_{t-1} + i_t g_t, in every layer
+    np.testing.assert_allclose(gates["output"] * np.tanh(gates["cell"]), gates["hidden"], atol=1e-5)
 
 
 def test_plain_rnn_states_reproduce_the_rnn():
