@@ -66,18 +66,20 @@ class Mark:
 
 
 def memory_card(agents: list[str], board: Any, replays: str | Path, runs: str | Path, *, tasks: tuple[str, ...] = TASKS,
+                config: dict[str, Any] | None = None,
                 seeds: tuple[int, ...] = (0, 1, 2), budget: int | None = None, eval_episodes: int = 20,
                 lengths: tuple[int, ...] = LENGTHS, workers: int = 1, backend: str = "local", address: str | None = None,
                 on_result: Callable[[SuiteAgent, Result], None] | None = None,
                 on_length: Callable[[int, int], None] | None = None) -> list[Mark]:
-    """Run the card (see the module docstring) for `agents` on `tasks`; returns a Mark per pair."""
+    """Run the card (see the module docstring) for `agents` on `tasks` (each with the settings
+    `config`, checked before anything runs); returns a Mark per pair."""
     from arena import registry
 
     for task in tasks:
         if task not in TASKS:
             raise RegistryError(f"the memory card's tasks are {', '.join(TASKS)}, not {task!r}")
     for name in agents:  # an unknown name, or one that cannot play sequence tasks, is one line before anything runs
-        registry.make_agent(name)
+        registry.make_agent(name, **(config or {}))
         registry.check_pairing(name, SEQ, kwargs={"task": tasks[0], "length": 1})
     marks = {(a, t): Mark(a, t, list(seeds)) for a in agents for t in tasks}
     for length in lengths:
@@ -88,7 +90,7 @@ def memory_card(agents: list[str], board: Any, replays: str | Path, runs: str | 
         skipped = [f"{m.agent} on seq:{m.task} length={length} (failed {FAILURES} lengths)" for m in marks.values()
                    if m.failed() >= FAILURES]
         suite = Suite(f"card-length-{length}", Path("card"), f"memory card, length {length}",
-                      [SuiteAgent(a, a, {}, budget) for a in agents], envs, list(seeds), eval_episodes, False, skipped)
+                      [SuiteAgent(a, a, dict(config or {}), budget) for a in agents], envs, list(seeds), eval_episodes, False, skipped)
         if on_length:
             on_length(length, len(suite.jobs()))
         for agent, job, result, _ in run_suite(suite, board, replays, runs, workers=workers, on_result=on_result,

@@ -283,11 +283,7 @@ def _job(agent: str, env: str, kwargs: list[str] | None, seed: int, episodes: in
         agent_config.update(file_settings)
         env_kwargs = {**file_env, **env_kwargs}  # the command line wins over the file
         registry.check_env_kwargs(env_id, env_kwargs)
-    for item in config or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise RegistryError(f"--set {item!r} is not key=value; write e.g. --set gamma=0.9")
-        agent_config[key] = registry.parse_value(value)
+    agent_config.update(_settings(config))
     if device is not None:
         if agent in registry.AGENTS and not registry.AGENTS[agent].neural:
             raise RegistryError(f"--device applies to neural agents; {agent} is tabular and runs on the CPU")
@@ -306,6 +302,17 @@ def _job(agent: str, env: str, kwargs: list[str] | None, seed: int, episodes: in
     spec = RunSpec(seed=seed, budget=budget, resume=resume, checkpoint_every=checkpoint_every)
     return Job(agent, env_id, env_kwargs, agent_config, spec, episodes, str(checkpoint) if checkpoint else None,
                record_training=record_training, video=str(video) if video else None)
+
+
+def _settings(items: list[str] | None) -> dict[str, Any]:
+    """--set key=value options as agent settings (values read as TOML-like literals)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise RegistryError(f"--set {item!r} is not key=value; write e.g. --set gamma=0.9")
+        out[key] = registry.parse_value(value)
+    return out
 
 
 def _resume_command(ctx: typer.Context, checkpoint: Path) -> str:
@@ -538,6 +545,7 @@ def card(
     budget: Optional[int] = typer.Option(None, help="training budget per length, in episodes (default: the agent's)"),
     episodes: int = typer.Option(20, help="evaluation episodes per run", min=1, max=10_000),
     max_length: int = typer.Option(64, help="the longest length tried (1, 2, 4, ... up to it)", min=1, max=256),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="a setting for every agent, e.g. --set gamma=0"),
     json_: Optional[Path] = typer.Option(None, "--json", help="also write the card as JSON to this file"),
     plot: Optional[Path] = typer.Option(None, help="also draw accuracy against length to this .png"),
     db: Optional[Path] = typer.Option(None, help=DB_HELP),
@@ -572,6 +580,7 @@ def card(
         from agents.checkpoint import new_file
 
         plot = new_file(plot, "the plot", (".png",))
+    config = _settings(set_)
     check_backend(backend, address)
     board = Leaderboard(db)
     lengths = tuple(L for L in LENGTHS if L <= max_length) or (1,)
@@ -589,6 +598,7 @@ def card(
 
     with progress:
         marks = memory_card(names, board, replays, runs, tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
+                            config=config,
                             seeds=tuple(range(seeds)), budget=budget, eval_episodes=episodes, lengths=lengths,
                             workers=workers, backend=backend, address=address, on_result=landed, on_length=on_length)
     table = Table(title="Memory card: the longest length learned to >= 0.9 accuracy")

@@ -306,3 +306,19 @@ def test_the_report_page_shows_the_memory_card_and_a_real_browser_draws_it(workd
                          capture_output=True, text=True, timeout=120).stdout
     width = int(dom.split('data-card="')[1].split('"')[0])
     assert width > 300 and "Memory card" in dom
+
+
+def test_the_memory_card_passes_settings_to_every_agent_and_checks_them_first(workdir):
+    from typer.testing import CliRunner
+
+    from arena.cli import app
+    from arena.leaderboard import Leaderboard
+
+    runner = CliRunner()
+    bad = runner.invoke(app, ["card", "reinforce-mlp", "--set", "gamma=2"])
+    assert bad.exit_code == 2 and "gamma" in bad.stderr and not (workdir / "runs").exists()
+    ok = runner.invoke(app, ["card", "reinforce-mlp", "--tasks", "copy", "--seeds", "1", "--budget", "64", "--max-length",
+                             "1", "--episodes", "2", "--set", "gamma=0", "--set", "hidden=8"])
+    assert ok.exit_code == 0, ok.output
+    (row,) = Leaderboard(workdir / "replays" / "leaderboard.sqlite").results()
+    assert row.agent_config["gamma"] == 0 and row.agent_config["hidden"] == 8
