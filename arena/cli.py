@@ -120,7 +120,7 @@ def envs(name: Optional[str] = typer.Argument(None, help="an env family (grid, s
             table.add_row(*(escape(cell) for cell in row))
         console.print(table)
         console.print(f"set one with [bold]arena run AGENT {escape(family.examples[0])} key=value[/] "
-                      "(or under [env] in a --config file)", soft_wrap=True)
+                      "(or under \\[env] in a --config file)", soft_wrap=True)
         return
     table = Table(title="Environments")
     for col in ("id", "alias", "what", "kwargs", "examples"):

@@ -388,3 +388,8 @@ def test_bench_json_lists_figures_with_baseline_ratio_spread_and_target():
     assert f["spread"][0] <= f["ratio"] <= f["spread"][1] and f["met"] == (f["ratio"] >= 1.0)
     assert result.exit_code == (0 if f["met"] else 1)  # a target not met is an exit status, not a secret
     assert_one_line_error(arena("bench", "--only", "warp-drive"), "no such benchmark")
+
+
+def test_arena_envs_names_the_config_files_env_table():
+    """'[env]' is text, not rich markup: it reaches the screen."""
+    assert "(or under [env] in a --config file)" in arena("envs", "text").output
