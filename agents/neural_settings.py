@@ -88,12 +88,18 @@ class VAESettings:
 
 
 @dataclass(frozen=True)
-class LMSettings:
-    """Stage 1, supervised: a small Transformer language model trained on demonstrations."""
+class TransformerSize:
+    """The size of a language-model agent's Transformer, declared once for stage 1 and stage 2."""
 
     hidden: int = setting(64, help="width of the Transformer", low=4, high=1024)
     layers: int = setting(2, help="Transformer blocks", low=1, high=16)
     heads: int = setting(4, help="attention heads (hidden must be divisible by it)", low=1, high=64)
+
+
+@dataclass(frozen=True)
+class LMSettings(TransformerSize):
+    """Stage 1, supervised: a small Transformer language model trained on demonstrations."""
+
     lr: float = setting(3e-3, help="Adam learning rate", low=0.0, high=1.0, low_open=True)
     batch_size: int = setting(64, help="demonstrations per update", low=1, high=4096)
     updates: int = setting(150, help="training budget in updates (batches of demonstrations)", low=1, high=10**8)
@@ -105,12 +111,9 @@ class LMSettings:
 
 
 @dataclass(frozen=True)
-class RewardModelSettings:
+class RewardModelSettings(TransformerSize):
     """Stage 2: a Transformer with a scalar head, fitted to preference pairs (Bradley-Terry)."""
 
-    hidden: int = setting(64, help="width of the Transformer", low=4, high=1024)
-    layers: int = setting(2, help="Transformer blocks", low=1, high=16)
-    heads: int = setting(4, help="attention heads (hidden must be divisible by it)", low=1, high=64)
     lr: float = setting(1e-3, help="Adam learning rate", low=0.0, high=1.0, low_open=True)
     batch_size: int = setting(64, help="preference pairs per update", low=1, high=4096)
     updates: int = setting(1500, help="training budget in updates (batches of pairs)", low=1, high=10**8)
@@ -158,5 +161,5 @@ class GoldBestSettings:
     device: str = device_setting()
 
 
-__all__ = ["BODIES", "BestOfNSettings", "GoldBestSettings", "GANSettings", "LMSettings", "LOSSES", "RLHFSettings", "ReinforceGeneratorSettings",
+__all__ = ["BODIES", "BestOfNSettings", "GoldBestSettings", "TransformerSize", "GANSettings", "LMSettings", "LOSSES", "RLHFSettings", "ReinforceGeneratorSettings",
            "ReinforceSettings", "RewardModelSettings", "VAESettings"]
