@@ -36,15 +36,35 @@ def sb3_view(env: gym.Env) -> Any:
     goal, hole, cliff), channels first, not RGB pictures: SB3's image heuristics would guess
     the channel order from the smallest axis and ask for 36x36 (its CnnPolicy's minimum).
     So they are shown flattened, as float32 in [0, 1]: a plain vector, as SB3 advises for
-    observations that are not pictures, which its MlpPolicy reads as it is."""
+    observations that are not pictures, which its MlpPolicy reads as it is.
+    Continuous actions (the image env's pixels live in [0, 1]) are shown in [-1, 1], the
+    range SB3's Gaussian policies assume; `act` maps them back (`_env_action`)."""
     import gymnasium as gym
     from gymnasium import spaces
 
     space = env.observation_space
     if _is_image(space):
         scaled = spaces.Box(0.0, 1.0, (int(np.prod(space.shape or ())),), np.float32)
-        return gym.wrappers.TransformObservation(env, _scale, scaled)
+        env = gym.wrappers.TransformObservation(env, _scale, scaled)
+    if _rescales(env.action_space):
+        box: Any = env.action_space
+        one = np.ones_like(box.low)  # in the space's own dtype: Box warns when casting
+        env = gym.wrappers.RescaleAction(env, -one, one)
     return env
+
+
+def _rescales(space: Any) -> bool:
+    """A bounded continuous action space that is not already [-1, 1]."""
+    from gymnasium import spaces
+
+    return (isinstance(space, spaces.Box) and np.issubdtype(space.dtype, np.floating) and space.is_bounded()
+            and not (np.all(space.low == -1.0) and np.all(space.high == 1.0)))
+
+
+def _env_action(space: Any, action: np.ndarray) -> np.ndarray:
+    """An action SB3 chose in [-1, 1] as the env's own Box: low + (a + 1) / 2 (high - low)."""
+    a = np.clip(action, -1.0, 1.0)
+    return (space.low + (a + 1.0) * 0.5 * (space.high - space.low)).astype(space.dtype)
 
 
 def _is_image(space: Any) -> bool:
@@ -101,6 +121,7 @@ class SB3Agent(AgentBase):
         self._monitor: Any = None
         self._budget_steps = 0
         self._scales = False  # observations are uint8 images that sb3_view scales
+        self._actions: Any = None  # the env's Box when sb3_view shows its actions in [-1, 1]
 
     def _build(self, env: gym.Env, seed: int, tensorboard: str | None = None) -> Any:
         s = self.settings
@@ -144,7 +165,7 @@ class SB3Agent(AgentBase):
 
         self._monitor = Monitor(sb3_view(env))
         self.model = self._build(self._monitor, seed)
-        self._scales = _is_image(env.unwrapped.observation_space)
+        self._see(env)
         self.seed = seed
 
     def learn(self, env: gym.Env, index: int, progress: float) -> dict[str, Any]:
@@ -179,6 +200,8 @@ class SB3Agent(AgentBase):
             obs = _scale(obs)
         action, _ = self.model.predict(obs, deterministic=greedy)
         a = np.asarray(action)
+        if self._actions is not None:
+            a = _env_action(self._actions, a)
         return (int(a) if a.ndim == 0 else a), None
 
     def overlay(self) -> dict[str, np.ndarray]:
@@ -208,7 +231,7 @@ class SB3Agent(AgentBase):
         saved = load_settings(SB3Settings, meta, path, self.name)
         self.settings = typed.build(SB3Settings, {**typed.as_dict(saved), "device": self.settings.device}, CheckpointError)
         self.model = self._build(sb3_view(env), 0)
-        self._scales = _is_image(env.observation_space)
+        self._see(env)
         weights = {k[len("policy."):]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("policy.")}
         try:
             self.model.policy.load_state_dict(weights)
@@ -220,3 +243,8 @@ class SB3Agent(AgentBase):
 
     def check_fits(self, env: gym.Env) -> None:
         return None
+
+    def _see(self, env: gym.Env) -> None:
+        """Remember how sb3_view changes what the model sees, so `act` answers in the env's own terms."""
+        self._scales = _is_image(env.observation_space)
+        self._actions = env.action_space if _rescales(env.action_space) else None

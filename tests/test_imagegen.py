@@ -119,6 +119,27 @@ def test_sb3_env_checker_passes_with_only_its_action_range_advice():
     assert all("symmetric and normalized Box action space" in str(w.message) for w in caught)
 
 
+def test_sb3_agents_see_actions_in_minus_one_one_and_answer_in_the_envs_pixels(tmp_path):
+    from stable_baselines3.common.env_checker import check_env
+
+    from agents.sb3 import sb3_view
+    from arena.registry import make_agent
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(sb3_view(gym.make(ID, conditional=True).unwrapped))
+    env = gym.make(ID, conditional=True)
+    agent = make_agent("sb3-ppo", steps=64, n_steps=32, batch_size=32, device="cpu")
+    agent.fit(env, seed=0)
+    obs, _ = env.reset(seed=0)
+    action, _ = agent.act(obs)
+    raw, _ = agent.model.predict(obs, deterministic=True)  # what SB3 chose, in [-1, 1]
+    assert env.action_space.contains(action)
+    np.testing.assert_allclose(action, (np.clip(raw, -1, 1) + 1) / 2, atol=1e-6)
+    loaded = make_agent("sb3-ppo", device="cpu").load(agent.save(tmp_path / "ppo.npz"), env=env)
+    np.testing.assert_array_equal(loaded.act(obs)[0], action)
+
+
 @pytest.mark.parametrize("kwargs", [{}, {"judge": "adaptive", "conditional": True, "batch": 16}])
 def test_the_same_seed_gives_the_same_episode_bit_for_bit(kwargs):
     rng = np.random.default_rng(0)
