@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 import torch
 
@@ -66,26 +67,34 @@ def lstm_gates(net: PolicyNet, obs: np.ndarray | torch.Tensor) -> dict[str, np.n
     if not isinstance(net.body, LSTMBody):
         raise AgentError(f"gate activations need an LSTM policy; this one is a {net.cfg.body}")
     body, lstm = net.body, net.body.lstm
-    out: dict[str, list[np.ndarray]] = {k: [] for k in ("input", "forget", "output", "cell", "hidden")}
+    H = lstm.hidden_size
+    tables = []
     with torch.no_grad():
-        layer_in = torch.tanh(body.embed(_features(net, obs)))[:, 0]  # (T, H)
+        x = torch.tanh(body.embed(_features(net, obs)))  # (T, 1, H): what the first layer reads
+        zero = torch.zeros(1, 1, H, device=x.device)
         for layer in range(lstm.num_layers):
-            W_ih, W_hh = getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"weight_hh_l{layer}")
-            b = getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")
-            h = torch.zeros(lstm.hidden_size, device=layer_in.device)
-            c = torch.zeros_like(h)
-            rows: dict[str, list[torch.Tensor]] = {k: [] for k in out}
-            for x_t in layer_in:
-                i, f, g, o = (W_ih @ x_t + W_hh @ h + b).chunk(4)
-                i, f, o, g = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o), torch.tanh(g)
-                c = f * c + i * g  # c_t = f_t c_{t-1} + i_t g_t
-                h = o * torch.tanh(c)  # h_t = o_t tanh(c_t)
-                for name, v in (("input", i), ("forget", f), ("output", o), ("cell", c), ("hidden", h)):
-                    rows[name].append(v)
-            for name in out:
-                out[name].append(torch.stack(rows[name]).cpu().numpy())
-            layer_in = torch.stack(rows["hidden"])
-    return {k: np.stack(v).astype(np.float64) for k, v in out.items()}
+            W_ih, W_hh, b_ih, b_hh = (getattr(lstm, f"{w}_l{layer}") for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+            h = torch.lstm(x, (zero, zero), [W_ih, W_hh, b_ih, b_hh], True, 1, 0.0, False, False, False)[0][:, 0]
+            h_before = torch.cat((zero[0], h[:-1]))  # h_{t-1}, h_{-1} = 0
+            a = torch.addmm(b_ih + b_hh, x[:, 0], W_ih.T).addmm_(h_before, W_hh.T)  # W_ih x_t + W_hh h_{t-1} + b
+            z = torch.sigmoid(a)  # nn.LSTM's gate order: i, f, g, o (z's g part unused)
+            i, f, g, o = z[:, :H], z[:, H:2 * H], torch.tanh(a[:, 2 * H:3 * H]), z[:, 3 * H:]
+            table = torch.cat((i, f, o, i * g, h), dim=1).cpu().numpy().astype(np.float64)  # (T, 5H)
+            forget, cell = table[:, H:2 * H], table[:, 3 * H:4 * H]  # cell holds i_t g_t until it is summed
+            _sum_cells(forget, cell)
+            tables.append(table)
+            x = h[:, None]
+    table = np.stack(tables)  # (layers, T, 5H)
+    return {name: table[:, :, k * H:(k + 1) * H] for k, name in enumerate(("input", "forget", "output", "cell", "hidden"))}
+
+
+@numba.njit(cache=True)
+def _sum_cells(forget: np.ndarray, cell: np.ndarray) -> None:  # pragma: no cover - compiled
+    """In place, cell[t] from i_t g_t to c_t = f_t c_{t-1} + i_t g_t (h_t = o_t tanh(c_t) is nn.LSTM's own)."""
+    T, H = cell.shape
+    for t in range(1, T):
+        for j in range(H):
+            cell[t, j] += forget[t, j] * cell[t - 1, j]
 
 
 def rnn_states(net: PolicyNet, obs: np.ndarray | torch.Tensor) -> np.ndarray:

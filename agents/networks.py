@@ -146,6 +146,11 @@ class LSTMBody(nn.Module):
         self.embed = nn.Linear(in_dim, cfg.hidden)
         self.lstm = nn.LSTM(cfg.hidden, cfg.hidden, num_layers=cfg.layers)
         self.cfg = cfg
+        H = cfg.hidden
+        with torch.no_grad():  # forget gates start open, b_f = 1 (Gers et al. 2000; Jozefowicz et al. 2015):
+            for layer in range(cfg.layers):  # memory is kept until learned otherwise, so gradients reach far back
+                getattr(self.lstm, f"bias_ih_l{layer}")[H:2 * H] = 1.0
+                getattr(self.lstm, f"bias_hh_l{layer}")[H:2 * H] = 0.0
 
     def initial_state(self, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         zeros = torch.zeros(self.cfg.layers, batch, self.cfg.hidden, device=device)

