@@ -27,6 +27,7 @@ from agents.tabular import TabularAgent
 from agents.training import env_ref
 from arena.errors import AgentError
 from envs.abilities import HasModel
+from envs.grid import GridMDP
 
 
 class DPError(AgentError):
@@ -67,6 +68,48 @@ def check_gamma(gamma: float) -> float:
     if not 0.0 <= gamma <= 1.0:
         raise DPError(f"gamma={gamma} is out of range; use a discount in [0, 1]")
     return float(gamma)
+
+
+def check_model(mdp: Any) -> None:
+    """The model DP reads, or one DPError line naming the array that is missing or wrong:
+    `next_state` (S, A, K) successor indices, `prob` (S, A, K) probabilities summing to 1
+    over k, `R` (S, A) expected rewards, `terminal` (S,) booleans. Models Arena built
+    (GridMDP) are checked by construction and only their presence is looked at."""
+    wanted = {"next_state": "(S, A, K) successor state indices", "prob": "(S, A, K) their probabilities",
+              "R": "(S, A) expected rewards", "terminal": "(S,) booleans"}
+    arrays = {}
+    for name, what in wanted.items():
+        try:
+            arrays[name] = getattr(mdp, name)
+        except Exception:  # a missing attribute, or a property (R) that fails
+            raise DPError(f"the model has no {name} array ({what}); DP reads next_state, prob, R and terminal") from None
+    if isinstance(mdp, (GridMDP, _UnitCost)):
+        return
+    ns, prob, R, terminal = (np.asarray(arrays[n]) for n in wanted)
+    if ns.ndim != 3 or not np.issubdtype(ns.dtype, np.integer):
+        raise DPError(f"next_state must be an (S, A, K) integer array, got shape {ns.shape} of {ns.dtype}")
+    S, A, K = ns.shape
+    if prob.shape != ns.shape:
+        raise DPError(f"prob has shape {prob.shape}; it must match next_state's {ns.shape}")
+    if R.shape != (S, A):
+        raise DPError(f"R has shape {R.shape}; it must be (S, A) = ({S}, {A})")
+    if terminal.shape != (S,):
+        raise DPError(f"terminal has shape {terminal.shape}; it must be (S,) = ({S},)")
+    if S == 0 or A == 0 or K == 0:
+        raise DPError(f"the model is empty: next_state has shape {ns.shape}")
+    if ns.min() < 0 or ns.max() >= S:
+        s, a, _ = np.argwhere((ns < 0) | (ns >= S))[0]
+        raise DPError(f"next_state[{s}, {a}] names a state outside 0..{S - 1}")
+    if not np.isfinite(prob).all() or (prob < 0).any():
+        s, a, _ = np.argwhere(~np.isfinite(prob) | (prob < 0))[0]
+        raise DPError(f"prob[{s}, {a}] holds {prob[s, a].tolist()}: probabilities must be finite and >= 0")
+    sums = prob.sum(axis=-1)
+    if not np.allclose(sums, 1.0, rtol=0.0, atol=1e-8):
+        s, a = np.unravel_index(int(np.argmax(np.abs(sums - 1.0))), sums.shape)
+        raise DPError(f"prob[{s}, {a}] sums to {sums[s, a]:.6g}; the successors of each (s, a) must sum to 1")
+    if not np.isfinite(R).all():
+        s, a = np.argwhere(~np.isfinite(R))[0]
+        raise DPError(f"R[{s}, {a}] is {R[s, a]}; rewards must be finite")
 
 
 def as_policy_matrix(policy: np.ndarray, n_states: int, n_actions: int) -> np.ndarray:
@@ -157,6 +200,7 @@ def policy_evaluation(
     terminal state are worth 0 if the policy earns nothing there, else an error.
     """
     gamma = check_gamma(gamma)
+    check_model(mdp)
     S, A, _ = mdp.next_state.shape
     pi = as_policy_matrix(policy, S, A)
     R_pi, P_pi = policy_model(mdp, pi)
@@ -200,6 +244,7 @@ def finite_horizon_evaluation(mdp: TabularMDP, policy: np.ndarray, horizon: int,
     episode cut off at the step limit actually returns on average.
     """
     gamma = check_gamma(gamma)
+    check_model(mdp)
     S, A, _ = mdp.next_state.shape
     R_pi, P_pi = policy_model(mdp, as_policy_matrix(policy, S, A))
     V = np.zeros(S)
@@ -344,6 +389,7 @@ def value_iteration(
     a sweep over every state changes no value by tol or more.
     """
     gamma = check_gamma(gamma)
+    check_model(mdp)
     t0 = time.perf_counter()
     order, next_state, coef, R, scale, first = _sweep_tables(mdp, gamma)
     V = np.zeros(R.shape[0])  # in sweep order
@@ -389,6 +435,7 @@ def _greedy_and_residual(next_state, coef, R, scale, first, V):  # pragma: no co
 
 def value_iteration_python(mdp: TabularMDP, gamma: float, tol: float = 1e-10) -> np.ndarray:
     """The same in-place value iteration as a plain Python loop: the textbook baseline for `arena bench`."""
+    check_model(mdp)
     R, ns, p, terminal = mdp.R.tolist(), mdp.next_state.tolist(), mdp.prob.tolist(), mdp.terminal.tolist()
     S = len(R)
     V = [0.0] * S
@@ -417,6 +464,7 @@ def policy_iteration(mdp: TabularMDP, gamma: float, max_iterations: int = 10_000
     a terminal state in fewest expected moves (a proper policy, so every V_pi is finite).
     """
     gamma = check_gamma(gamma)
+    check_model(mdp)
     t0 = time.perf_counter()
     S, A = mdp.R.shape
     if gamma == 1.0:
@@ -492,6 +540,7 @@ __all__: list[str] = [
     "DPError",
     "Solution",
     "bellman_residual",
+    "check_model",
     "greedy_policy",
     "policy_evaluation",
     "policy_iteration",

@@ -1,5 +1,7 @@
 """Dynamic programming: hand-derived values, agreement between methods, optimality, bad input."""
 
+from types import SimpleNamespace
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -7,7 +9,7 @@ import pytest
 import envs  # noqa: F401
 from agents import dp
 from arena.errors import AgentError
-from agents.dp import DPError, PolicyIterationAgent, ValueIterationAgent
+from agents.dp import DPError, PolicyIterationAgent, ValueIterationAgent, policy_evaluation, policy_iteration, value_iteration
 from arena.scoring import EVAL_GAMMA, exact_score
 from envs.grid import LAYOUTS
 
@@ -150,3 +152,55 @@ def test_bad_dp_input_is_one_clear_error(call, message):
 def test_dp_agent_refuses_an_env_without_index_observations():
     with pytest.raises(AgentError, match="for a grid use obs=index"):
         ValueIterationAgent().fit(gym.make("arena/GridWorld-v0", layout="cliff", obs="coords"))
+
+
+# --------------------------------------------------------------------------- any object with the named arrays
+
+
+def gambler_arrays(p_h: float = 0.4, goal: int = 100) -> SimpleNamespace:
+    """S&B Example 4.3 written by hand: capital 0..goal, stake a + 1 (at most what wins or is held)."""
+    S, A = goal + 1, goal // 2
+    next_state, prob, R = np.zeros((S, A, 2), np.int64), np.zeros((S, A, 2)), np.zeros((S, A))
+    for s in range(S):
+        for a in range(A):
+            if s in (0, goal):
+                next_state[s, a], prob[s, a] = s, (1.0, 0.0)
+                continue
+            stake = min(a + 1, s, goal - s)
+            next_state[s, a], prob[s, a] = (s + stake, s - stake), (p_h, 1.0 - p_h)
+            R[s, a] = p_h * (s + stake == goal)  # +1 on reaching the goal
+    terminal = np.isin(np.arange(S), (0, goal))
+    return SimpleNamespace(next_state=next_state, prob=prob, R=R, terminal=terminal, start=np.full(S, 1.0 / S))
+
+
+@pytest.mark.parametrize("solve", [value_iteration, policy_iteration])
+def test_every_solver_takes_a_hand_built_model_gamblers_problem_figure_4_3(solve):
+    """Figure 4.3 (p_h = 0.4): the probability of winning from capital 50 is exactly p_h = 0.4."""
+    V, policy = solve(gambler_arrays(), 1.0)
+    assert V[50] == pytest.approx(0.4, abs=1e-9)
+    assert V[25] == pytest.approx(0.16, abs=1e-9)  # two heads in a row: 0.4^2
+    assert policy[50].argmax() + 1 == 50  # at 50, stake everything
+    np.testing.assert_allclose(policy_evaluation(gambler_arrays(), policy, 1.0), V, atol=1e-9)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda m: delattr(m, "R"), "no R array"),
+    (lambda m: delattr(m, "next_state"), "no next_state array"),
+    (lambda m: delattr(m, "terminal"), "no terminal array"),
+    (lambda m: setattr(m, "prob", m.prob[:, :, :1]), "prob has shape"),
+    (lambda m: setattr(m, "R", m.R[:5]), "R has shape"),
+    (lambda m: setattr(m, "terminal", m.terminal[:3]), "terminal has shape"),
+    (lambda m: setattr(m, "next_state", m.next_state.astype(float)), "integer array"),
+    (lambda m: m.next_state.__setitem__((3, 1, 0), 1000), r"next_state\[3, 1\] names a state outside"),
+    (lambda m: m.prob.__setitem__((4, 2, 0), np.nan), r"prob\[4, 2\]"),
+    (lambda m: m.prob.__setitem__((4, 2, 0), -0.1), "finite and >= 0"),
+    (lambda m: m.prob.__setitem__((7, 0, 1), 0.9), r"prob\[7, 0\] sums to 1.3"),
+    (lambda m: m.R.__setitem__((2, 2), np.inf), r"R\[2, 2\] is inf"),
+])
+@pytest.mark.parametrize("solve", [value_iteration, policy_iteration,
+                                   lambda m, g: policy_evaluation(m, np.zeros(101, np.int64), g)])
+def test_a_damaged_model_is_one_line_naming_the_array(damage, message, solve):
+    mdp = gambler_arrays()
+    damage(mdp)
+    with pytest.raises(DPError, match=message):
+        solve(mdp, 1.0)
