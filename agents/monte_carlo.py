@@ -9,7 +9,7 @@ importance sampling. Each works backwards through an episode, G <- gamma G + R.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import gymnasium as gym
 import numpy as np
@@ -75,30 +75,106 @@ def generate_episode(env: gym.Env, seed: int, choose: Callable[[int], int], opti
 # --------------------------------------------------------------------------- prediction
 
 
-def mc_prediction(
-    env: gym.Env, policy: np.ndarray, episodes: int, gamma: float = 1.0, first_visit: bool = True, seed: int = 0
-) -> np.ndarray:
-    """V_pi as the average return after visits to each state (S&B 5.1). Returns (S,).
+def initial_values(V0: float | np.ndarray, n_states: int) -> np.ndarray:
+    """V0 as an (S,) float array: one number for every state, or one per state."""
+    V = np.array(V0, dtype=float, copy=True) if np.ndim(V0) else np.full(n_states, float(V0))
+    if V.shape != (n_states,) or not np.isfinite(V).all():
+        raise AgentError(f"V0 must be one finite number or {n_states} of them (one per state), got {np.shape(V0)}")
+    return V
 
-    first_visit=True averages only the first visit per episode; False, every visit.
+
+def check_alpha(alpha: float | None) -> float | None:
+    if alpha is not None and not 0.0 < alpha <= 1.0:
+        raise AgentError(f"alpha must be a number in (0, 1] or None (the sample average), got {alpha!r}")
+    return alpha
+
+
+def policy_episodes(env: gym.Env, pi: np.ndarray, episodes: int, seed: int) -> Iterator[Played]:
+    """`episodes` episodes of the (S, A) policy pi: episode i from env seed episode_seed(seed, i),
+    actions drawn from one stream seeded by `seed`. Every prediction method plays through this,
+    so two methods given the same seed learn from the same episodes."""
+    rng = np.random.default_rng(seed)
+    for episode in range(episodes):
+        yield generate_episode(env, episode_seed(seed, episode), lambda s: int(rng.choice(pi.shape[1], p=pi[s])))
+
+
+def visit_returns(ep: Played, gamma: float, first_visit: bool) -> list[tuple[int, float]]:
+    """(S_t, G_t) for each visit of the episode (only the first per state if first_visit), last step first."""
+    first: dict[int, int] = {}
+    for t, (s, _, _) in enumerate(ep):
+        first.setdefault(s, t)
+    G, out = 0.0, []
+    for t in range(len(ep) - 1, -1, -1):
+        s, _, r = ep[t]
+        G = gamma * G + r  # G_t = R_{t+1} + gamma G_{t+1}
+        if not first_visit or first[s] == t:
+            out.append((s, G))
+    return out
+
+
+def mc_prediction(
+    env: gym.Env, policy: np.ndarray, episodes: int, gamma: float = 1.0, first_visit: bool = True, seed: int = 0,
+    alpha: float | None = None, V0: float | np.ndarray = 0.0,
+) -> np.ndarray:
+    """V_pi from the returns after visits to each state (S&B 5.1). Returns (S,).
+
+    first_visit=True uses only the first visit per episode; False, every visit. alpha=None
+    averages the returns (step 1/N(s)); a number is constant-alpha MC (S&B 6.1), which
+    weights recent returns more. V0: the values before any return is seen (one number or
+    one per state), e.g. 0.5 in Example 6.2.
     """
     pi = check_policy(env, policy)
     check_gamma(gamma)
-    rng = np.random.default_rng(seed)
-    V, N = np.zeros(pi.shape[0]), np.zeros(pi.shape[0])
-    for episode in range(episodes):
-        ep = generate_episode(env, episode_seed(seed, episode), lambda s: int(rng.choice(pi.shape[1], p=pi[s])))
-        first: dict[int, int] = {}
-        for t, (s, _, _) in enumerate(ep):
-            first.setdefault(s, t)
-        G = 0.0
-        for t in range(len(ep) - 1, -1, -1):
-            s, _, r = ep[t]
-            G = gamma * G + r
-            if not first_visit or first[s] == t:
-                N[s] += 1
-                V[s] += (G - V[s]) / N[s]  # incremental mean of the returns seen from s
+    check_alpha(alpha)
+    V, N = initial_values(V0, pi.shape[0]), np.zeros(pi.shape[0])
+    for ep in policy_episodes(env, pi, episodes, seed):
+        for s, G in visit_returns(ep, gamma, first_visit):
+            N[s] += 1
+            V[s] += (alpha or 1.0 / N[s]) * (G - V[s])  # V(S_t) <- V(S_t) + alpha [G_t - V(S_t)]
     return V
+
+
+def batch_until_converged(V: np.ndarray, states: np.ndarray, target: Callable[[np.ndarray], np.ndarray],
+                          alpha: float | None, tol: float, max_sweeps: int, what: str) -> int:
+    """Batch updating (S&B 6.3): every recorded visit is presented again and again, each sweep
+    moving V(s) by alpha times the sum of its visits' increments target - V(s) (alpha=None:
+    by their mean), until no value moves by tol. Returns the sweeps taken; V changes in place."""
+    N = np.bincount(states, minlength=len(V))
+    for sweep in range(1, max_sweeps + 1):
+        total = np.bincount(states, weights=target(V) - V[states], minlength=len(V))
+        step = total / np.maximum(N, 1) if alpha is None else alpha * total
+        V += step
+        if not np.isfinite(V).all() or np.abs(V).max() > 1e150:
+            raise AgentError(f"batch {what} diverged: alpha={alpha} is too large for {N.max()} visits of one state; "
+                             f"use alpha < {1.0 / N.max():.3g} or alpha=None")
+        if np.abs(step).max(initial=0.0) < tol:
+            return sweep
+    raise AgentError(f"batch {what} did not converge in {max_sweeps} sweeps; raise tol or use alpha=None")
+
+
+def batch_mc(
+    env: gym.Env, policy: np.ndarray, episodes: int, gamma: float = 1.0, alpha: float | None = None,
+    V0: float | np.ndarray = 0.0, first_visit: bool = False, seed: int = 0, tol: float = 1e-10,
+    max_sweeps: int = 100_000,
+) -> np.ndarray:
+    """Batch Monte Carlo (S&B 6.3, Figure 6.2): after each episode, every return seen so far is
+    presented until V converges, V(S_t) <- V(S_t) + alpha sum [G_t - V(S_t)]: to the mean
+    return after each state. Every visit counts by default (the book's constant-alpha MC).
+    Returns V after each episode, (episodes, S)."""
+    pi = check_policy(env, policy)
+    check_gamma(gamma)
+    check_alpha(alpha)
+    V, history = initial_values(V0, pi.shape[0]), np.empty((episodes, pi.shape[0]))
+    states: list[int] = []
+    returns: list[float] = []
+    for i, ep in enumerate(policy_episodes(env, pi, episodes, seed)):
+        for s, G in visit_returns(ep, gamma, first_visit):
+            states.append(s)
+            returns.append(G)
+        G_all = np.array(returns)
+        batch_until_converged(V, np.array(states), lambda V: G_all, alpha, tol, max_sweeps, "Monte Carlo")
+        history[i] = V
+    return history
 
 
 def off_policy_mc_prediction(
@@ -121,11 +197,9 @@ def off_policy_mc_prediction(
         s = int(np.flatnonzero(((pi > 0) & (b == 0)).any(axis=1))[0])
         raise AgentError(f"behaviour policy never takes an action the target takes in state {s}: coverage fails")
     check_gamma(gamma)
-    rng = np.random.default_rng(seed)
     S = pi.shape[0]
     V, C, N = np.zeros(S), np.zeros(S), np.zeros(S)
-    for episode in range(episodes):
-        ep = generate_episode(env, episode_seed(seed, episode), lambda s: int(rng.choice(b.shape[1], p=b[s])))
+    for ep in policy_episodes(env, b, episodes, seed):
         G, W = 0.0, 1.0
         for s, a, r in reversed(ep):
             G = gamma * G + r

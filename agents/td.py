@@ -18,7 +18,7 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from agents.monte_carlo import check_policy
+from agents.monte_carlo import batch_until_converged, check_alpha, check_policy, initial_values, policy_episodes
 from agents.tabular import LearnerSettings, TabularLearner
 from agents.training import episode_seed
 from arena.errors import AgentError
@@ -29,21 +29,22 @@ from arena.settings import setting
 
 
 def td0_prediction(
-    env: gym.Env, policy: np.ndarray, episodes: int, alpha: float | None = 0.05, gamma: float = 1.0, seed: int = 0
+    env: gym.Env, policy: np.ndarray, episodes: int, alpha: float | None = 0.05, gamma: float = 1.0, seed: int = 0,
+    V0: float | np.ndarray = 0.0,
 ) -> np.ndarray:
     """V_pi by TD(0) (S&B 6.1): V(S) <- V(S) + alpha [R + gamma V(S') - V(S)]. Returns (S,).
 
     alpha=None steps by 1/N(S), the number of visits to S so far: every state's estimate
     converges, however rarely the policy visits it. A constant alpha tracks a changing
-    target but keeps a noise floor of order alpha.
+    target but keeps a noise floor of order alpha. V0: the values before learning (one
+    number or one per state; Example 6.2 starts at 0.5); a terminal state is worth 0.
     """
     pi = check_policy(env, policy)
-    if alpha is not None and not 0.0 < alpha <= 1.0:
-        raise AgentError(f"alpha must be a number in (0, 1] or None, got {alpha!r}")
+    check_alpha(alpha)
     if not 0.0 <= gamma <= 1.0:
         raise AgentError(f"gamma must be a number in [0, 1], got {gamma!r}")
     rng = np.random.default_rng(seed)
-    V, N = np.zeros(pi.shape[0]), np.zeros(pi.shape[0])
+    V, N = initial_values(V0, pi.shape[0]), np.zeros(pi.shape[0])
     for episode in range(episodes):
         s, _ = env.reset(seed=episode_seed(seed, episode))
         done = False
@@ -55,6 +56,37 @@ def td0_prediction(
             V[s] += (alpha or 1.0 / N[s]) * (target - V[s])
             s, done = s2, term or trunc
     return V
+
+
+def batch_td0(
+    env: gym.Env, policy: np.ndarray, episodes: int, gamma: float = 1.0, alpha: float | None = None,
+    V0: float | np.ndarray = 0.0, seed: int = 0, tol: float = 1e-10, max_sweeps: int = 100_000,
+) -> np.ndarray:
+    """Batch TD(0) (S&B 6.3, Figure 6.2): after each episode, every transition seen so far is
+    presented until V converges, V(S) <- V(S) + alpha sum [R + gamma V(S') - V(S)]: to the
+    certainty-equivalence estimate, the values of the Markov model the data suggest.
+    Returns V after each episode, (episodes, S). Same seed, same episodes as `batch_mc`."""
+    pi = check_policy(env, policy)
+    check_alpha(alpha)
+    if not 0.0 <= gamma <= 1.0:
+        raise AgentError(f"gamma must be a number in [0, 1], got {gamma!r}")
+    V, history = initial_values(V0, pi.shape[0]), np.empty((episodes, pi.shape[0]))
+    S_t: list[int] = []
+    R_t: list[float] = []
+    S_next: list[int] = []
+    goes_on: list[bool] = []  # False where S' is terminal (worth 0)
+    for i, ep in enumerate(policy_episodes(env, pi, episodes, seed)):
+        for t, (s, _, r) in enumerate(ep):
+            S_t.append(s)
+            R_t.append(r)
+            last = t + 1 == len(ep)
+            S_next.append(ep[t + 1][0] if not last else (ep.truncated_at if ep.truncated_at is not None else s))
+            goes_on.append(not last or ep.truncated_at is not None)  # a cut episode bootstraps from where it stopped
+        R, S2, live = np.array(R_t), np.array(S_next), np.array(goes_on)
+        batch_until_converged(V, np.array(S_t), lambda V: R + gamma * np.where(live, V[S2], 0.0), alpha, tol,
+                              max_sweeps, "TD(0)")
+        history[i] = V
+    return history
 
 
 # --------------------------------------------------------------------------- one-step control

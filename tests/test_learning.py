@@ -316,3 +316,76 @@ def test_the_compiled_stream_is_the_envs_stream(key, t):
 
     assert _uniform(np.uint64(key), t) == counter_uniform(key, t)
     assert counter_uniforms(np.array([key], np.uint64), np.array([t]))[0] == counter_uniform(key, t)
+
+
+# --------------------------------------------------------------------------- Example 6.2 and Figure 6.2
+
+RANDOM_WALK = "H..S..G\n"  # S&B Example 6.2: states A..E between two ends, start at C, +1 on the right
+WALK_TRUE = np.arange(1, 6) / 6  # V(A..E) = 1/6 .. 5/6
+WALK_POLICY = np.tile([0.0, 0.5, 0.0, 0.5], (7, 1))  # left or right with probability 1/2
+
+
+def random_walk():
+    return gym.make("arena/GridWorld-v0", layout=RANDOM_WALK, rewards={"step": 0, "goal": 1, "hole": 0})
+
+
+def walk_rms(V):
+    return np.sqrt(np.mean((np.asarray(V)[..., 1:6] - WALK_TRUE) ** 2, axis=-1))
+
+
+def test_constant_alpha_mc_and_initial_values():
+    """V0 is where estimates start (Example 6.2: 0.5); constant-alpha MC with alpha=1 keeps only the
+    last return after each state; both MC and TD(0) get within 0.08 RMS of the true values after 1000 episodes."""
+    env = random_walk()
+    untouched = mc.mc_prediction(env, WALK_POLICY, 0, V0=0.5)
+    assert np.all(untouched == 0.5)
+    last = mc.mc_prediction(env, WALK_POLICY, 30, alpha=1.0, V0=0.5)
+    assert set(np.unique(last[1:6])) <= {0.0, 1.0}  # a single return of 0 or 1
+    for V in (mc.mc_prediction(env, WALK_POLICY, 1000, alpha=0.01, V0=0.5),
+              td.td0_prediction(env, WALK_POLICY, 1000, alpha=0.02, V0=0.5)):
+        assert walk_rms(V) < 0.08  # constant alpha keeps a noise floor (Example 6.2, right: about 0.05)
+    with pytest.raises(AgentError, match="V0 must be one finite number or 7"):
+        td.td0_prediction(env, WALK_POLICY, 1, V0=np.zeros(3))
+    with pytest.raises(AgentError, match="alpha must be"):
+        mc.mc_prediction(env, WALK_POLICY, 1, alpha=0.0)
+
+
+def test_batch_methods_converge_to_their_textbook_fixed_points():
+    """Batch MC: the mean return after each state; batch TD(0): the certainty-equivalence values.
+    Both from the same episodes; a constant alpha converges where alpha=None does."""
+    env = random_walk()
+    V_mc, V_td = mc.batch_mc(env, WALK_POLICY, 10, V0=0.5), td.batch_td0(env, WALK_POLICY, 10, V0=0.5)
+    returns: dict[int, list[float]] = {}
+    model_counts = np.zeros((7, 7))
+    for ep in mc.policy_episodes(env.unwrapped, WALK_POLICY, 10, 0):
+        for s, G in mc.visit_returns(ep, 1.0, first_visit=False):
+            returns.setdefault(s, []).append(G)
+        states = [s for s, _, _ in ep] + [6 if ep[-1][2] == 1 else 0]
+        for s, s2 in zip(states, states[1:]):
+            model_counts[s, s2] += 1
+    for s, G in returns.items():
+        assert V_mc[-1, s] == pytest.approx(np.mean(G), abs=1e-8)
+    seen = model_counts.sum(axis=1) > 0
+    P = np.divide(model_counts, model_counts.sum(axis=1, keepdims=True), where=seen[:, None],
+                  out=np.zeros_like(model_counts))
+    live = np.flatnonzero(seen)
+    V_ce = np.linalg.solve(np.eye(len(live)) - P[np.ix_(live, live)], P[live, 6])  # reward 1 only on entering G
+    np.testing.assert_allclose(V_td[-1, live], V_ce, atol=1e-7)
+    np.testing.assert_allclose(td.batch_td0(env, WALK_POLICY, 10, alpha=0.01, V0=0.5)[-1], V_td[-1], atol=1e-6)
+    with pytest.raises(AgentError, match="diverged"):
+        td.batch_td0(env, WALK_POLICY, 60, alpha=1.0)
+
+
+@pytest.mark.slow
+def test_figure_6_2_batch_td_is_below_batch_mc():
+    """Figure 6.2: RMS error over the five states, averaged over 100 runs, batch training after each
+    of 100 episodes; batch TD(0) lies below batch MC (both from V0 = 0.5, on the same episodes)."""
+    env = random_walk()
+    runs = 100
+    rms_td, rms_mc = np.zeros(100), np.zeros(100)
+    for run in range(runs):
+        rms_td += walk_rms(td.batch_td0(env, WALK_POLICY, 100, V0=0.5, seed=run, tol=1e-8)) / runs
+        rms_mc += walk_rms(mc.batch_mc(env, WALK_POLICY, 100, V0=0.5, seed=run, tol=1e-8)) / runs
+    assert rms_td[-1] < rms_mc[-1]
+    assert (rms_td[9:] < rms_mc[9:]).mean() >= 0.95  # below throughout, once a few episodes are in
+    assert rms_td[-1] < 0.06 and rms_mc[-1] < 0.1  # the book's curves end near 0.04 and 0.06 (constant alpha)
