@@ -285,7 +285,7 @@ def fused_episode(agent: TabularLearner, env: gym.Env, seed: int, kind: int) -> 
     Q = agent.tables["Q"]
     Q1, Q2 = (agent.tables["Q1"], agent.tables["Q2"]) if kind == DOUBLE_Q else (Q, Q)
     G, s, t, a = _td_episode(kind, Q, Q1, Q2, agent.rng, s0, np.uint64(key), agent.alpha_now, agent.settings.gamma,
-                             agent.epsilon_now, tables.K, tables.next_state, tables.reward, tables.cum0, tables.cum1,
+                             agent.epsilon_now, tables.A, tables.K, tables.next_state, tables.reward, tables.cum,
                              tables.terminal, tables.max_steps)
     u.sync(s, t, a)  # the env where env.step would have left it
     return G
@@ -337,12 +337,12 @@ def _expected_value(Q: np.ndarray, s: int, epsilon: float) -> float:
 
 
 @numba.njit(cache=True)
-def _td_episode(kind, Q, Q1, Q2, rng, s, key, alpha, gamma, epsilon, K, next_state, reward, cum0, cum1, terminal,
+def _td_episode(kind, Q, Q1, Q2, rng, s, key, alpha, gamma, epsilon, A, K, next_state, reward, cum, terminal,
                 max_steps):  # pragma: no cover - compiled
     G, t = 0.0, 0
     a = _explore(Q, s, rng, epsilon)
     while True:
-        s2, r, term, trunc = _grid_step(s, a, key, t, K, next_state, reward, cum0, cum1, terminal, max_steps)
+        s2, r, term, trunc = _grid_step(s, a, key, t, A, K, next_state, reward, cum, terminal, max_steps)
         t += 1
         done = term or trunc
         a2 = 0

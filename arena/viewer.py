@@ -420,7 +420,9 @@ class SampleVideo(Callback):
 
 # --------------------------------------------------------------------------- keyboard play
 
-GRID_KEYS = {"up": ("K_UP", "K_w"), "right": ("K_RIGHT", "K_d"), "down": ("K_DOWN", "K_s"), "left": ("K_LEFT", "K_a")}
+GRID_KEYS = {"up": ("K_UP", "K_w"), "right": ("K_RIGHT", "K_d"), "down": ("K_DOWN", "K_s"), "left": ("K_LEFT", "K_a"),
+             "up-right": ("K_e", "K_KP9"), "down-right": ("K_c", "K_KP3"), "down-left": ("K_z", "K_KP1"),
+             "up-left": ("K_q", "K_KP7"), "stay": ("K_x", "K_KP5")}  # king's moves: q e z c (and x) around w a s d
 SPECIAL_TOKENS = {"⏎": "K_RETURN", "␣": "K_SPACE"}  # the text task's newline and space
 
 
@@ -429,7 +431,7 @@ class KeyboardAgent(Player):
     recorded, replayed and scored exactly like any agent's.
 
     `act` draws the env in a window and waits for a key: on a grid the arrow keys (or w a s
-    d) move; on a sequence task the key of a token (0-9, a-f, a letter; Enter and space in
+    d) move, with king's moves q e z c the diagonals and x stays; on a sequence task the key of a token (0-9, a-f, a letter; Enter and space in
     the text task) outputs it. Esc gives up. The window shows a mirror of the env, stepped
     with the same seed and actions, so it is the env the episode is played on, bit for bit.
     A sequence task's wanted outputs are hidden. `recurrent` is true: a person's choices
@@ -480,7 +482,9 @@ class KeyboardAgent(Player):
 
     def help(self) -> str:
         if "up" in list(self.names):
-            return "arrows (or w a s d) move, Esc gives up"
+            king = ", q e z c the diagonals" if "up-left" in self.names else ""
+            stay = ", x stays" if "stay" in self.names else ""
+            return f"arrows (or w a s d) move{king}{stay}, Esc gives up"
         return "type a token to output it, Esc gives up"
 
     def reset(self, seed: int | None = None) -> None:

@@ -41,8 +41,9 @@ from envs.vector import (
 )
 
 UP, RIGHT, DOWN, LEFT = 0, 1, 2, 3
-ACTION_NAMES = ("up", "right", "down", "left")
-MOVES = np.array([(-1, 0), (0, 1), (1, 0), (0, -1)])  # (drow, dcol) per action
+ACTION_NAMES = ("up", "right", "down", "left", "up-right", "down-right", "down-left", "up-left", "stay")
+MOVES = np.array([(-1, 0), (0, 1), (1, 0), (0, -1), (-1, 1), (1, 1), (1, -1), (-1, -1), (0, 0)])  # (drow, dcol)
+MOVE_SETS = {"four": 4, "king": 8, "king+stay": 9}  # the first n of MOVES (S&B Exercise 6.9: king's moves)
 MAP_CHARS = "SGHC#."
 DENSE_P_LIMIT = 4096  # states; P[s, a, s'] beyond this would take S*S*4*8 bytes (> 0.5 GB)
 # Building a grid holds, per cell, its successor tables and the reachability graph: a peak
@@ -77,6 +78,10 @@ class GridSettings:
     max_steps: int | None = setting(None, help="step limit per episode (null: the layout's)", low=1,
                                     high=MAX_EPISODE_STEPS)
     maze_seed: int = setting(0, help="which maze maze-<rows>x<cols> generates", low=0, high=2**63 - 1)
+    moves: str = setting("four", help="the moves: four (up, right, down, left), king (and the four diagonals, "
+                         "Exercise 6.9) or king+stay (and standing still)", choices=tuple(MOVE_SETS))
+    wind_noise: bool = setting(False, help="stochastic wind (Exercise 6.10): where it blows, a third of the time "
+                               "one cell stronger, a third one weaker")
 
 
 def check_size(rows: int, cols: int, what: str) -> None:
@@ -336,9 +341,13 @@ class GridMDP:
 
 
 def build_mdp(
-    grid: np.ndarray, rewards: dict[str, float], slip: float, wind: tuple[int, ...] | None
+    grid: np.ndarray, rewards: dict[str, float], slip: float, wind: tuple[int, ...] | None, moves: int = 4,
+    wind_noise: bool = False,
 ) -> GridMDP:
-    """Compile a character grid into successor tables (vectorised over all states)."""
+    """Compile a character grid into successor tables (vectorised over all states): `moves`
+    actions (the first of MOVES); with slip, the move turns 90 degrees either way with
+    probability slip / 2 each; with wind_noise, a column's wind blows one cell stronger or
+    weaker a third of the time each. Successor k of (s, a) is one (slip, wind) outcome."""
     rows, cols = grid.shape
     code = np.ascontiguousarray(grid, dtype="U1").view(np.uint32)  # one code point per cell: fast to compare
     WALL, GOAL, HOLE, CLIFF, START = (ord(ch) for ch in "#GHC" "S")
@@ -364,28 +373,37 @@ def build_mdp(
     w = np.zeros(cols, dtype=np.int64) if wind is None else np.asarray(wind, dtype=np.int64)
     blocked = np.pad(code == WALL, 1, constant_values=True)  # border counts as wall
 
-    def move(r: np.ndarray, c: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        nr, nc = r + MOVES[direction, 0], c + MOVES[direction, 1]
+    def move(r: np.ndarray, c: np.ndarray, dr: int, dc: int, gust: int) -> tuple[np.ndarray, np.ndarray]:
+        nr, nc = r + dr, c + dc
         stay = blocked[nr + 1, nc + 1]
         nr, nc = np.where(stay, r, nr), np.where(stay, c, nc)
-        # wind: pushed up one cell at a time by the strength of the column moved from
-        for push in range(1, int(w.max(initial=0)) + 1):
-            up = (w[c] >= push) & ~blocked[nr, nc + 1]  # row nr-1 in padded coords
+        # wind: pushed up one cell at a time by the strength of the column moved from (+ gust where it blows)
+        strength = np.where(w[c] > 0, w[c] + gust, 0)
+        for push in range(1, int(strength.max(initial=0)) + 1):
+            up = (strength >= push) & ~blocked[nr, nc + 1]  # row nr-1 in padded coords
             nr = np.where(up, nr - 1, nr)
         return nr, nc
 
     if not 0.0 <= slip <= 1.0:
         raise GridError(f"slip={slip} is out of range; use a probability in [0, 1]")
-    branches = [(0, 1.0 - slip)] if slip == 0 else [(0, 1.0 - slip), (1, slip / 2), (3, slip / 2)]
-    K, A = len(branches), 4
+    if wind_noise and not w.any():
+        raise GridError("wind_noise=true needs a wind to vary: use layout=windy or give wind=[...] per column")
+    # slip: turn (dr, dc) by 0, +90 or -90 degrees; wind_noise: gust -1, 0, +1
+    turns = [(0, 1.0 - slip)] if slip == 0 else [(0, 1.0 - slip), (1, slip / 2), (3, slip / 2)]
+    gusts = [(0, 1.0)] if not wind_noise else [(-1, 1 / 3), (0, 1 / 3), (1, 1 / 3)]
+    branches = [(turn, gust, p * q) for turn, p in turns for gust, q in gusts]
+    K, A = len(branches), moves
     next_state = np.zeros((S, A, K), dtype=np.int64)
     prob = np.zeros((S, A, K))
     reward = np.zeros((S, A, K))
     r, c = cell[:, 0], cell[:, 1]
     start_state = int(np.argmax(start))
     for a in range(A):
-        for k, (turn, p) in enumerate(branches):
-            nr, nc = move(r, c, np.full(S, (a + turn) % 4))
+        for k, (turn, gust, p) in enumerate(branches):
+            dr, dc = MOVES[a]
+            for _ in range(turn):  # a quarter turn clockwise: up -> right -> down -> left
+                dr, dc = dc, -dr
+            nr, nc = move(r, c, int(dr), int(dc), gust)
             ch = code[nr, nc]
             ns = np.where(ch == CLIFF, start_state, state_of[nr, nc])
             rew = np.select(
@@ -456,7 +474,7 @@ class GridWorldEnv(PygameRendering, gym.Env):
     """
 
     metadata = {"render_modes": ["human", "rgb_array", "ansi"], "render_fps": 8}
-    action_names = ACTION_NAMES
+    action_names: tuple[str, ...] = ACTION_NAMES[:4]
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         """kwargs: the fields of `GridSettings` (declared there once, checked here)."""
@@ -489,9 +507,11 @@ class GridWorldEnv(PygameRendering, gym.Env):
             )
         self.render_mode = render_mode
 
-        self.mdp = build_mdp(self.grid, self.rewards, self.slip, self.wind)
+        self.moves = MOVE_SETS[checked.moves]
+        self.action_names = ACTION_NAMES[:self.moves]
+        self.mdp = build_mdp(self.grid, self.rewards, self.slip, self.wind, self.moves, checked.wind_noise)
         S = self.mdp.n_states
-        self.action_space = SeededDiscrete(4)
+        self.action_space = SeededDiscrete(self.moves)
         if obs == "index":
             self.observation_space = spaces.Discrete(S)
         elif obs == "coords":
@@ -521,13 +541,11 @@ class GridWorldEnv(PygameRendering, gym.Env):
         `step` draws (see StepTables)."""
         if self._tables is None:
             mdp = self.mdp
-            K = mdp.next_state.shape[-1]
-            cum = np.cumsum(mdp.prob, axis=-1).reshape(-1, K)
+            S, A, K = mdp.next_state.shape
+            cum = np.cumsum(mdp.prob, axis=-1)[:, :, :-1]  # the last successor takes what is left
             self._tables = StepTables(
-                K, np.ascontiguousarray(mdp.next_state.reshape(-1)), np.ascontiguousarray(mdp.reward.reshape(-1)),
-                np.ascontiguousarray(cum[:, 0]) if K == 3 else np.zeros(0),
-                np.ascontiguousarray(cum[:, 1]) if K == 3 else np.zeros(0),
-                np.ascontiguousarray(mdp.terminal), self.max_steps)
+                A, K, np.ascontiguousarray(mdp.next_state.reshape(-1)), np.ascontiguousarray(mdp.reward.reshape(-1)),
+                np.ascontiguousarray(cum.reshape(-1)), np.ascontiguousarray(mdp.terminal), self.max_steps)
         return self._tables
 
     def reset(
@@ -556,13 +574,13 @@ class GridWorldEnv(PygameRendering, gym.Env):
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         a = int(action)
-        if not 0 <= a < 4:
-            raise GridError(f"action {action!r} is out of range; use 0..3 (up, right, down, left)")
+        if not 0 <= a < self.moves:
+            raise GridError(f"action {action!r} is out of range; use 0..{self.moves - 1} ({', '.join(self.action_names)})")
         tb = self._tables or self.step_tables()
         if self._step is None:
             self._step = compiled("grid_step")
-        ns, r, term, truncated = self._step(self.s, a, np.uint64(self.key or 0), self.t, tb.K, tb.next_state, tb.reward,
-                                            tb.cum0, tb.cum1, tb.terminal, tb.max_steps)  # grid_step, compiled
+        ns, r, term, truncated = self._step(self.s, a, np.uint64(self.key or 0), self.t, tb.A, tb.K, tb.next_state,
+                                            tb.reward, tb.cum, tb.terminal, tb.max_steps)  # grid_step, compiled
         self.s, self.t, self.last_action = int(ns), self.t + 1, a
         if self.render_mode == "human":
             self.render()
@@ -699,16 +717,16 @@ class GridWorldEnv(PygameRendering, gym.Env):
 
 @dataclass(frozen=True)
 class StepTables:
-    """A GridWorld's dynamics as flat arrays. Row (s * 4 + a) * K + k of `next_state` and
-    `reward` is successor k of (s, a); with slip (K = 3) step t of an episode with stream key
-    `key` takes successor k = [u >= cum0[s*4+a]] + [u >= cum1[s*4+a]], u = counter_uniform(key, t);
-    without slip (K = 1) there is one successor and no draw."""
+    """A GridWorld's dynamics as flat arrays. Row (s * A + a) * K + k of `next_state` and
+    `reward` is successor k of (s, a); with K > 1, step t of an episode with stream key `key`
+    takes successor k = the number of the cumulative probabilities cum[(s*A+a)*(K-1) + j],
+    j < K - 1, that u = counter_uniform(key, t) reaches; with K = 1 there is no draw."""
 
+    A: int
     K: int
-    next_state: np.ndarray  # (S * 4 * K,) int64
-    reward: np.ndarray  # (S * 4 * K,) float64
-    cum0: np.ndarray  # (S * 4,) cumulative probability of successor 0 (K = 3), else empty
-    cum1: np.ndarray  # (S * 4,) of successors 0 and 1
+    next_state: np.ndarray  # (S * A * K,) int64
+    reward: np.ndarray  # (S * A * K,) float64
+    cum: np.ndarray  # (S * A * (K - 1),) cumulative probabilities of successors 0..K-2
     terminal: np.ndarray  # (S,) bool
     max_steps: int
 
@@ -716,17 +734,18 @@ class StepTables:
 _mix, _uniform = _mix_array, uniform_of  # replaced by their compiled forms in `compiled` (kernels call these names)
 
 
-def grid_step(s, a, key, t, K, next_state, reward, cum0, cum1, terminal, max_steps):  # pragma: no cover - compiled
+def grid_step(s, a, key, t, A, K, next_state, reward, cum, terminal, max_steps):  # pragma: no cover - compiled
     """The grid's dynamics, the one place they are written: step t of an episode whose stream
     key is `key`, from state s with action a, on the StepTables arrays. Successor k of (s, a)
     is the number of cumulative probabilities the episode's t-th uniform draw has passed (no
-    draw without slip). Returns (s', r, terminated, truncated). `GridWorldEnv.step`, the
-    batched kernel and the fused TD episodes (agents/td.py) all call this, compiled."""
-    sa = s * 4 + a
-    row = sa
-    if K == 3:
+    draw with one successor). Returns (s', r, terminated, truncated). `GridWorldEnv.step`,
+    the batched kernel and the fused TD episodes (agents/td.py) all call this, compiled."""
+    sa = s * A + a
+    row = sa * K
+    if K > 1:
         u = _uniform(key, t)  # counter_uniform(key, t)
-        row = sa * 3 + (u >= cum0[sa]) + (u >= cum1[sa])
+        for j in range(sa * (K - 1), (sa + 1) * (K - 1)):
+            row += u >= cum[j]  # successor k: u has passed the cumulative probabilities of 0..k-1
     ns = next_state[row]
     term = terminal[ns]
     return ns, reward[row], term, t + 1 >= max_steps and not term
@@ -735,7 +754,7 @@ def grid_step(s, a, key, t, K, next_state, reward, cum0, cum1, terminal, max_ste
 _grid_step = grid_step  # the compiled form after `compiled` (the kernels call this name)
 
 
-def batched_step(actions, s, t, keys, needs_reset, next_state, reward, cum0, cum1, K, terminal, goal, starts,
+def batched_step(actions, s, t, keys, needs_reset, next_state, reward, cum, A, K, terminal, goal, starts,
                  max_steps, rewards, terminated, truncated, success):  # pragma: no cover - compiled
     """One step of every copy in one pass, the autoreset included: a copy whose episode ended
     last step starts its next episode instead (NEXT_STEP autoreset: its action is ignored, its
@@ -748,7 +767,7 @@ def batched_step(actions, s, t, keys, needs_reset, next_state, reward, cum0, cum
             keys[i], s[i], t[i] = key, starts[int(u * len(starts))], 0
             rewards[i], terminated[i], truncated[i], success[i], needs_reset[i] = 0.0, False, False, False, False
             continue
-        ns, r, term, trunc = _grid_step(s[i], actions[i], keys[i], t[i], K, next_state, reward, cum0, cum1, terminal,
+        ns, r, term, trunc = _grid_step(s[i], actions[i], keys[i], t[i], A, K, next_state, reward, cum, terminal,
                                         max_steps)
         s[i], t[i], rewards[i], terminated[i], truncated[i] = ns, t[i] + 1, r, term, trunc
         success[i] = term and goal[ns]
@@ -769,9 +788,8 @@ class GridWorldVectorEnv(NativeVectorEnv):
         self.single_action_space = self.single.action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        tables = self.single.step_tables()
-        self.K = tables.K  # 1 without slip, else 3
-        self.ns_flat, self.r_flat, self.cum0, self.cum1 = tables.next_state, tables.reward, tables.cum0, tables.cum1
+        self.tables = tables = self.single.step_tables()
+        self.ns_flat, self.r_flat = tables.next_state, tables.reward
         self.terminal = tables.terminal
         self.goal = np.array(self.single._goal, dtype=bool)
         self.max_steps = self.single.max_steps
@@ -787,13 +805,15 @@ class GridWorldVectorEnv(NativeVectorEnv):
         if actions.shape != (self.num_envs,):
             raise ValueError(f"actions has shape {actions.shape}; give one action per copy: ({self.num_envs},)")
         a = actions.astype(np.int64)
-        if ((a < 0) | (a > 3) | (a != actions)).any():
-            raise GridError(f"actions must be integers in 0..3 (up, right, down, left); got {actions[:8]!r}")
+        A = self.tables.A
+        if ((a < 0) | (a >= A) | (a != actions)).any():
+            raise GridError(f"actions must be integers in 0..{A - 1} ({', '.join(self.single.action_names)}); "
+                            f"got {actions[:8]!r}")
         n = self.num_envs
         rewards, success = np.empty(n), np.empty(n, dtype=bool)
         terminated, truncated = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
         compiled("batched_step")(a, self.s, self.t, self.keys, self._needs_reset,
-                                 self.ns_flat, self.r_flat, self.cum0, self.cum1, self.K, self.terminal, self.goal,
+                                 self.ns_flat, self.r_flat, self.tables.cum, A, self.tables.K, self.terminal, self.goal,
                                  self.single._start_states, self.max_steps, rewards, terminated, truncated, success)
         infos = {"state": self.s.copy(), "_state": np.ones(n, dtype=bool), "is_success": success,
                  "_is_success": terminated | truncated}  # is_success, as the single env reports it: at an episode's end

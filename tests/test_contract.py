@@ -422,6 +422,8 @@ def test_same_object_same_json_header_for_every_agent_family(tmp_path):
 
 
 @pytest.mark.parametrize("env_id,kwargs", [("arena/GridWorld-v0", {"layout": "frozenlake-4x4"}),
+                                           ("arena/GridWorld-v0", {"layout": "windy", "moves": "king+stay",
+                                                                   "wind_noise": True, "slip": 0.2}),
                                            ("arena/SequencePrediction-v0", {"task": "copy", "length": 2})])
 def test_batched_envs_report_the_info_keys_the_single_env_reports(env_id, kwargs):
     n = 4
@@ -435,7 +437,7 @@ def test_batched_envs_report_the_info_keys_the_single_env_reports(env_id, kwargs
         for i in range(n):
             for key, value in expected[i].items():
                 assert infos["_" + key][i] and infos[key][i] == value, (key, i)
-        actions = rng.integers(2, size=n)
+        actions = rng.integers(venv.single_action_space.n, size=n)
         obs, _, term, trunc, infos = venv.step(actions)
         expected = []
         for i, env in enumerate(singles):

@@ -197,3 +197,56 @@ def test_human_render_opens_a_window_that_drains_its_events_and_closes():
 def test_bad_grid_input_is_one_clear_error(kwargs, message):
     with pytest.raises(GridError, match=message):
         make(**kwargs)
+
+
+# --------------------------------------------------------------------------- king's moves and stochastic wind
+
+
+@pytest.mark.parametrize("moves, steps", [("four", 15), ("king", 7), ("king+stay", 7)])
+def test_windy_gridworld_shortest_paths_exercise_6_9(moves, steps):
+    """Example 6.5 takes 15 moves; with king's moves (Exercise 6.9) the optimum is 7, and standing
+    still does not shorten it. Checked on the model (value iteration) and by playing the greedy policy."""
+    from agents.dp import value_iteration
+
+    env = make(layout="windy", moves=moves)
+    u = env.unwrapped
+    assert env.action_space.n == {"four": 4, "king": 8, "king+stay": 9}[moves] == len(u.action_names)
+    V, policy = value_iteration(u.mdp, 1.0)
+    s, _ = env.reset(seed=0)
+    assert V[s] == -steps  # -1 per move
+    for t in range(1, 100):
+        s, r, term, trunc, _ = env.step(int(policy[s].argmax()))
+        if term:
+            break
+    assert t == steps
+
+
+def test_stochastic_wind_varies_by_one_a_third_of_the_time_each_exercise_6_10():
+    u = make(layout="windy", moves="king+stay", wind_noise=True).unwrapped
+    stay = u.action_names.index("stay")
+    s = int(np.flatnonzero((u.mdp.cell == (3, 3)).all(axis=1))[0])  # column 3 blows 1 up
+    above = {int(np.flatnonzero((u.mdp.cell == (3 - k, 3)).all(axis=1))[0]): k for k in (0, 1, 2)}
+    outcomes = dict(zip(u.mdp.next_state[s, stay].tolist(), u.mdp.prob[s, stay].tolist()))
+    assert {above[ns]: p for ns, p in outcomes.items()} == pytest.approx({0: 1 / 3, 1: 1 / 3, 2: 1 / 3})
+    calm = int(np.flatnonzero((u.mdp.cell == (3, 1)).all(axis=1))[0])  # no wind in column 1: no noise either
+    assert set(u.mdp.next_state[calm, stay].tolist()) == {calm}
+    # what env.step draws follows the model
+    env = make(layout="windy", moves="king+stay", wind_noise=True)
+    counts = {0: 0, 1: 0, 2: 0}
+    for seed in range(600):
+        env.reset(seed=seed)
+        env.unwrapped.s = s
+        ns = env.step(stay)[0]
+        counts[above[ns]] += 1
+    assert all(abs(n / 600 - 1 / 3) < 0.06 for n in counts.values())
+
+
+def test_moves_and_wind_noise_refuse_what_cannot_be_in_one_line():
+    with pytest.raises(GridError, match="moves"):
+        make(layout="windy", moves="queen")
+    with pytest.raises(GridError, match="wind_noise=true needs a wind"):
+        make(layout="open-5x5", wind_noise=True)
+    with pytest.raises(GridError, match=r"0\.\.7 \(up, right, down, left, up-right"):
+        env = make(layout="windy", moves="king")
+        env.reset(seed=0)
+        env.step(8)

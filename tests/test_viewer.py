@@ -212,3 +212,25 @@ def test_only_grids_and_sequence_tasks_can_be_played_by_hand():
 
     with pytest.raises(ViewerError, match="cannot be played from the keyboard"):
         KeyboardAgent("arena/ImageGeneration-v0", {})
+
+
+def test_a_person_plays_kings_moves_with_q_e_z_c_and_finds_the_7_step_path(workdir):
+    import gymnasium as gym
+
+    from agents.dp import value_iteration
+    from arena.human import play_human
+
+    kwargs = {"layout": "windy", "moves": "king"}
+    env = gym.make("arena/GridWorld-v0", **kwargs)
+    _, policy = value_iteration(env.unwrapped.mdp, 1.0)
+    key = {"up": "w", "right": "d", "down": "s", "left": "a", "up-right": "e", "down-right": "c", "down-left": "z",
+           "up-left": "q"}
+    s, _ = env.reset(seed=1000)
+    keys, done = [], False
+    while not done:
+        a = int(policy[s].argmax())
+        keys.append(key[env.unwrapped.action_names[a]])
+        s, _, done, _, _ = env.step(a)
+    hook, left = typist(*keys, pygame.K_SPACE)
+    result = play_human("arena/GridWorld-v0", kwargs, max_seconds=20, on_frame=hook)
+    assert not left and len(keys) == 7 and result.returns == [-7.0] and result.successes == [True]
