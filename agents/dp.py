@@ -27,7 +27,7 @@ from agents.tabular import TabularAgent
 from agents.training import env_ref
 from arena.errors import AgentError
 from envs.abilities import HasModel
-from envs.grid import GridMDP
+from envs.grid import check_model as check_arrays
 
 
 class DPError(AgentError):
@@ -71,45 +71,9 @@ def check_gamma(gamma: float) -> float:
 
 
 def check_model(mdp: Any) -> None:
-    """The model DP reads, or one DPError line naming the array that is missing or wrong:
-    `next_state` (S, A, K) successor indices, `prob` (S, A, K) probabilities summing to 1
-    over k, `R` (S, A) expected rewards, `terminal` (S,) booleans. Models Arena built
-    (GridMDP) are checked by construction and only their presence is looked at."""
-    wanted = {"next_state": "(S, A, K) successor state indices", "prob": "(S, A, K) their probabilities",
-              "R": "(S, A) expected rewards", "terminal": "(S,) booleans"}
-    arrays = {}
-    for name, what in wanted.items():
-        try:
-            arrays[name] = getattr(mdp, name)
-        except Exception:  # a missing attribute, or a property (R) that fails
-            raise DPError(f"the model has no {name} array ({what}); DP reads next_state, prob, R and terminal") from None
-    if isinstance(mdp, (GridMDP, _UnitCost)):
-        return
-    ns, prob, R, terminal = (np.asarray(arrays[n]) for n in wanted)
-    if ns.ndim != 3 or not np.issubdtype(ns.dtype, np.integer):
-        raise DPError(f"next_state must be an (S, A, K) integer array, got shape {ns.shape} of {ns.dtype}")
-    S, A, K = ns.shape
-    if prob.shape != ns.shape:
-        raise DPError(f"prob has shape {prob.shape}; it must match next_state's {ns.shape}")
-    if R.shape != (S, A):
-        raise DPError(f"R has shape {R.shape}; it must be (S, A) = ({S}, {A})")
-    if terminal.shape != (S,):
-        raise DPError(f"terminal has shape {terminal.shape}; it must be (S,) = ({S},)")
-    if S == 0 or A == 0 or K == 0:
-        raise DPError(f"the model is empty: next_state has shape {ns.shape}")
-    if ns.min() < 0 or ns.max() >= S:
-        s, a, _ = np.argwhere((ns < 0) | (ns >= S))[0]
-        raise DPError(f"next_state[{s}, {a}] names a state outside 0..{S - 1}")
-    if not np.isfinite(prob).all() or (prob < 0).any():
-        s, a, _ = np.argwhere(~np.isfinite(prob) | (prob < 0))[0]
-        raise DPError(f"prob[{s}, {a}] holds {prob[s, a].tolist()}: probabilities must be finite and >= 0")
-    sums = prob.sum(axis=-1)
-    if not np.allclose(sums, 1.0, rtol=0.0, atol=1e-8):
-        s, a = np.unravel_index(int(np.argmax(np.abs(sums - 1.0))), sums.shape)
-        raise DPError(f"prob[{s}, {a}] sums to {sums[s, a]:.6g}; the successors of each (s, a) must sum to 1")
-    if not np.isfinite(R).all():
-        s, a = np.argwhere(~np.isfinite(R))[0]
-        raise DPError(f"R[{s}, {a}] is {R[s, a]}; rewards must be finite")
+    """The model DP reads, or one DPError line naming the array that is missing or wrong (envs.grid.check_model)."""
+    if not isinstance(mdp, _UnitCost):
+        check_arrays(mdp, DPError)
 
 
 def as_policy_matrix(policy: np.ndarray, n_states: int, n_actions: int) -> np.ndarray:

@@ -33,6 +33,7 @@ from arena import settings as typed
 from arena.errors import AgentError, ArenaError, EnvError, RegistryError
 from envs.grid import GridSettings, GridWorldEnv
 from envs.imagegen import ImageGenerationEnv, ImageGenSettings
+from envs.mdp import TabularMDPEnv, TabularMDPSettings
 from envs.sequence import SequencePredictionEnv, SequenceSettings
 from envs.text import TextGenerationEnv, TextSettings
 from envs.textbook import MaximizationBiasEnv, MaximizationBiasSettings
@@ -194,6 +195,11 @@ FAMILIES: dict[str, EnvFamily] = {
         "seq", "arena/SequencePrediction-v0", SequencePredictionEnv, "task", SequenceSettings,
         "sequence tasks: copy, reverse, parity, addition, sine, text",
         ("seq:copy length=8", "seq:addition length=3", "seq:text"),
+    ),
+    "mdp": EnvFamily(
+        "mdp", "arena/TabularMDP-v0", TabularMDPEnv, "name", TabularMDPSettings,
+        "any finite MDP from arrays or a JSON model; the textbook's random-walk, gambler, jacks-car-rental",
+        ("mdp:random-walk", "mdp:gambler p_h=0.25", "mdp:jacks-car-rental variant=true"),
     ),
     "bias": EnvFamily(
         "bias", "arena/MaximizationBias-v0", MaximizationBiasEnv, "n_actions", MaximizationBiasSettings,

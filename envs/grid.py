@@ -340,6 +340,48 @@ class GridMDP:
         return P
 
 
+def check_model(mdp: Any, error: type[Exception] = GridError) -> None:
+    """A model as DP and the envs read it, or one `error` line naming the array that is missing or wrong:
+    `next_state` (S, A, K) successor indices, `prob` (S, A, K) probabilities summing to 1
+    over k, `R` (S, A) expected rewards, `terminal` (S,) booleans. Models Arena built
+    (GridMDP) are checked by construction and only their presence is looked at."""
+    wanted = {"next_state": "(S, A, K) successor state indices", "prob": "(S, A, K) their probabilities",
+              "R": "(S, A) expected rewards", "terminal": "(S,) booleans"}
+    arrays = {}
+    for name, what in wanted.items():
+        try:
+            arrays[name] = getattr(mdp, name)
+        except Exception:  # a missing attribute, or a property (R) that fails
+            raise error(f"the model has no {name} array ({what}); DP reads next_state, prob, R and terminal") from None
+    if isinstance(mdp, GridMDP):
+        return
+    ns, prob, R, terminal = (np.asarray(arrays[n]) for n in wanted)
+    if ns.ndim != 3 or not np.issubdtype(ns.dtype, np.integer):
+        raise error(f"next_state must be an (S, A, K) integer array, got shape {ns.shape} of {ns.dtype}")
+    S, A, K = ns.shape
+    if prob.shape != ns.shape:
+        raise error(f"prob has shape {prob.shape}; it must match next_state's {ns.shape}")
+    if R.shape != (S, A):
+        raise error(f"R has shape {R.shape}; it must be (S, A) = ({S}, {A})")
+    if terminal.shape != (S,):
+        raise error(f"terminal has shape {terminal.shape}; it must be (S,) = ({S},)")
+    if S == 0 or A == 0 or K == 0:
+        raise error(f"the model is empty: next_state has shape {ns.shape}")
+    if ns.min() < 0 or ns.max() >= S:
+        s, a, _ = np.argwhere((ns < 0) | (ns >= S))[0]
+        raise error(f"next_state[{s}, {a}] names a state outside 0..{S - 1}")
+    if not np.isfinite(prob).all() or (prob < 0).any():
+        s, a, _ = np.argwhere(~np.isfinite(prob) | (prob < 0))[0]
+        raise error(f"prob[{s}, {a}] holds {prob[s, a].tolist()}: probabilities must be finite and >= 0")
+    sums = prob.sum(axis=-1)
+    if not np.allclose(sums, 1.0, rtol=0.0, atol=1e-8):
+        s, a = np.unravel_index(int(np.argmax(np.abs(sums - 1.0))), sums.shape)
+        raise error(f"prob[{s}, {a}] sums to {sums[s, a]:.6g}; the successors of each (s, a) must sum to 1")
+    if not np.isfinite(R).all():
+        s, a = np.argwhere(~np.isfinite(R))[0]
+        raise error(f"R[{s}, {a}] is {R[s, a]}; rewards must be finite")
+
+
 def build_mdp(
     grid: np.ndarray, rewards: dict[str, float], slip: float, wind: tuple[int, ...] | None, moves: int = 4,
     wind_noise: bool = False,
@@ -422,17 +464,8 @@ def build_mdp(
     return mdp
 
 
-def _check_goal_reachable(mdp: GridMDP, grid: np.ndarray) -> None:
-    """Fail unless some terminal state (a goal, else a hole) can be reached from a start state.
-
-    A map with none has no episode that ends: every policy scores the same, and a
-    normalised score of it would be meaningless.
-    """
-    goals = np.flatnonzero(grid[mdp.cell[:, 0], mdp.cell[:, 1]] == "G")
-    if len(goals) == 0:
-        goals = np.flatnonzero(mdp.terminal)
-    if len(goals) == 0:
-        raise GridError("the map has no goal 'G' or hole 'H', so no episode could ever end; add a G")
+def reachable_from_start(mdp: GridMDP) -> np.ndarray:
+    """(S,) bool: the states some start state reaches by moves of positive probability."""
     # breadth-first search from the start states over the edges s -> s' with p > 0 (a terminal
     # state's only successor is itself, so the search stops there)
     from scipy import sparse
@@ -453,6 +486,21 @@ def _check_goal_reachable(mdp: GridMDP, grid: np.ndarray) -> None:
     graph = sparse.csr_matrix((np.ones(len(indices), dtype=np.int8), indices, indptr), shape=(S + 1, S + 1))
     seen = np.zeros(S + 1, dtype=bool)
     seen[breadth_first_order(graph, root, directed=True, return_predecessors=False)] = True
+    return seen[:S]
+
+
+def _check_goal_reachable(mdp: GridMDP, grid: np.ndarray) -> None:
+    """Fail unless some terminal state (a goal, else a hole) can be reached from a start state.
+
+    A map with none has no episode that ends: every policy scores the same, and a
+    normalised score of it would be meaningless.
+    """
+    goals = np.flatnonzero(grid[mdp.cell[:, 0], mdp.cell[:, 1]] == "G")
+    if len(goals) == 0:
+        goals = np.flatnonzero(mdp.terminal)
+    if len(goals) == 0:
+        raise GridError("the map has no goal 'G' or hole 'H', so no episode could ever end; add a G")
+    seen = reachable_from_start(mdp)
     if not seen[goals].any():
         r, c = mdp.cell[goals[0]]
         what = "goal" if grid[r, c] == "G" else "terminal cell"
@@ -499,21 +547,27 @@ class GridWorldEnv(PygameRendering, gym.Env):
                 f"wind needs {cols} non-negative integers (one per column); got {list(wind)}"
             )
         self.wind = wind
-        self.obs_mode = obs
         self.max_steps = int(spec.max_steps if max_steps is None else max_steps)
+        moves = MOVE_SETS[checked.moves]
+        self._begin(build_mdp(self.grid, self.rewards, self.slip, self.wind, moves, checked.wind_noise), obs,
+                    render_mode, ACTION_NAMES[:moves])
+
+    def _begin(self, mdp: GridMDP, obs: str, render_mode: str | None, action_names: tuple[str, ...]) -> None:
+        """Everything after the model is built (`self.grid` and `self.max_steps` set): spaces,
+        where an episode starts, and the state of the one in progress. Shared with envs/mdp.py."""
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise GridError(
                 f"unknown render_mode {render_mode!r}; use one of {self.metadata['render_modes']}"
             )
         self.render_mode = render_mode
-
-        self.moves = MOVE_SETS[checked.moves]
-        self.action_names = ACTION_NAMES[:self.moves]
-        self.mdp = build_mdp(self.grid, self.rewards, self.slip, self.wind, self.moves, checked.wind_noise)
-        S = self.mdp.n_states
+        self.obs_mode = obs
+        self.mdp = mdp
+        self.moves = mdp.n_actions
+        self.action_names = action_names
+        rows, cols = self.grid.shape
         self.action_space = SeededDiscrete(self.moves)
         if obs == "index":
-            self.observation_space = spaces.Discrete(S)
+            self.observation_space = spaces.Discrete(mdp.n_states)
         elif obs == "coords":
             self.observation_space = spaces.MultiDiscrete([rows, cols])
         else:
@@ -522,14 +576,14 @@ class GridWorldEnv(PygameRendering, gym.Env):
             for i, ch in enumerate("#GHC", start=1):
                 self._static_planes[i] = (self.grid == ch) * 255
 
-        self._goal = self.grid[self.mdp.cell[:, 0], self.mdp.cell[:, 1]] == "G"  # success: reaching G
-        self._start_states = np.flatnonzero(self.mdp.start > 0)
+        self._goal = self.grid[mdp.cell[:, 0], mdp.cell[:, 1]] == "G"  # success: reaching G
+        self._start_states = np.flatnonzero(mdp.start > 0)
         self.s = int(self._start_states[0])
         self.t = 0
         self.key: int | None = None
         self.last_action: int | None = None
         self.overlay: dict[str, Any] = {}
-        self._font = None
+        self._font: Any = None
         self._tables: StepTables | None = None
         self._step: Any = None  # grid_step compiled, bound on the first step (Numba is slow to import)
 

@@ -321,13 +321,12 @@ def test_the_compiled_stream_is_the_envs_stream(key, t):
 
 # --------------------------------------------------------------------------- Example 6.2 and Figure 6.2
 
-RANDOM_WALK = "H..S..G\n"  # S&B Example 6.2: states A..E between two ends, start at C, +1 on the right
-WALK_TRUE = np.arange(1, 6) / 6  # V(A..E) = 1/6 .. 5/6
-WALK_POLICY = np.tile([0.0, 0.5, 0.0, 0.5], (7, 1))  # left or right with probability 1/2
+WALK_TRUE = np.arange(1, 6) / 6  # S&B Example 6.2: V(A..E) = 1/6 .. 5/6
+WALK_POLICY = np.ones((7, 1))  # a Markov reward process: its one action walks left or right
 
 
 def random_walk():
-    return gym.make("arena/GridWorld-v0", layout=RANDOM_WALK, rewards={"step": 0, "goal": 1, "hole": 0})
+    return gym.make("arena/TabularMDP-v0", name="random-walk")
 
 
 def walk_rms(V):

@@ -125,7 +125,10 @@ def test_an_sb3_run_cannot_be_resumed_and_says_so(tmp_path):
 # per env family: a base config and, for each settings field, a value other than its default
 FIELD_VALUES = {
     "grid": ({"layout": "maze-7x7"}, {"layout": "frozenlake-4x4", "slip": 0.3, "wind": [0, 1, 0, 0, 0, 0, 0],
-                                      "rewards": {"goal": 5.0}, "obs": "coords", "max_steps": 7, "maze_seed": 4}),
+                                      "rewards": {"goal": 5.0}, "obs": "coords", "max_steps": 7, "maze_seed": 4,
+                                      "moves": "king", "wind_noise": True}),
+    "mdp": ({}, {"name": "gambler", "model": "MODEL", "n": 7, "left": -1.0, "p_h": 0.3, "goal": 12, "max_cars": 3,
+                 "variant": True, "max_steps": 9}),
     "seq": ({}, {"task": "reverse", "length": 3, "vocab": 5, "curriculum": True}),
     "bias": ({}, {"n_actions": 4, "mean": 0.5, "std": 2.0}),
     "img": ({}, {"dataset": "shapes", "judge": "adaptive", "conditional": True, "batch": 8, "size": 16, "latent": 4,
@@ -134,7 +137,7 @@ FIELD_VALUES = {
 
 
 @pytest.mark.parametrize("family", sorted(FIELD_VALUES))
-def test_each_env_setting_reaches_the_env(family):
+def test_each_env_setting_reaches_the_env(family, tmp_path):
     """Set each field (alone, on the base config) and read it back from the built env's settings:
     a field the env forgot to read would come back as its default."""
     fam = registry.FAMILIES[family]
@@ -145,6 +148,16 @@ def test_each_env_setting_reaches_the_env(family):
         if family == "grid" and name == "wind":
             kwargs["layout"] = "open-5x5"
             value = kwargs["wind"] = [0, 1, 0, 0, 0]
+        if family == "grid" and name == "wind_noise":
+            kwargs["layout"] = "windy"
+        if family == "mdp" and name == "model":
+            from envs.mdp import write_model
+
+            value = kwargs["model"] = str(write_model({"P": [[[0.0, 1.0]], [[0.0, 1.0]]], "R": [[1.0], [0.0]],
+                                                       "terminal": [False, True]}, tmp_path / "m.json"))
+            kwargs["name"] = "custom"
+        if family == "mdp" and name in ("max_cars", "variant"):
+            kwargs["name"] = "jacks-car-rental"
         env = gym.make(fam.env_id, **kwargs)
         read = getattr(env.unwrapped.settings, name)
         assert read == value, (name, read, value)

@@ -1,0 +1,192 @@
+"""arena/TabularMDP-v0: the textbook's MDPs (random walk, gambler, Jack's car rental) and a
+student's own model, played, solved, replayed and ranked like a grid."""
+
+import json
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import envs  # noqa: F401
+from agents.dp import policy_iteration, value_iteration
+from arena.errors import ArenaError
+from envs.mdp import MDPError, model_from, write_model
+
+MDP = "arena/TabularMDP-v0"
+
+
+def mdp_of(**kwargs):
+    return gym.make(MDP, **kwargs).unwrapped.mdp
+
+
+@pytest.mark.parametrize("kwargs", [{"name": "random-walk"}, {"name": "random-walk", "n": 19, "left": -1.0},
+                                    {"name": "gambler", "goal": 20}, {"name": "jacks-car-rental", "max_cars": 4}])
+def test_both_env_checkers_pass_with_warnings_as_errors(kwargs):
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(gym.make(MDP, render_mode="rgb_array", **kwargs).unwrapped, skip_render_check=False)
+        sb3_check_env(gym.make(MDP, **kwargs).unwrapped)
+
+
+def test_random_walks_have_the_books_true_values():
+    """Example 6.2: V(A..E) = 1/6..5/6; Figure 7.2's 19-state walk (-1 on the left): V(i) = i/10 - 1."""
+    np.testing.assert_allclose(value_iteration(mdp_of(name="random-walk"), 1.0).V[1:6], np.arange(1, 6) / 6, atol=1e-9)
+    V = value_iteration(mdp_of(name="random-walk", n=19, left=-1.0), 1.0).V
+    np.testing.assert_allclose(V[1:20], np.arange(1, 20) / 10 - 1, atol=1e-9)
+    env = gym.make(MDP, name="random-walk")
+    assert env.reset(seed=0)[0] == 3  # C, the middle
+
+
+@pytest.mark.parametrize("p_h", [0.25, 0.4])
+def test_gamblers_problem_figure_4_3(p_h):
+    """Below p_h = 0.5 bold play is optimal: from 50 stake everything, V(50) = p_h, V(25) = p_h^2,
+    V(75) = p_h + (1 - p_h) p_h."""
+    V, policy = value_iteration(mdp_of(name="gambler", p_h=p_h), 1.0)
+    assert V[50] == pytest.approx(p_h, abs=1e-9) and V[25] == pytest.approx(p_h**2, abs=1e-9)
+    assert V[75] == pytest.approx(p_h + (1 - p_h) * p_h, abs=1e-9)
+    assert policy[50].argmax() + 1 == 50 and policy[25].argmax() + 1 == 25
+    assert V[0] == V[100] == 0 and np.all(np.diff(V[:100]) >= -1e-12)  # more capital is never worse
+
+
+def test_jacks_car_rental_figure_4_2():
+    """The optimal policy of Figure 4.2 (pi_4), as cars moved from the first location to the
+    second, read at named cells (first location's cars, second's): a full first location and an
+    empty second move 5; equal counts move none; an empty first and a full second move 4 back, one car there 3.
+    Value and policy iteration agree; V* spans about 420 to 640 (exact Poisson tails)."""
+    mdp = mdp_of(name="jacks-car-rental")
+    sol = value_iteration(mdp, 0.9)
+    moved = (sol.policy.argmax(axis=1) - 5).reshape(21, 21)  # [cars at 1, cars at 2]
+    assert moved[20, 0] == 5 and moved[20, 3] == 5 and moved[10, 10] == 0 and moved[0, 0] == 0
+    assert moved[0, 20] == -4 and moved[1, 20] == -3 and moved[20, 20] == 0
+    assert (moved[np.triu_indices(21, 1)] <= 0).all() and (moved[np.tril_indices(21, -1)] >= 0).all()
+    assert 415 < sol.V.min() < 425 and 630 < sol.V.max() < 640
+    pi = policy_iteration(mdp, 0.9)
+    np.testing.assert_allclose(pi.V, sol.V, atol=1e-6)
+    assert (pi.policy.argmax(axis=1) == sol.policy.argmax(axis=1)).all()
+    # Exercise 4.7: the free shuttle moves one car where the original moves none
+    variant = (value_iteration(mdp_of(name="jacks-car-rental", variant=True), 0.9).policy.argmax(axis=1) - 5).reshape(21, 21)
+    assert ((variant == 1) & (moved == 0)).sum() > 20
+
+
+def test_a_students_model_from_gymnasiums_frozenlake_matches_arenas_grid(tmp_path):
+    """Gymnasium's FrozenLake model (P[s][a] = [(prob, next, reward, done)]) written as a JSON
+    model and played as name=custom has the same optimal values as grid:frozenlake-4x4."""
+    P = gym.make("FrozenLake-v1").unwrapped.P
+    path = write_model({"P": P}, tmp_path / "lake.json")
+    env = gym.make(MDP, name="custom", model=str(path))
+    V = value_iteration(env.unwrapped.mdp, 0.99).V
+    V_grid = value_iteration(gym.make("arena/GridWorld-v0", layout="frozenlake-4x4").unwrapped.mdp, 0.99).V
+    np.testing.assert_allclose(V, V_grid, atol=1e-9)
+    with pytest.raises(ArenaError, match="already exists"):
+        write_model({"P": P}, path)  # nothing is overwritten
+    # the dense and the compact forms of the same model give the same tables
+    m = env.unwrapped.mdp
+    dense = np.zeros((16, 4, 16))
+    for k in range(m.next_state.shape[-1]):
+        np.add.at(dense, (np.arange(16)[:, None], np.arange(4)[None, :], m.next_state[:, :, k]), m.prob[:, :, k])
+    again = model_from({"P": dense.tolist(), "R": m.R.tolist(), "terminal": m.terminal.tolist()})
+    np.testing.assert_allclose(value_iteration(again, 0.99).V, V, atol=1e-9)
+
+
+def test_learners_replays_and_the_leaderboard_take_it(workdir):
+    """A student's chain (left or right, 10% the other way; +1 at the right end) written as a
+    model: Q-learning learns it to the DP optimum's exact score, its replay verifies, and the
+    run lands on the leaderboard like a grid's."""
+    import arena
+    from arena.leaderboard import Leaderboard
+    from arena.replay import load_replay, verify
+
+    P = {s: {a: [(0.9, s + (1 if a else -1), float(s + (1 if a else -1) == 5), s + (1 if a else -1) in (0, 5)),
+                 (0.1, s - (1 if a else -1), float(s - (1 if a else -1) == 5), s - (1 if a else -1) in (0, 5))]
+             for a in (0, 1)} for s in range(1, 5)}
+    P[0] = P[5] = {a: [(1.0, 0, 0.0, True)] for a in (0, 1)}  # the ends (their outgoing moves are never used)
+    write_model({"P": P, "start": 2}, workdir / "chain.json")
+    env = "mdp:custom model=chain.json"
+    result = arena.evaluate("q-learning", env, train_seeds=1, eval_episodes=3, budget=2000, record=True)
+    assert result.score.median == pytest.approx(1.0, abs=1e-6)  # exact, against the DP optimum: always right
+    replay = load_replay(result.runs[0].replay_paths[0])
+    assert verify(replay).ok
+    assert [r.env_id for r in Leaderboard().results()] == [MDP]
+    assert arena.evaluate("random", env, train_seeds=1, eval_episodes=2).score.median == pytest.approx(0.0, abs=1e-6)
+
+
+DAMAGES = [
+    (lambda m: m.update(prob=[[[0.5, 0.4]] * 2] * 3), r"prob\[0, 0\] sums to 0.9"),
+    (lambda m: m["prob"][1][0].__setitem__(0, float("nan")), r"prob\[1, 0\]"),
+    (lambda m: m["prob"][1][1].__setitem__(0, -0.5), "finite and >= 0"),
+    (lambda m: m.update(next_state=[[[0, 1]] * 2] * 2), "has shape"),
+    (lambda m: m["next_state"][2][1].__setitem__(0, 7), "outside 0..2"),
+    (lambda m: m.update(reward=[[1.0, 2.0]]), "reward has shape"),
+    (lambda m: m.update(terminal=[False, True]), "terminal must be 3 booleans"),
+    (lambda m: m.update(start=2), "start=2 must be a non-terminal state"),
+    (lambda m: m.update(next_state=[[[0, 1]] * 2, [[1, 1]] * 2, [[2, 2]] * 2]), "no terminal state can be reached"),
+    (lambda m: m.pop("prob"), "missing prob"),
+    (lambda m: m.update(reward=[[[float("inf"), 0]] * 2] * 3), "must be finite"),
+]
+
+
+def small_model():
+    """Three states, two actions: 0 -> 1 -> 2 (terminal), each step a coin flip between moving and staying."""
+    model = {"next_state": [[[1, 0]] * 2, [[2, 1]] * 2, [[2, 2]] * 2], "prob": [[[0.5, 0.5]] * 2] * 3,
+             "reward": [[[1.0, 0.0]] * 2] * 3, "terminal": [False, False, True]}
+    return json.loads(json.dumps(model))  # no shared rows: a damage changes one entry
+
+
+@pytest.mark.parametrize("damage, message", DAMAGES)
+def test_a_malformed_model_is_one_line_naming_what_is_wrong(tmp_path, damage, message):
+    assert value_iteration(model_from(small_model()), 1.0).V[0] == pytest.approx(2.0)
+    model = small_model()
+    damage(model)
+    with pytest.raises(MDPError, match=message) as caught:
+        model_from(model)
+    assert "\n" not in str(caught.value)
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(model, allow_nan=True))
+    with pytest.raises(MDPError, match=message):
+        gym.make(MDP, name="custom", model=str(path))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"name": "custom"}, "name=custom needs model=PATH"),
+    ({"name": "gambler", "model": "x.json"}, "model= is for name=custom"),
+    ({"name": "custom", "model": "missing.json"}, "cannot be read"),
+    ({"name": "custom", "model": "model.npz"}, "give a .json file"),
+    ({"name": "gambler", "p_h": 1.5}, "p_h"),
+    ({"name": "random-walk", "n": 0}, "n"),
+    ({"name": "nope"}, "name"),
+])
+def test_bad_kwargs_are_one_line(workdir, kwargs, message):
+    with pytest.raises(MDPError, match=message):
+        gym.make(MDP, **kwargs)
+
+
+def test_a_file_that_is_not_a_model_is_one_line(tmp_path):
+    for text, message in [("{", "not valid JSON"), ("[1, 2]", "a model is a dict"), ('{"format": 9}', "format 9"),
+                          ('{"P": [[[1.0]]]}', "R is missing"), ('{"P": {"0": {"0": [[1.0, 0]]}}}', r"P\[0\]\[0\]\[0\]")]:
+        path = tmp_path / "bad.json"
+        path.write_text(text)
+        with pytest.raises(MDPError, match=message):
+            gym.make(MDP, name="custom", model=str(path))
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-3, 5) | st.floats(allow_nan=True) | st.text(max_size=3),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(
+                               ["P", "R", "next_state", "prob", "reward", "terminal", "start", "0", "1"]), inner,
+                               max_size=4), max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(json_values)
+def test_any_json_is_a_model_or_one_mdp_error(obj):
+    try:
+        mdp = model_from(obj)
+    except MDPError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert np.allclose(mdp.prob.sum(axis=-1), 1.0)
