@@ -557,8 +557,7 @@ def cached_stage(cls: type[TextAgent], task: TextTask) -> TextAgent:
 
     def train() -> tuple[Any, dict[str, str]]:
         env = gym.make("arena/TextGeneration-v0", **task.key())
-        with one_thread():
-            model.fit(env, RunSpec(seed=0, progress=False))
+        model.fit(env, RunSpec(seed=0, progress=False))  # (on one thread: cached_module trains so)
         extra = {"heldout_accuracy": f"{model.heldout_accuracy:.4f}"} if isinstance(model, RewardModel) else {}
         return model.modules[module], extra
 
@@ -566,17 +565,6 @@ def cached_stage(cls: type[TextAgent], task: TextTask) -> TextAgent:
     what = f"the {'reward model' if module == 'reward' else 'stage-1 model'} for text:{task.task} (seed 0)"
     model.modules = {module: cached_module(cls.name, stem, task.key(), lambda: blank, train, what)}
     return model
-
-
-class one_thread:
-    """Run a block with torch on one thread: the cached judge is the same whatever the machine."""
-
-    def __enter__(self) -> None:
-        self.before = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc: Any) -> None:
-        torch.set_num_threads(self.before)
 
 
 # --------------------------------------------------------------------------- the pipeline's stages 1 and 2

@@ -33,7 +33,7 @@ from torch import nn
 from envs.data import ImageData, image_dataset
 
 CACHE_FORMAT = "arena-vision"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: trained on one torch thread (1: on as many as the machine had)
 FEATURES = 128  # width of the classifier's penultimate layer: the scoring feature space
 TRAIN_STEPS = {"classifier": 1000, "judge": 400}
 BATCH = 64
@@ -208,13 +208,26 @@ def _cached(kind: str, dataset: str, size: int, seed: int) -> nn.Module:
                          lambda: _blank(kind, data), train, f"the {dataset} {size}x{size} {kind} (seed {seed})")
 
 
+class one_thread:
+    """Run a block with torch on one thread (a float sum's order depends on the thread count)."""
+
+    def __enter__(self) -> None:
+        self.before = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc: Any) -> None:
+        torch.set_num_threads(self.before)
+
+
 def cached_module(kind: str, stem: str, trained_for: dict[str, Any], blank: Callable[[], nn.Module],
                   train: Callable[[], tuple[nn.Module, dict[str, str]]], what: str) -> nn.Module:
     """A trained module from the cache file `<stem>-v<version>.safetensors`, or trained now by
     `train()` (returning the module and header extras) and cached. The header names `kind`
     and what it was `trained_for`; a file whose header or checksum disagrees is trained
     again. `blank()` makes an untrained module of the right shape to load weights into.
-    The module comes back frozen (no gradients) and kept in memory for the next call."""
+    The module comes back frozen (no gradients) and kept in memory for the next call.
+    Training runs on one torch thread, so the cached weights, and every score they give, are
+    the same bit for bit on any machine with the same torch build, whatever its core count."""
     key = (kind, stem)
     if key in _LOADED:
         return _LOADED[key]
@@ -223,7 +236,7 @@ def cached_module(kind: str, stem: str, trained_for: dict[str, Any], blank: Call
     if model is None:
         t0 = time.perf_counter()
         print(f"arena: training {what} once; it is cached in {path.parent}", file=sys.stderr, flush=True)
-        with torch.enable_grad():  # the first use may come from inside a caller's torch.no_grad()
+        with torch.enable_grad(), one_thread():  # the first use may come from inside a caller's torch.no_grad()
             model, extra = train()
         _write(path, model, {"kind": kind, **trained_for, **extra})
         print(f"arena: trained in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)

@@ -69,7 +69,8 @@ def test_the_classifiers_reach_97_percent_on_both_held_out_sets(name, size):
 @pytest.mark.slow
 def test_judge_training_is_deterministic_and_the_cache_never_trusts_a_damaged_file(tmp_path, monkeypatch):
     data = image_dataset("digits", 8)
-    a, b = vision.train_judge(data, seed=3), vision.train_judge(data, seed=3)
+    with vision.one_thread():  # as the cache trains it
+        a, b = vision.train_judge(data, seed=3), vision.train_judge(data, seed=3)
     assert vision.weights_digest(a.state_dict()) == vision.weights_digest(b.state_dict())
     monkeypatch.setenv("ARENA_CACHE", str(tmp_path))
     monkeypatch.setattr(vision, "_LOADED", {})
@@ -94,6 +95,27 @@ def test_judge_training_is_deterministic_and_the_cache_never_trusts_a_damaged_fi
         monkeypatch.setattr(vision, "_LOADED", {})
         again = vision.judge(dataset, size, seed=seed)
         assert vision.weights_digest(again.state_dict()) == own
+
+
+@pytest.mark.slow
+def test_the_cached_judge_and_classifier_are_the_same_whatever_the_thread_count(tmp_path, monkeypatch):
+    """Trained with torch on 1 thread or 2 (the cache trains on one either way), the weights
+    and so every score are bit for bit the same."""
+    import torch
+
+    before = torch.get_num_threads()
+    digests = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            monkeypatch.setenv("ARENA_CACHE", str(tmp_path / f"threads{threads}"))
+            monkeypatch.setattr(vision, "_LOADED", {})
+            digests.append((vision.weights_digest(vision.judge("digits", 8, seed=3).state_dict()),
+                            vision.weights_digest(vision.classifier("digits", 16).state_dict())))
+            assert torch.get_num_threads() == threads  # the caller's setting is given back
+    finally:
+        torch.set_num_threads(before)
+    assert digests[0] == digests[1]
 
 
 # --------------------------------------------------------------------------- the env
