@@ -59,7 +59,8 @@ class TabularMDPSettings:
 
     name: str = setting("random-walk", help="random-walk, gambler, jacks-car-rental, or custom (with model=)",
                         choices=NAMES)
-    model: str | None = setting(None, help="custom: a JSON file holding the model (see `arena envs mdp`)")
+    model: str | None = setting(None, help="custom: a JSON file holding the model: toy-text P, or dense or compact "
+                                 "arrays (envs/mdp.py; envs.mdp.write_model writes one)")
     n: int = setting(5, help="random-walk: states between the two ends", low=1, high=1_000_000)
     left: float = setting(0.0, help="random-walk: reward for leaving on the left (Figure 7.2: -1)", low=-1e6, high=1e6)
     p_h: float = setting(0.4, help="gambler: probability of heads", low=0.0, high=1.0)
