@@ -102,30 +102,57 @@ class VAEAgent(NeuralGenerator):
             out["interpolation"] = str(self.interpolate(self.log.run_dir / "interpolation.png"))
         return out
 
+    def interpolation_rows(self, steps: int = 10, seed: int = 0, pairs: int = 4) -> dict[str, np.ndarray]:
+        """Decoded straight lines in z, each (pairs, steps, 1, S, S): `prior` between z0, z1 ~
+        N(0, I) (where the env samples, and where the KL term pulls the codes), `encoded`
+        between mu(x0) and mu(x1) of two real training images (where the decoder was trained);
+        `real`: those images (pairs, 2, 1, S, S)."""
+        spec = self._spec()
+        rng = np.random.default_rng(seed)
+        t = np.linspace(0, 1, steps, dtype=np.float32)[:, None]
+        classes = np.eye(spec.n_classes, dtype=np.float32)
+        prior, encoded = [], []
+        for _ in range(pairs):
+            z0, z1 = rng.standard_normal((2, spec.latent)).astype(np.float32)
+            y = classes[np.full(steps, rng.integers(spec.n_classes))] if self.conditioned else None
+            prior.append(self.generate((1 - t) * z0 + t * z1, y))  # z_t = (1 - t) z0 + t z1
+        x, y_real = self.real(2 * pairs, 10**6 + seed)  # a draw training never made
+        encoder = self.modules["encoder"]
+        encoder.eval()
+        with torch.no_grad():
+            mu, _ = encoder(x, y_real if self.conditioned else None)
+        encoder.train()
+        mu, labels = mu.cpu().numpy(), y_real.cpu().numpy()
+        for k in range(pairs):
+            m0, m1 = mu[2 * k], mu[2 * k + 1]
+            y = np.repeat(labels[2 * k][None], steps, axis=0) if self.conditioned else None
+            encoded.append(self.generate((1 - t) * m0 + t * m1, y))
+        return {"prior": np.stack(prior), "encoded": np.stack(encoded),
+                "real": x.cpu().numpy().reshape(pairs, 2, *x.shape[1:])}
+
     def interpolate(self, path: str | Path, steps: int = 10, seed: int = 0) -> Path:
-        """A PNG strip decoding z along the straight line between two latents z0 -> z1 (rows:
-        `4` pairs), which shows how smooth the decoder's space is (smooth for a VAE, less so for an AE)."""
+        """The PNG of `interpolation_rows`: two pictures, each captioned with what it shows.
+        Between encoded real digits both a VAE and a plain autoencoder decode smoothly; only
+        the VAE also makes digits along lines between prior samples, which is what the env asks."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        spec = self._spec()
-        rng = np.random.default_rng(seed)
-        rows = []
-        for _ in range(4):
-            z0, z1 = rng.standard_normal((2, spec.latent)).astype(np.float32)
-            t = np.linspace(0, 1, steps, dtype=np.float32)[:, None]
-            z = (1 - t) * z0 + t * z1  # (steps, latent)
-            y = None
-            if spec.conditional:
-                y = np.eye(spec.n_classes, dtype=np.float32)[np.full(steps, rng.integers(spec.n_classes))]
-            rows.append(self.generate(z, y))
-        grid = self.grid(np.concatenate(rows), cols=steps)[0]
-        fig, ax = plt.subplots(figsize=(steps * 0.6, 4 * 0.6 + 0.4))
-        ax.imshow(grid, cmap="gray", vmin=0, vmax=1)
-        ax.set_axis_off()
-        ax.set_title(f"{self.name}: decoding z0 -> z1 in {steps} steps", fontsize=8)
+        rows = self.interpolation_rows(steps, seed)
+        beta = self.settings.beta
+        what = "plain autoencoder (beta = 0)" if beta == 0 else f"VAE (beta = {beta:g})"
+        fig, axes = plt.subplots(2, 1, figsize=(steps * 0.6, 2 * (4 * 0.6 + 0.6)))
+        captions = {"prior": "between z0, z1 ~ N(0, I): the prior, where the env samples\n"
+                             "(digits only if the KL term organised this space: the VAE's lesson)",
+                    "encoded": "between the codes mu(x0), mu(x1) of two real digits: near the data\n"
+                               "(smooth for both: an autoencoder's decoder works where it was trained)"}
+        for ax, key in zip(axes, ("prior", "encoded")):
+            images = rows[key]
+            ax.imshow(self.grid(images.reshape(-1, *images.shape[2:]), cols=steps)[0], cmap="gray", vmin=0, vmax=1)
+            ax.set_axis_off()
+            ax.set_title(captions[key], fontsize=7)
+        fig.suptitle(f"{what}: decoding straight lines in z, {steps} steps", fontsize=8)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120, bbox_inches="tight")
