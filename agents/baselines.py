@@ -15,7 +15,7 @@ from agents.generator import GeneratorAgent, ImageSpec
 from agents.training import AgentBase
 from arena import settings as typed
 from arena.errors import AgentError, CheckpointError
-from envs.abilities import ImageTask
+from envs.abilities import ImageTask, MasksActions
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class RandomAgent(AgentBase):
         self.n_states = 0  # where observations are state indices: for its policy table
         self.rng = np.random.default_rng(0)
         self.trained_on: dict[str, Any] | None = None
+        self.offered: np.ndarray | None = None  # (S, A) where the env's states offer different actions
 
     def plan(self, env: gym.Env, seed: int) -> dict[str, Any]:
         """Nothing to learn: read how many actions there are (and states, where they are indices)."""
@@ -46,6 +47,8 @@ class RandomAgent(AgentBase):
             raise AgentError(f"random plays Discrete actions; got {type(env.action_space).__name__}")
         self.n_actions = int(env.action_space.n)
         self.n_states = int(env.observation_space.n) if isinstance(env.observation_space, spaces.Discrete) else 0
+        u = env.unwrapped
+        self.offered = np.asarray(u.action_mask, dtype=bool) if isinstance(u, MasksActions) and self.n_states else None
         self.trained_on = env_ref(env)
         return {}
 
@@ -64,12 +67,17 @@ class RandomAgent(AgentBase):
     def act(self, obs: Any, state: Any = None, greedy: bool = True) -> tuple[int, Any]:
         if self.n_actions == 0:
             raise AgentError("random has not been fitted; call fit(env) first")
+        if self.offered is not None:  # uniform over what this state offers
+            offered = np.flatnonzero(self.offered[int(obs)])
+            return int(offered[self.rng.integers(len(offered))]), None
         return int(self.rng.integers(self.n_actions)), None
 
     def policy_table(self) -> np.ndarray:
         """(S, A) uniform action probabilities over the state indices of the env it was fitted to."""
         if self.n_actions == 0 or self.n_states == 0:
             raise AgentError("random has no policy table: fit it to an env whose observations are state indices")
+        if self.offered is not None:
+            return self.offered / self.offered.sum(axis=1, keepdims=True)
         return np.full((self.n_states, self.n_actions), 1.0 / self.n_actions)
 
     def overlay(self) -> dict[str, np.ndarray]:
@@ -82,6 +90,8 @@ class RandomAgent(AgentBase):
         if self.n_actions == 0:
             raise AgentError("random has not been fitted; nothing to save")
         arrays = {"n_actions": np.array(self.n_actions, dtype=np.int64)}
+        if self.offered is not None:
+            arrays["offered"] = self.offered
         return save_checkpoint(path, self.name, self.config(), arrays, env=self.trained_on)
 
     def load(self, path: str | Path, env: gym.Env | None = None) -> "RandomAgent":
@@ -92,6 +102,14 @@ class RandomAgent(AgentBase):
         if not np.issubdtype(stored.dtype, np.integer) or not 1 <= int(stored) <= 1 << 20:
             raise CheckpointError(f"{path}: n_actions={stored} is not a number of actions; the checkpoint is damaged")
         self.n_actions, self.trained_on = int(stored), meta["env"]
+        offered = arrays.get("offered")
+        if offered is not None and (offered.dtype != bool or offered.ndim != 2 or offered.shape[1] != self.n_actions
+                                    or not offered.any(axis=1).all()):
+            raise CheckpointError(f"{path}: its 'offered' actions are not an (S, {self.n_actions}) mask; the checkpoint "
+                                  "is damaged")
+        self.offered = offered
+        if offered is not None:
+            self.n_states = len(offered)
         return self
 
 

@@ -21,6 +21,7 @@ from agents.training import AgentBase, Budget, TrainingLog, episode_seed
 from arena import settings as typed
 from arena.errors import AgentError, CheckpointError
 from arena.settings import setting
+from envs.abilities import MasksActions
 
 
 # --------------------------------------------------------------------------- settings
@@ -210,6 +211,7 @@ class TabularLearner(TabularAgent):
         super().__init__(**settings)
         self.alpha_now, self.epsilon_now = self.settings.alpha, self.settings.epsilon
         self.fused_on: tuple[Any, Any] | None = None  # (env, its step tables or None): agents/td.py
+        self.allowed: np.ndarray | None = None  # (S, A) the actions each state offers, where the env masks some
 
     @property
     def Q(self) -> np.ndarray:
@@ -233,16 +235,33 @@ class TabularLearner(TabularAgent):
         return best[0] if len(best) == 1 else best[int(self.rng.integers(len(best)))]
 
     def explore(self, s: int) -> int:
-        """The epsilon-greedy behaviour: a random action with probability epsilon, else greedy."""
+        """The epsilon-greedy behaviour: a random action (of those state s offers) with
+        probability epsilon, else greedy."""
         if self.rng.random() < self.epsilon_now:
+            if self.allowed is not None:
+                offered = np.flatnonzero(self.allowed[s])
+                return int(offered[self.rng.integers(len(offered))])
             return int(self.rng.integers(self.tables["Q"].shape[1]))
         return self.greedy(s)
 
     def epsilon_greedy_probs(self, s: int) -> np.ndarray:
-        """pi(.|s) of the epsilon-greedy policy (greedy mass split among tied maxima)."""
+        """pi(.|s) of the epsilon-greedy policy (greedy mass split among tied maxima; 0 for an
+        action the state does not offer)."""
         q = self.tables["Q"][s]
-        best = q == q.max()
-        return self.epsilon_now / len(q) + (1.0 - self.epsilon_now) * best / best.sum()
+        if self.allowed is None:
+            best = q == q.max()
+            return self.epsilon_now / len(q) + (1.0 - self.epsilon_now) * best / best.sum()
+        offered = self.allowed[s]
+        best = offered & (q == q[offered].max())
+        return offered * (self.epsilon_now / offered.sum()) + (1.0 - self.epsilon_now) * best / best.sum()
+
+    def expected_value(self, s: int) -> float:
+        """sum_a pi(a|s) Q(s, a) under the epsilon-greedy policy (over the actions s offers)."""
+        p, q = self.epsilon_greedy_probs(s), self.tables["Q"][s]
+        if self.allowed is None:
+            return float(p @ q)
+        offered = self.allowed[s]
+        return float(p[offered] @ q[offered])
 
     def act(self, obs: Any, state: Any = None, greedy: bool = True) -> tuple[int, Any]:
         Q = self.Q
@@ -269,6 +288,12 @@ class TabularLearner(TabularAgent):
         self.init_tables(self.check_env(env), int(env.action_space.n))  # type: ignore[attr-defined]  # Discrete
         self.rng = np.random.default_rng(seed)
         self.seed = seed
+        u = env.unwrapped
+        self.allowed = np.asarray(u.action_mask, dtype=bool) if isinstance(u, MasksActions) else None
+        if self.allowed is not None:  # an action a state does not offer is never greedy, even after loading
+            for name in ("Q", "Q1", "Q2"):
+                if name in self.tables:
+                    self.tables[name][~self.allowed] = -np.inf
 
     def learn(self, env: gym.Env, index: int, progress: float) -> dict[str, float]:
         s = self.settings

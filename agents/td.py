@@ -158,6 +158,8 @@ class ExpectedSarsaAgent(TabularLearner):
         if fused_tables(self, env) is not None:
             return fused_episode(self, env, seed, EXPECTED_SARSA)
         Q = self.tables["Q"]
+        if self.allowed is not None:  # some states offer fewer actions: the expectation runs over theirs
+            return off_policy_td_episode(self, env, seed, self.expected_value)
         # sum_a pi(a|S') Q(S',a), summed in the compiled path's order so both paths agree to the bit
         return off_policy_td_episode(self, env, seed, lambda s2: float(_expected_value(Q, s2, self.epsilon_now)))
 
@@ -231,7 +233,7 @@ class NStepSarsaAgent(TabularLearner):
                 if tau + n < T:
                     G += gamma**n * Q[S[tau + n], A[tau + n]]
                 elif bootstrap:  # truncated, not terminal: value S_T under the epsilon-greedy policy
-                    G += gamma ** (T - tau) * (self.epsilon_greedy_probs(S[int(T)]) @ Q[S[int(T)]])
+                    G += gamma ** (T - tau) * self.expected_value(S[int(T)])
                 Q[S[tau], A[tau]] += alpha * (G - Q[S[tau], A[tau]])
             if tau == T - 1:
                 return float(sum(R))

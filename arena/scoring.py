@@ -65,10 +65,12 @@ def exact_score(agent: Agent | Player, env: gym.Env) -> ExactScore | None:
 
 
 def reference_values(mdp: Any) -> tuple[float, float]:
-    """(J of the uniform random policy, J*) from the start distribution, at EVAL_GAMMA: the 0 and 1
+    """(J of the uniform random policy (over the actions each state offers), J*) from the start distribution, at EVAL_GAMMA: the 0 and 1
     of the normalised score. J* is the exact value of value iteration's greedy policy (optimal,
     and free of VI's tolerance)."""
-    uniform = np.full((mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions)
+    offered = getattr(mdp, "allowed", None)  # a model whose states offer fewer actions (envs.abilities.MasksActions)
+    uniform = (np.full((mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions) if offered is None
+               else offered / offered.sum(axis=1, keepdims=True))
     J_random = float(mdp.start @ dp.policy_evaluation(mdp, uniform, EVAL_GAMMA))
     J_optimal = float(mdp.start @ dp.policy_evaluation(mdp, dp.value_iteration(mdp, EVAL_GAMMA).policy, EVAL_GAMMA))
     return J_random, J_optimal

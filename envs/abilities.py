@@ -28,6 +28,15 @@ class HasModel(Protocol):
 
 
 @runtime_checkable
+class MasksActions(Protocol):
+    """An env whose states offer different actions: `action_mask` (S, A) bool, True where
+    state s offers action a (each step's info carries the row as "action_mask", Gymnasium's
+    convention). Tabular learners explore and maximise over the offered actions only."""
+
+    action_mask: np.ndarray
+
+
+@runtime_checkable
 class HasStepTables(Protocol):
     """An env whose dynamics are flat tables (envs/grid.py StepTables) that compiled loops may
     step with `grid_step` instead of `step`, then `sync` the env to where the episode ended."""

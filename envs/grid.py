@@ -310,6 +310,7 @@ class GridMDP:
     start: np.ndarray  # (S,) float64, sums to 1
     cell: np.ndarray  # (S, 2) int64: (row, col) of state s
     shape: tuple[int, int]
+    allowed: np.ndarray | None = None  # (S, A) bool: the actions each state offers (None: every action)
 
     @property
     def n_states(self) -> int:

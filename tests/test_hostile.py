@@ -56,7 +56,7 @@ layouts = st.one_of(
 KEYS = {
     "grid": ["slip", "wind", "rewards", "obs", "max_steps", "maze_seed", "colour"],
     "seq": ["length", "vocab", "curriculum", "speed"],
-    "bias": ["n_actions", "mean", "std"],
+    "bias": ["n_actions", "a_actions", "mean", "std"],
 }
 CHOICES = {"obs": st.sampled_from(["index", "coords", "image", "pixels"]),
            "task": st.sampled_from(["copy", "reverse", "parity", "addition", "sine", "text", "poem"])}

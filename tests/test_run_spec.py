@@ -130,7 +130,7 @@ FIELD_VALUES = {
     "mdp": ({}, {"name": "gambler", "model": "MODEL", "n": 7, "left": -1.0, "p_h": 0.3, "goal": 12, "max_cars": 3,
                  "variant": True, "max_steps": 9}),
     "seq": ({}, {"task": "reverse", "length": 3, "vocab": 5, "curriculum": True}),
-    "bias": ({}, {"n_actions": 4, "mean": 0.5, "std": 2.0}),
+    "bias": ({}, {"n_actions": 4, "a_actions": 3, "mean": 0.5, "std": 2.0}),
     "img": ({}, {"dataset": "shapes", "judge": "adaptive", "conditional": True, "batch": 8, "size": 16, "latent": 4,
                  "judge_seed": 3}),
 }
