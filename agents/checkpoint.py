@@ -165,6 +165,11 @@ def _digest(arrays: dict[str, np.ndarray], meta: Any = None) -> str:
     return h.hexdigest()
 
 
+def started_from(path: str | Path) -> dict[str, str]:
+    """What a checkpoint's header records of the checkpoint its run began from (fit(init=...))."""
+    return {"path": str(path), "sha256": file_digest(path)}
+
+
 def file_digest(path: str | Path) -> str:
     """SHA-256 of a file's bytes: names a checkpoint in replays and on the leaderboard."""
     h = hashlib.sha256()

@@ -96,6 +96,7 @@ class RunSpec:
     budget: int | None = None
     run_dir: Path | None = None  # checkpoints, learning curve, TensorBoard logs; None: nothing written
     resume: Path | None = None  # continue from this checkpoint
+    init: Path | None = None  # start a new run from this checkpoint's weights or tables (saved anywhere)
     callbacks: tuple[Callback, ...] = field(default_factory=tuple)
     checkpoint_every: float | None = None  # seconds between periodic checkpoints (None: the loop's default)
     progress: bool | None = None  # None: a bar on a terminal, a line every few seconds elsewhere
@@ -104,6 +105,7 @@ class RunSpec:
         # paths and callbacks as the loop wants them, whatever the caller passed
         object.__setattr__(self, "run_dir", Path(self.run_dir) if self.run_dir else None)
         object.__setattr__(self, "resume", Path(self.resume) if self.resume else None)
+        object.__setattr__(self, "init", Path(self.init) if self.init else None)
         object.__setattr__(self, "callbacks", tuple(self.callbacks))
 
     def but(self, **changes: Any) -> "RunSpec":
@@ -202,6 +204,15 @@ class Learner(Protocol):
     def save(self, path: str | Path) -> Path: ...
 
     def load(self, path: str | Path, env: gym.Env | None = None) -> Any: ...
+
+
+@runtime_checkable
+class StartsFrom(Protocol):
+    """A Learner that can begin a new run from given weights or tables (`fit(env, init=PATH)`):
+    after `begin`, it takes what it learns from the checkpoint at `path` (its own kind,
+    written in training or outside it, e.g. by hand) and keeps its own settings, seed and budget."""
+
+    def start_from(self, path: Path, env: gym.Env) -> None: ...
 
 
 @runtime_checkable

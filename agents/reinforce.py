@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.distributions import Normal
 
-from agents.checkpoint import load_checkpoint, load_settings, save_checkpoint
+from agents.checkpoint import load_checkpoint, load_settings, save_checkpoint, started_from
 from agents.generator import NeuralGenerator
 from agents.networks import (BODIES, NetConfig, PolicyNet, check_memory, module_digest, resolve_device, restore_torch,
                              torch_arrays)
@@ -83,6 +83,7 @@ class ReinforceAgent(AgentBase):
         self.optim: Any = None  # torch.optim.Adam once built
         self.seed = 0
         self.budget: Budget | None = None
+        self.started_from: dict[str, str] | None = None  # the checkpoint this run began from (fit(init=...))
         self.trained_on: dict[str, Any] | None = None
         self.log = TrainingLog(unit=self.unit)
         self.sampler = torch.Generator()
@@ -293,6 +294,8 @@ class ReinforceAgent(AgentBase):
         """Weights, optimiser and sampler state as arrays; settings, env and budget in the header."""
         arrays, state = torch_arrays({"model": self._net()}, {"adam": self.optim}, self.sampler)
         state["spaces"] = list(self.spaces)
+        if self.started_from:
+            state["started_from"] = self.started_from
         arrays.update(self.log.arrays())
         return save_checkpoint(path, self.name, typed.as_dict(self.settings), arrays, env=self.trained_on,
                                budget=self.budget.as_dict() if self.budget else None, seed=self.seed, state=state)
@@ -318,6 +321,17 @@ class ReinforceAgent(AgentBase):
 
     def check_fits(self, env: gym.Env) -> None:
         return None
+
+    def start_from(self, path: Path, env: gym.Env) -> None:
+        """Take the network weights of the checkpoint at `path` (StartsFrom): the same network
+        sizes; this run's own settings, seed, optimiser and budget."""
+        source = ReinforceAgent(**typed.as_dict(self.settings)).load(path, env=env)
+        try:
+            self.net.load_state_dict(source.net.state_dict())
+        except RuntimeError:
+            raise CheckpointError(f"{path} holds a {source.net_cfg} network; this run builds a {self.net_cfg}: "
+                                  "give the same network settings") from None
+        self.started_from = started_from(path)
 
 
 def gradient_flow_plot(log: TrainingLog, path: Path, title: str) -> Path:

@@ -16,7 +16,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.checkpoint import arrays_digest, load_checkpoint, load_settings, require, save_checkpoint
+from agents.checkpoint import arrays_digest, load_checkpoint, load_settings, require, save_checkpoint, started_from
 from agents.training import AgentBase, Budget, TrainingLog, episode_seed
 from arena import settings as typed
 from arena.errors import AgentError, CheckpointError
@@ -212,6 +212,7 @@ class TabularLearner(TabularAgent):
         self.alpha_now, self.epsilon_now = self.settings.alpha, self.settings.epsilon
         self.fused_on: tuple[Any, Any] | None = None  # (env, its step tables or None): agents/td.py
         self.allowed: np.ndarray | None = None  # (S, A) the actions each state offers, where the env masks some
+        self.started_from: dict[str, str] | None = None  # the checkpoint a run began from (fit(init=...))
 
     @property
     def Q(self) -> np.ndarray:
@@ -321,10 +322,25 @@ class TabularLearner(TabularAgent):
     # ---------------------------------------------------------------- checkpoints with training state
 
     def state(self) -> dict[str, Any]:
-        """The RNG state at a unit boundary: with the tables, enough to --resume bit for bit."""
-        return {"rng": self.rng.bit_generator.state}
+        """The RNG state at a unit boundary: with the tables, enough to --resume bit for bit
+        (and, for a run begun from given tables, which ones)."""
+        out: dict[str, Any] = {"rng": self.rng.bit_generator.state}
+        if self.started_from:
+            out["started_from"] = self.started_from
+        return out
+
+    def start_from(self, path: Path, env: gym.Env) -> None:
+        """Take the tables of the checkpoint at `path` (StartsFrom); keep this run's settings and seed."""
+        source = type(self)(**typed.as_dict(self.settings)).load(path, env=env)
+        for name in self.tables:
+            if name not in source.tables or source.tables[name].shape != self.tables[name].shape:
+                raise CheckpointError(f"{path} holds no {self.tables[name].shape} {name!r} table for this env; "
+                                      f"start from a checkpoint of {self.name} on it")
+            self.tables[name] = source.tables[name].copy()
+        self.started_from = started_from(path)
 
     def restore_state(self, state: dict[str, Any], path: str | Path) -> None:
+        self.started_from = state.get("started_from")
         if "rng" not in state:
             return
         try:

@@ -38,7 +38,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.protocol import Agent, Budget, Callback, EpisodeLearner, Learner, Planner, RunSpec
+from agents.protocol import Agent, Budget, Callback, EpisodeLearner, Learner, Planner, RunSpec, StartsFrom
 from arena.errors import AgentError, CheckpointError, TrainingError
 from arena.settings import identity
 
@@ -78,6 +78,7 @@ def restore_progress(learner: Any, arrays: dict[str, np.ndarray], meta: dict[str
     learner.budget = Budget.from_dict(meta["budget"], path) if meta["budget"] else None
     learner.log = TrainingLog(unit=learner.unit)
     learner.log.restore_arrays(arrays)
+    learner.started_from = meta["state"].get("started_from")
 
 
 class NonFinite(Exception):
@@ -140,8 +141,9 @@ def fit(agent: Agent, env: gym.Env, spec: RunSpec) -> dict[str, Any]:
     if not isinstance(agent, Planner):
         raise AgentError(f"{agent.name} neither learns (Learner) nor plans (Planner): implement one of them "
                          "(agents/protocol.py)")
-    if spec.resume:
-        raise TrainingError(f"{agent.name} plans in one go: there is no training to resume; run it without --resume")
+    if spec.resume or spec.init:
+        raise TrainingError(f"{agent.name} plans in one go: there is no training to resume or begin from given weights; "
+                            "run it without --resume / --init")
     if any(cb.records_episodes for cb in spec.callbacks):
         raise AgentError(f"{agent.name} plans or plays without training episodes; nothing to record: drop --record-training")
     out = agent.plan(env, spec.seed)
@@ -194,6 +196,9 @@ def train(learner: Learner, env: gym.Env, spec: RunSpec) -> dict[str, Any]:
     checkpoint = run_dir / "checkpoint.npz" if run_dir else None
     log = TrainingLog(run_dir, unit=learner.unit)
     resume = spec.resume
+    if resume and spec.init:
+        raise TrainingError(f"{learner.name}: --resume continues a run and --init starts a new one from given weights; "
+                            "choose one")
     if resume:
         learner.load(resume, env=env)
         if learner.budget is None:
@@ -213,6 +218,10 @@ def train(learner: Learner, env: gym.Env, spec: RunSpec) -> dict[str, Any]:
         if total < 1:
             raise TrainingError(f"{learner.name}: a budget of {total} {plural(learner.unit)} is empty; train for at least 1")
         learner.begin(env, spec.seed)
+        if spec.init:
+            if not isinstance(learner, StartsFrom):
+                raise AgentError(f"{learner.name} cannot start from given weights (init=); train it from scratch")
+            learner.start_from(spec.init, env)
         budget = Budget(0, total, learner.unit)
     learner.log, learner.budget = log, budget
     learner.trained_on = env_ref(env)

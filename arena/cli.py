@@ -271,7 +271,8 @@ def _results_table(results: list[Result], title: str, labels: dict[str, str] | N
 def _job(agent: str, env: str, kwargs: list[str] | None, seed: int, episodes: int, config: list[str] | None,
          checkpoint: Optional[Path] = None, device: Optional[str] = None, budget: Optional[int] = None,
          train_episodes: Optional[int] = None, resume: Optional[Path] = None, checkpoint_every: Optional[float] = None,
-         record_training: int = 0, video: Optional[Path] = None, config_file: Optional[Path] = None) -> Job:
+         record_training: int = 0, video: Optional[Path] = None, config_file: Optional[Path] = None,
+         init: Optional[Path] = None) -> Job:
     """The job a command line asks for, every part checked before any work: the RunSpec is made here, once."""
     from agents.protocol import Learner, RunSpec
     from arena.jobs import Job
@@ -299,7 +300,11 @@ def _job(agent: str, env: str, kwargs: list[str] | None, seed: int, episodes: in
         budget = budget if budget is not None else train_episodes
         if budget is not None and budget < 1:
             raise RegistryError(f"--budget {budget}: train for at least 1 {made.budget_unit}")
-    spec = RunSpec(seed=seed, budget=budget, resume=resume, checkpoint_every=checkpoint_every)
+    if init is not None and not isinstance(made, Learner):
+        raise RegistryError(f"{agent} does not train (it plans or plays in one go); drop --init")
+    if init is not None and not init.is_file():
+        raise RegistryError(f"--init {init}: no such checkpoint file")
+    spec = RunSpec(seed=seed, budget=budget, resume=resume, checkpoint_every=checkpoint_every, init=init)
     return Job(agent, env_id, env_kwargs, agent_config, spec, episodes, str(checkpoint) if checkpoint else None,
                record_training=record_training, video=str(video) if video else None)
 
@@ -316,12 +321,13 @@ def _settings(items: list[str] | None) -> dict[str, Any]:
 
 
 def _resume_command(ctx: typer.Context, checkpoint: Path) -> str:
-    """The command line of this very `arena run`, every option kept, with --resume CHECKPOINT:
-    following it continues the same run on the same leaderboard."""
+    """The command line of this very `arena run`, every option kept, with --resume CHECKPOINT
+    (and without --init: the checkpoint holds where the run began): following it continues
+    the same run on the same leaderboard."""
     words = ["arena", ctx.info_name or "run"]
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
-        if param.name == "resume" or value is None or value == param.default or value in ((), []):
+        if param.name in ("resume", "init") or value is None or value == param.default or value in ((), []):
             continue
         if param.param_type_name == "argument":
             words += [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
@@ -354,6 +360,8 @@ def run(
                                                  "episodes (same as --budget)"),
     record_training: int = typer.Option(0, help="also record every K-th training episode as a replay"),
     resume: Optional[Path] = typer.Option(None, help="continue training from a checkpoint (after Ctrl-C or a crash)"),
+    init: Optional[Path] = typer.Option(None, help="start a new run from a checkpoint's weights or tables (one saved "
+                                        "anywhere, e.g. set by hand); this run's own settings, seed and budget"),
     checkpoint_every: float = typer.Option(5.0, help="seconds of training between checkpoints (a killed run loses at most this)"),
     device: Optional[str] = typer.Option(None, help="neural agents: auto (CUDA when present), cpu or cuda"),
     video: Optional[Path] = typer.Option(None, help="generators: write a video (.mp4/.gif) of fixed-latent samples, one frame per checkpoint"),
@@ -377,7 +385,7 @@ def run(
         raise RegistryError(f"--train-episodes {train_episodes}: train for at least 1 episode")
     job = _job(agent, env, kwargs, seed, episodes, set_, device=device, budget=budget, train_episodes=train_episodes,
                resume=resume, checkpoint_every=checkpoint_every, record_training=record_training, video=video,
-               config_file=config)
+               config_file=config, init=init)
     if video is not None:
         from arena.viewer import SampleVideo
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import envs  # noqa: F401
 from agents import dp, monte_carlo as mc, td
 from agents.training import TrainingInterrupted
-from arena.errors import AgentError
+from arena.errors import AgentError, ArenaError
 from arena.scoring import exact_score
 from arena.registry import make_agent
 
@@ -418,3 +418,54 @@ def test_figure_6_2_batch_td_is_below_batch_mc():
     assert rms_td[-1] < rms_mc[-1]
     assert (rms_td[9:] < rms_mc[9:]).mean() >= 0.95  # below throughout, once a few episodes are in
     assert rms_td[-1] < 0.06 and rms_mc[-1] < 0.1  # the book's curves end near 0.04 and 0.06 (constant alpha)
+
+
+# --------------------------------------------------------------------------- starting from given tables or weights
+
+
+def test_a_run_starts_from_tables_saved_outside_training(tmp_path, workdir):
+    """Q* written by hand into a Q-learning checkpoint (no training, no budget): it cannot be
+    resumed, but fit(init=...) starts a new run from it, recorded in the header; 5 greedy
+    episodes keep the optimal policy, which 5 episodes from scratch do not reach."""
+    from agents.checkpoint import file_digest, read_arrays
+    from arena.scoring import exact_score
+
+    env = grid("cliff")
+    mdp = env.unwrapped.mdp
+    V, _ = dp.value_iteration(mdp, 0.99)
+    by_hand = make_agent("q-learning", gamma=0.99)
+    by_hand.tables = {"Q": dp.q_values(mdp, V, 0.99)}
+    path = by_hand.save(tmp_path / "q-star.npz")
+    with pytest.raises(ArenaError, match="saved outside training"):
+        make_agent("q-learning").fit(env, seed=0, resume=path)
+    settings = dict(gamma=0.99, epsilon=0.0, epsilon_end=None, alpha=0.01, alpha_end=None)
+    started = make_agent("q-learning", **settings)
+    started.fit(env, seed=0, budget=5, init=path, run_dir=tmp_path / "run")
+    assert exact_score(started, env).score == pytest.approx(1.0)
+    scratch = make_agent("q-learning", **settings)
+    scratch.fit(env, seed=0, budget=5)
+    assert exact_score(scratch, env).J < exact_score(started, env).J - 10  # from scratch it still wanders
+    _, meta = read_arrays(tmp_path / "run" / "checkpoint.npz", "arena-checkpoint", (2,))
+    assert meta["state"]["started_from"] == {"path": str(path), "sha256": file_digest(path)}
+    assert make_agent("q-learning").load(tmp_path / "run" / "checkpoint.npz").started_from["sha256"] == file_digest(path)
+    with pytest.raises(ArenaError, match="choose one"):
+        make_agent("q-learning").fit(env, seed=0, init=path, resume=tmp_path / "run" / "checkpoint.npz")
+    with pytest.raises(AgentError, match="table for this env"):
+        make_agent("q-learning").fit(grid("open-5x5"), seed=0, budget=1, init=path)
+
+
+def test_reinforce_starts_from_given_weights_and_refuses_another_network(tmp_path):
+    from agents.reinforce import ReinforceAgent
+
+    env = gym.make("arena/SequencePrediction-v0", task="copy", length=2)
+    source = ReinforceAgent(network="mlp", episodes=64, device="cpu")
+    source.fit(env, seed=1)
+    path = source.save(tmp_path / "src.npz")
+    agent = ReinforceAgent(network="mlp", episodes=64, lr=1e-12, device="cpu")
+    agent.fit(env, seed=5, init=path)
+    for (name, a), (_, b) in zip(agent.net.state_dict().items(), source.net.state_dict().items()):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=name)  # lr ~ 0: the given weights
+    with pytest.raises(AgentError, match="give the same network settings"):
+        ReinforceAgent(network="mlp", hidden=32, episodes=64, device="cpu").fit(env, seed=0, init=path)
+    with pytest.raises(ArenaError, match="cannot start from given weights|plans in one go"):
+        make_agent("value-iteration").fit(grid("cliff"), seed=0, init=path)

@@ -259,3 +259,24 @@ def test_any_config_file_is_read_or_refused_in_one_arena_error(tmp_path, agent, 
         registry.check_env_kwargs("arena/GridWorld-v0", {"layout": "cliff", **kwargs})
     except ArenaError as exc:
         assert "\n" not in str(exc).strip() and len(str(exc)) < 400
+
+
+def test_arena_run_init_starts_a_new_run_from_a_checkpoint_and_refuses_what_cannot(workdir):
+    import gymnasium as gym
+
+    from agents import dp
+
+    env = gym.make("arena/GridWorld-v0", layout="cliff")
+    V, _ = dp.value_iteration(env.unwrapped.mdp, 0.99)
+    by_hand = registry.make_agent("q-learning", gamma=0.99)
+    by_hand.tables = {"Q": dp.q_values(env.unwrapped.mdp, V, 0.99)}
+    by_hand.save(workdir / "q-star.npz")
+    out = cli("run", "q-learning", "grid:cliff", "--init", "q-star.npz", "--train-episodes", "5", "--episodes", "1",
+              "--set", "gamma=0.99", "--set", "epsilon=0", "--set", "epsilon_end=null")
+    assert out.exit_code == 0, out.output
+    assert "1.000" in out.output  # the exact score of the policy it started from and kept
+    for args, word in [(["run", "value-iteration", "grid:cliff", "--init", "q-star.npz"], "does not train"),
+                       (["run", "q-learning", "grid:cliff", "--init", "missing.npz"], "no such checkpoint file"),
+                       (["run", "q-learning", "grid:open-5x5", "--init", "q-star.npz"], "table for this env")]:
+        bad = cli(*args)
+        assert bad.exit_code == 2 and word in bad.output, bad.output
