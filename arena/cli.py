@@ -617,7 +617,7 @@ def card(
         for task in task_names:
             m = next(m for m in marks if m.agent == name and m.task == task)
             iqm, ci = m.summary()
-            cells.append(f"{iqm:g} [{ci[0]:g}, {ci[1]:g}] (seeds: {', '.join(map(str, m.longest()))})")
+            cells.append(f"{iqm:.3g} [{ci[0]:.3g}, {ci[1]:.3g}] (seeds: {', '.join(map(str, m.longest()))})")
         rows.append(tuple(cells))
     _fill(table, ("agent", *task_names), rows, words=("agent",))
     table.caption = (f"IQM over {seeds} training seed(s) [95% interval]; 0: not even length 1; lengths tried: "
