@@ -68,33 +68,34 @@ def lstm_gates(net: PolicyNet, obs: np.ndarray | torch.Tensor) -> dict[str, np.n
         raise AgentError(f"gate activations need an LSTM policy; this one is a {net.cfg.body}")
     body, lstm = net.body, net.body.lstm
     H = lstm.hidden_size
-    tables = []
     with torch.no_grad():
         x = torch.tanh(body.embed(_features(net, obs)))  # (T, 1, H): what the first layer reads
+        table = np.empty((lstm.num_layers, x.shape[0], 5 * H))  # per layer: i, f, o, c, h
         zero = torch.zeros(1, 1, H, device=x.device)
         for layer in range(lstm.num_layers):
             W_ih, W_hh, b_ih, b_hh = (getattr(lstm, f"{w}_l{layer}") for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
             h = torch.lstm(x, (zero, zero), [W_ih, W_hh, b_ih, b_hh], True, 1, 0.0, False, False, False)[0][:, 0]
             h_before = torch.cat((zero[0], h[:-1]))  # h_{t-1}, h_{-1} = 0
             a = torch.addmm(b_ih + b_hh, x[:, 0], W_ih.T).addmm_(h_before, W_hh.T)  # W_ih x_t + W_hh h_{t-1} + b
-            z = torch.sigmoid(a)  # nn.LSTM's gate order: i, f, g, o (z's g part unused)
-            i, f, g, o = z[:, :H], z[:, H:2 * H], torch.tanh(a[:, 2 * H:3 * H]), z[:, 3 * H:]
-            table = torch.cat((i, f, o, i * g, h), dim=1).cpu().numpy().astype(np.float64)  # (T, 5H)
-            forget, cell = table[:, H:2 * H], table[:, 3 * H:4 * H]  # cell holds i_t g_t until it is summed
-            _sum_cells(forget, cell)
-            tables.append(table)
+            _gates(a.cpu().numpy(), h.cpu().numpy(), table[layer])
             x = h[:, None]
-    table = np.stack(tables)  # (layers, T, 5H)
     return {name: table[:, :, k * H:(k + 1) * H] for k, name in enumerate(("input", "forget", "output", "cell", "hidden"))}
 
 
 @numba.njit(cache=True)
-def _sum_cells(forget: np.ndarray, cell: np.ndarray) -> None:  # pragma: no cover - compiled
-    """In place, cell[t] from i_t g_t to c_t = f_t c_{t-1} + i_t g_t (h_t = o_t tanh(c_t) is nn.LSTM's own)."""
-    T, H = cell.shape
-    for t in range(1, T):
-        for j in range(H):
-            cell[t, j] += forget[t, j] * cell[t - 1, j]
+def _gates(a: np.ndarray, h: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """One layer's row of `lstm_gates` from its pre-activations a (T, 4H, nn.LSTM's order i, f,
+    g, o) and nn.LSTM's own h (T, H): out[t] = i_t, f_t, o_t, c_t = f_t c_{t-1} + i_t g_t, h_t."""
+    T, H = h.shape
+    for j in range(H):
+        c = 0.0
+        for t in range(T):
+            i = 1.0 / (1.0 + np.exp(-a[t, j]))
+            f = 1.0 / (1.0 + np.exp(-a[t, H + j]))
+            g = np.tanh(a[t, 2 * H + j])
+            o = 1.0 / (1.0 + np.exp(-a[t, 3 * H + j]))
+            c = f * c + i * g
+            out[t, j], out[t, H + j], out[t, 2 * H + j], out[t, 3 * H + j], out[t, 4 * H + j] = i, f, o, c, h[t, j]
 
 
 def rnn_states(net: PolicyNet, obs: np.ndarray | torch.Tensor) -> np.ndarray:
