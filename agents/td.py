@@ -252,7 +252,7 @@ class NStepSarsaAgent(TabularLearner):
 import numba  # noqa: E402  (after the reference code it accelerates)
 from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker  # noqa: E402
 
-from envs.abilities import HasStepTables  # noqa: E402
+from envs.abilities import HasStepTables, MasksActions  # noqa: E402
 from envs.grid import compiled  # noqa: E402  (the grid's one step, compiled)
 
 SARSA, Q_LEARNING, EXPECTED_SARSA, DOUBLE_Q = 0, 1, 2, 3
@@ -263,9 +263,12 @@ _grid_step = compiled("grid_step")  # envs.grid.grid_step: the grid's dynamics, 
 
 def step_tables(env: gym.Env) -> Any:
     """The env's step tables when a compiled episode may replace env.step (a GridWorld under
-    gym.make's passive wrappers only); None otherwise, e.g. under a user's wrapper."""
+    gym.make's passive wrappers only, all of whose states offer every action); None
+    otherwise, e.g. under a user's wrapper."""
     while type(env) in PASSIVE_WRAPPERS:
         env = env.env  # type: ignore[attr-defined]  # a gymnasium Wrapper
+    if isinstance(env, MasksActions):  # the compiled episodes explore over every action
+        return None
     return env.step_tables() if isinstance(env, HasStepTables) and env.obs_mode == "index" else None
 
 

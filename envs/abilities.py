@@ -30,8 +30,9 @@ class HasModel(Protocol):
 @runtime_checkable
 class MasksActions(Protocol):
     """An env whose states offer different actions: `action_mask` (S, A) bool, True where
-    state s offers action a (each step's info carries the row as "action_mask", Gymnasium's
-    convention). Tabular learners explore and maximise over the offered actions only."""
+    state s offers action a (MaximizationBias-v0 also puts the row in each step's info as
+    "action_mask", Gymnasium's convention). Tabular learners explore and maximise over the
+    offered actions only."""
 
     action_mask: np.ndarray
 

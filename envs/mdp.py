@@ -16,6 +16,11 @@ Named instances (Sutton & Barto):
   costs (the dynamics are exact: no Poisson tail is cut). `variant=true` is Exercise 4.7:
   one car moves to the second location free, and over 10 cars kept at a location costs $4.
   A continuing task: solve with gamma = 0.9 (Figure 4.2).
+- `maximization-bias`: Example 6.7 as a finite MDP: A offers `a_actions` (left, and ways
+  right), B `b_actions`, each ending the episode with a reward from N(`mean`, `std`), here
+  its 16 equally likely quantiles, spread to the same mean and variance. The env's
+  `action_mask` says what each state offers (arena/MaximizationBias-v0 draws the reward
+  from the normal itself).
 
 A model file (`name=custom model=my_mdp.json`) holds either Gymnasium's toy-text form
 `{"P": {s: {a: [[prob, next, reward, done], ...]}}}` (a done transition makes `next`
@@ -30,6 +35,7 @@ its states are drawn as cells, a chain in rows, or Jack's two counts as a board.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -44,7 +50,8 @@ from envs.abilities import MAX_EPISODE_STEPS
 from envs.errors import EnvError
 from envs.grid import GridMDP, GridWorldEnv, check_model, reachable_from_start
 
-NAMES = ("random-walk", "gambler", "jacks-car-rental", "custom")
+NAMES = ("random-walk", "gambler", "jacks-car-rental", "maximization-bias", "custom")
+REWARD_LEVELS = 16  # maximization-bias: B's Gaussian reward as this many equally likely quantiles
 MAX_MODEL_ENTRIES = 50_000_000  # S * A * K successors: about 1.2 GB of tables
 MODEL_FORMAT = 1  # what write_model writes ("format" in the file)
 
@@ -57,7 +64,8 @@ class MDPError(EnvError):
 class TabularMDPSettings:
     """TabularMDP's kwargs; each named MDP reads only its own."""
 
-    name: str = setting("random-walk", help="random-walk, gambler, jacks-car-rental, or custom (with model=)",
+    name: str = setting("random-walk", help="random-walk, gambler, jacks-car-rental, maximization-bias, or custom "
+                        "(with model=)",
                         choices=NAMES)
     model: str | None = setting(None, help="custom: a JSON file holding the model: toy-text P, or dense or compact "
                                  "arrays (envs/mdp.py; envs.mdp.write_model writes one)")
@@ -66,6 +74,10 @@ class TabularMDPSettings:
     p_h: float = setting(0.4, help="gambler: probability of heads", low=0.0, high=1.0)
     goal: int = setting(100, help="gambler: the capital that wins", low=2, high=100_000)
     max_cars: int = setting(20, help="jacks-car-rental: cars a location holds", low=1, high=40)
+    a_actions: int = setting(2, help="maximization-bias: actions in A (left, and ways right)", low=2, high=10_000)
+    b_actions: int = setting(10, help="maximization-bias: actions in B", low=1, high=10_000)
+    mean: float = setting(-0.1, help="maximization-bias: mean reward of B's actions", low=-1e6, high=1e6)
+    std: float = setting(1.0, help="maximization-bias: standard deviation of B's rewards", low=0.0, high=1e6)
     variant: bool = setting(False, help="jacks-car-rental: Exercise 4.7 (a free shuttle, $4 parking over 10 cars)")
     max_steps: int | None = setting(None, help="step limit per episode (null: the MDP's own)", low=1,
                                     high=MAX_EPISODE_STEPS)
@@ -337,6 +349,26 @@ def jacks_car_rental(max_cars: int, variant: bool) -> Built:
     return Built(mdp, tuple(f"{x:+d}" for x in moves), 100, np.zeros(S, bool))
 
 
+def maximization_bias(a_actions: int, b_actions: int, mean: float, std: float) -> Built:
+    """Example 6.7: A (0) -> left to B (1) or right to the end (2); B -> the end, reward ~ mean + std z,
+    z one of REWARD_LEVELS equally likely standard-normal quantiles (rescaled to variance 1)."""
+    from scipy.stats import norm
+
+    nA, K = max(a_actions, b_actions), REWARD_LEVELS
+    z = norm.ppf((np.arange(K) + 0.5) / K)
+    z /= np.sqrt(np.mean(z**2))  # spread to unit variance: the rewards keep N(mean, std)'s mean and variance
+    ns = np.full((3, nA, K), 2, dtype=np.int64)
+    ns[0, 0] = 1  # left
+    reward = np.zeros((3, nA, K))
+    reward[1] = mean + std * z
+    allowed = np.ones((3, nA), dtype=bool)
+    allowed[0, a_actions:] = allowed[1, b_actions:] = False
+    mdp = compact_model(ns, np.full((3, nA, K), 1.0 / K), reward, np.array([False, False, True]), 0,
+                        shape=(1, 3), cell=np.array([[0, 0], [0, 1], [0, 2]]))
+    mdp = dataclasses.replace(mdp, allowed=allowed)
+    return Built(mdp, tuple(str(k) for k in range(nA)), 2, np.zeros(3, bool))  # in A: 0 is left
+
+
 def build(settings: TabularMDPSettings) -> Built:
     """The MDP the settings name."""
     if settings.name == "random-walk":
@@ -345,6 +377,8 @@ def build(settings: TabularMDPSettings) -> Built:
         return gambler(settings.goal, settings.p_h)
     if settings.name == "jacks-car-rental":
         return jacks_car_rental(settings.max_cars, settings.variant)
+    if settings.name == "maximization-bias":
+        return maximization_bias(settings.a_actions, settings.b_actions, settings.mean, settings.std)
     if settings.model is None:
         raise MDPError("name=custom needs model=PATH, a JSON file holding the model (envs.mdp.write_model writes one)")
     mdp = read_model(settings.model)
@@ -371,6 +405,8 @@ class TabularMDPEnv(GridWorldEnv):
         self.grid[goal[:, 0], goal[:, 1]] = "G"
         self.max_steps = int(built.max_steps if checked.max_steps is None else checked.max_steps)
         self._begin(mdp, "index", render_mode, built.action_names)
+        if mdp.allowed is not None:  # the states offer different actions (envs.abilities.MasksActions)
+            self.action_mask = mdp.allowed
 
     def draw(self, surface: Any, show_values: bool = True, show_policy: bool = True) -> None:
         """The grid's drawing, with the greedy action written in each cell instead of an arrow."""

@@ -128,7 +128,7 @@ FIELD_VALUES = {
                                       "rewards": {"goal": 5.0}, "obs": "coords", "max_steps": 7, "maze_seed": 4,
                                       "moves": "king", "wind_noise": True}),
     "mdp": ({}, {"name": "gambler", "model": "MODEL", "n": 7, "left": -1.0, "p_h": 0.3, "goal": 12, "max_cars": 3,
-                 "variant": True, "max_steps": 9}),
+                 "variant": True, "a_actions": 3, "b_actions": 4, "mean": 0.2, "std": 2.0, "max_steps": 9}),
     "seq": ({}, {"task": "reverse", "length": 3, "vocab": 5, "curriculum": True}),
     "bias": ({}, {"n_actions": 4, "a_actions": 3, "mean": 0.5, "std": 2.0}),
     "img": ({}, {"dataset": "shapes", "judge": "adaptive", "conditional": True, "batch": 8, "size": 16, "latent": 4,
@@ -158,6 +158,8 @@ def test_each_env_setting_reaches_the_env(family, tmp_path):
             kwargs["name"] = "custom"
         if family == "mdp" and name in ("max_cars", "variant"):
             kwargs["name"] = "jacks-car-rental"
+        if family == "mdp" and name in ("a_actions", "b_actions", "mean", "std"):
+            kwargs["name"] = "maximization-bias"
         env = gym.make(fam.env_id, **kwargs)
         read = getattr(env.unwrapped.settings, name)
         assert read == value, (name, read, value)
