@@ -69,18 +69,23 @@ class GANAgent(NeuralGenerator):
         s, spec = self.settings, self._spec()
         k = spec.n_classes if s.conditional else 0
         # per image: about 12 floats per pixel per first-layer channel through G and D, forward and back
-        check_memory(self.name, lambda: [ConvDecoder(spec.latent + k, spec.size, s.hidden),
-                                         Discriminator(spec.size, s.hidden, k, "batch")],
+        norm = "layer" if s.loss == "wgan-gp" else "batch" if s.batch_norm else "none"  # WGAN-GP: per-sample penalty
+        check_memory(self.name, lambda: [ConvDecoder(spec.latent + k, spec.size, s.hidden, s.batch_norm),
+                                         Discriminator(spec.size, s.hidden, k, norm)],
                      3 * s.batch_size * 48 * s.hidden * spec.size**2, self.device, "lower batch_size or hidden")
-        G = ConvDecoder(spec.latent + k, spec.size, s.hidden).to(self.device)
-        D = Discriminator(spec.size, s.hidden, k, "layer" if s.loss == "wgan-gp" else "batch").to(self.device)
+        G = ConvDecoder(spec.latent + k, spec.size, s.hidden, s.batch_norm).to(self.device)
+        D = Discriminator(spec.size, s.hidden, k, norm).to(self.device)
         betas = (s.beta1, 0.9 if s.loss == "wgan-gp" else 0.999)
         G_avg = copy.deepcopy(G)
         for p in G_avg.parameters():
             p.requires_grad_(False)
         self.modules = {"generator": G, "discriminator": D, "generator_avg": G_avg}
         self.optims = {"generator": torch.optim.Adam(G.parameters(), lr=s.lr, betas=betas),
-                       "discriminator": torch.optim.Adam(D.parameters(), lr=s.lr, betas=betas)}
+                       "discriminator": torch.optim.Adam(D.parameters(), lr=self.base_lr("discriminator"), betas=betas)}
+
+    def base_lr(self, optimizer: str) -> float:
+        s = self.settings
+        return float(s.d_lr or s.lr) if optimizer == "discriminator" else float(s.lr)
 
     # ---------------------------------------------------------------- the losses
 

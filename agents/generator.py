@@ -203,14 +203,18 @@ class NeuralGenerator(GeneratorAgent):
         self.sampler.manual_seed(seed)
         self.seed = seed
 
+    def base_lr(self, optimizer: str) -> float:
+        """The learning rate the optimizer named so starts from (before lr_decay)."""
+        return float(self.settings.lr)
+
     def learn(self, env: gym.Env, index: int, progress: float) -> dict[str, Any]:
         """One batch; "return" is what an episode of this batch's images would earn from the env's judge."""
         self.env = env
         if isinstance(self.settings, DecayingSettings) and self.settings.lr_decay:
             # lr_t = lr (1 - t/T): small last steps settle the game
-            for optim in self.optims.values():
+            for name, optim in self.optims.items():
                 for group in optim.param_groups:
-                    group["lr"] = self.settings.lr * (1.0 - progress)
+                    group["lr"] = self.base_lr(name) * (1.0 - progress)
         scalars = self.update(index)
         total = self.budget.total if self.budget else 1
         if index % max(1, total // self.GRID_EVERY) == 0 or index + 1 == total:

@@ -413,16 +413,19 @@ class ConvDecoder(nn.Module):
     """Latent (B, Z) -> image (B, 1, S, S) in [0, 1]: the GAN's generator and the VAE's decoder.
 
     DCGAN (Radford et al. 2016): a dense layer to (2H, S/4, S/4), then two transposed
-    convolutions that each double the side, batch norm and ReLU between, sigmoid out.
+    convolutions that each double the side, batch norm (unless `batch_norm` is off) and ReLU
+    between, sigmoid out.
     """
 
-    def __init__(self, latent: int, size: int, hidden: int) -> None:
+    def __init__(self, latent: int, size: int, hidden: int, batch_norm: bool = True) -> None:
         super().__init__()
         self.side, self.hidden = (size + 3) // 4, hidden
-        self.project = nn.Sequential(nn.Linear(latent, 2 * hidden * self.side**2), nn.BatchNorm1d(2 * hidden * self.side**2),
+        width = 2 * hidden * self.side**2
+        self.project = nn.Sequential(nn.Linear(latent, width), nn.BatchNorm1d(width) if batch_norm else nn.Identity(),
                                      nn.ReLU())
         self.up = nn.Sequential(
-            nn.ConvTranspose2d(2 * hidden, hidden, 4, stride=2, padding=1), nn.BatchNorm2d(hidden), nn.ReLU(),  # (B, H, S/2, S/2)
+            nn.ConvTranspose2d(2 * hidden, hidden, 4, stride=2, padding=1),
+            nn.BatchNorm2d(hidden) if batch_norm else nn.Identity(), nn.ReLU(),  # (B, H, S/2, S/2)
             nn.ConvTranspose2d(hidden, 1, 4, stride=2, padding=1), nn.Sigmoid(),  # (B, 1, S, S)
         )
         self.size = size

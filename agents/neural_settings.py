@@ -59,9 +59,12 @@ class GANSettings:
                         choices=LOSSES)
     conditional: bool = setting(False, help="condition G and D on the class (the env must be conditional)")
     hidden: int = setting(64, help="channels of the first conv layer (the second has twice as many)", low=4, high=1024)
-    lr: float = setting(5e-4, help="Adam learning rate (G and D)", low=0.0, high=1.0, low_open=True)
+    lr: float = setting(5e-4, help="Adam learning rate (G, and D unless d_lr)", low=0.0, high=1.0, low_open=True)
+    d_lr: float | None = setting(None, help="D's own learning rate (null: lr)", low=0.0, high=1.0, low_open=True)
     lr_decay: bool = setting(False, help="decay the learning rate linearly to 0 over the budget")
     beta1: float = setting(0.5, help="Adam beta1 (DCGAN: 0.5)", low=0.0, high=1.0, high_open=True)
+    batch_norm: bool = setting(True, help="batch norm in G and (bce, lsgan) in D; false: none, so D cannot tell a "
+                               "collapsed batch by its statistics (arena tournament collapse)")
     batch_size: int = setting(64, help="real and fake images per step", low=2, high=4096)
     updates: int = setting(1200, help="training budget in batches (1200: about 2 minutes on 2 CPU cores)", low=1,
                           high=10**8)
