@@ -198,8 +198,8 @@ FAMILIES: dict[str, EnvFamily] = {
     ),
     "mdp": EnvFamily(
         "mdp", "arena/TabularMDP-v0", TabularMDPEnv, "name", TabularMDPSettings,
-        "any finite MDP from arrays or a JSON model; the textbook's random-walk, gambler, jacks-car-rental, maximization-bias",
-        ("mdp:random-walk", "mdp:gambler p_h=0.25", "mdp:jacks-car-rental variant=true", "mdp:maximization-bias"),
+        "any finite MDP from arrays or a JSON model; the textbook's random-walk, gambler, jacks-car-rental, maximization-bias, short-corridor",
+        ("mdp:random-walk", "mdp:gambler p_h=0.25", "mdp:jacks-car-rental variant=true", "mdp:short-corridor"),
     ),
     "bias": EnvFamily(
         "bias", "arena/MaximizationBias-v0", MaximizationBiasEnv, "n_actions", MaximizationBiasSettings,

@@ -44,7 +44,9 @@ def policy_of(agent: Agent | Player, env: gym.Env) -> np.ndarray:
         raise TypeError(f"{type(u).__name__} has no model: no policy table over its states")
     mdp = u.mdp
     if isinstance(agent, HasPolicyTable):
-        return np.asarray(agent.policy_table())
+        table = np.asarray(agent.policy_table())
+        if table.shape == (mdp.n_states, mdp.n_actions):
+            return table  # else its rows are observations, not states (an env that hides its states)
     pi = np.zeros((mdp.n_states, mdp.n_actions))
     for s in range(mdp.n_states):  # an env that cannot say what state s looks like shows its index
         action, _ = agent.act(u.observation_of(s) if isinstance(u, ObservesStates) else s, None, greedy=True)

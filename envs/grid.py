@@ -569,6 +569,8 @@ class GridWorldEnv(PygameRendering, gym.Env):
         self.action_space = SeededDiscrete(self.moves)
         if obs == "index":
             self.observation_space = spaces.Discrete(mdp.n_states)
+        elif obs == "nothing":  # every state looks the same (envs/mdp.py: Example 13.1's aliased states)
+            self.observation_space = spaces.Discrete(1)
         elif obs == "coords":
             self.observation_space = spaces.MultiDiscrete([rows, cols])
         else:
@@ -669,6 +671,8 @@ class GridWorldEnv(PygameRendering, gym.Env):
         """The observation an agent sees in state s, in this env's obs mode."""
         if self.obs_mode == "index":
             return s
+        if self.obs_mode == "nothing":
+            return 0
         r, c = self.mdp.cell[s]
         if self.obs_mode == "coords":
             return np.array([r, c], dtype=np.int64)

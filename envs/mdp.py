@@ -21,6 +21,10 @@ Named instances (Sutton & Barto):
   its 16 equally likely quantiles, spread to the same mean and variance. The env's
   `action_mask` says what each state offers (arena/MaximizationBias-v0 draws the reward
   from the normal itself).
+- `short-corridor`: Example 13.1, three states before the goal, -1 a step, left (0) and
+  right (1), reversed in the second state. With `observe=nothing` (its default) every state
+  looks the same, so the best policy is stochastic: right with probability about 0.59
+  (J = -11.6), which a policy gradient finds and no deterministic policy reaches.
 
 A model file (`name=custom model=my_mdp.json`) holds either Gymnasium's toy-text form
 `{"P": {s: {a: [[prob, next, reward, done], ...]}}}` (a done transition makes `next`
@@ -50,7 +54,7 @@ from envs.abilities import MAX_EPISODE_STEPS
 from envs.errors import EnvError
 from envs.grid import GridMDP, GridWorldEnv, check_model, reachable_from_start
 
-NAMES = ("random-walk", "gambler", "jacks-car-rental", "maximization-bias", "custom")
+NAMES = ("random-walk", "gambler", "jacks-car-rental", "maximization-bias", "short-corridor", "custom")
 REWARD_LEVELS = 16  # maximization-bias: B's Gaussian reward as this many equally likely quantiles
 MAX_MODEL_ENTRIES = 50_000_000  # S * A * K successors: about 1.2 GB of tables
 MODEL_FORMAT = 1  # what write_model writes ("format" in the file)
@@ -79,6 +83,9 @@ class TabularMDPSettings:
     mean: float = setting(-0.1, help="maximization-bias: mean reward of B's actions", low=-1e6, high=1e6)
     std: float = setting(1.0, help="maximization-bias: standard deviation of B's rewards", low=0.0, high=1e6)
     variant: bool = setting(False, help="jacks-car-rental: Exercise 4.7 (a free shuttle, $4 parking over 10 cars)")
+    observe: str | None = setting(None, help="what the agent sees: state (its index) or nothing (every state alike); "
+                                  "null: the MDP's own (short-corridor: nothing, the others: state)",
+                                  choices=("state", "nothing"))
     max_steps: int | None = setting(None, help="step limit per episode (null: the MDP's own)", low=1,
                                     high=MAX_EPISODE_STEPS)
 
@@ -369,6 +376,16 @@ def maximization_bias(a_actions: int, b_actions: int, mean: float, std: float) -
     return Built(mdp, tuple(str(k) for k in range(nA)), 2, np.zeros(3, bool))  # in A: 0 is left
 
 
+def short_corridor() -> Built:
+    """Example 13.1: states 0, 1, 2 and the goal 3; left (0) and right (1) move one cell (left
+    of 0 stays), except in state 1, where they are swapped; -1 per step."""
+    ns = np.array([[0, 1], [2, 0], [1, 3], [3, 3]], dtype=np.int64)[:, :, None]
+    terminal = np.array([False, False, False, True])
+    cell = np.stack([np.zeros(4, np.int64), np.arange(4)], axis=1)
+    mdp = compact_model(ns, np.ones((4, 2, 1)), -np.ones((4, 2, 1)), terminal, 0, shape=(1, 4), cell=cell)
+    return Built(mdp, ("left", "right"), 1000, terminal)
+
+
 def build(settings: TabularMDPSettings) -> Built:
     """The MDP the settings name."""
     if settings.name == "random-walk":
@@ -379,6 +396,8 @@ def build(settings: TabularMDPSettings) -> Built:
         return jacks_car_rental(settings.max_cars, settings.variant)
     if settings.name == "maximization-bias":
         return maximization_bias(settings.a_actions, settings.b_actions, settings.mean, settings.std)
+    if settings.name == "short-corridor":
+        return short_corridor()
     if settings.model is None:
         raise MDPError("name=custom needs model=PATH, a JSON file holding the model (envs.mdp.write_model writes one)")
     mdp = read_model(settings.model)
@@ -404,7 +423,8 @@ class TabularMDPEnv(GridWorldEnv):
         goal = mdp.cell[built.goal]
         self.grid[goal[:, 0], goal[:, 1]] = "G"
         self.max_steps = int(built.max_steps if checked.max_steps is None else checked.max_steps)
-        self._begin(mdp, "index", render_mode, built.action_names)
+        observe = checked.observe or ("nothing" if checked.name == "short-corridor" else "state")
+        self._begin(mdp, "index" if observe == "state" else "nothing", render_mode, built.action_names)
         if mdp.allowed is not None:  # the states offer different actions (envs.abilities.MasksActions)
             self.action_mask = mdp.allowed
 

@@ -23,7 +23,8 @@ def mdp_of(**kwargs):
 
 
 @pytest.mark.parametrize("kwargs", [{"name": "random-walk"}, {"name": "random-walk", "n": 19, "left": -1.0},
-                                    {"name": "gambler", "goal": 20}, {"name": "jacks-car-rental", "max_cars": 4}])
+                                    {"name": "gambler", "goal": 20}, {"name": "jacks-car-rental", "max_cars": 4},
+                                    {"name": "short-corridor"}, {"name": "maximization-bias"}])
 def test_both_env_checkers_pass_with_warnings_as_errors(kwargs):
     from gymnasium.utils.env_checker import check_env
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
@@ -218,3 +219,34 @@ def test_maximization_bias_as_a_finite_mdp_figure_6_5():
             chosen.append(np.mean([n == 2 for n in run.length_queue]))
         left[name] = np.mean(chosen)
     assert left["double-q-learning"] < left["q-learning"] - 0.3
+
+
+def test_short_corridor_example_13_1_reinforce_from_a_policy_set_by_hand(tmp_path):
+    """Example 13.1: every state looks the same, so the best policy is stochastic, right with
+    probability 0.59 (J = -11.6, Figure 13.1). REINFORCE starts, as in the book, from a policy
+    that goes right with probability 0.05, set by hand and saved outside training, and
+    fit(init=...) begins there: its first batch returns about J(0.05) = -82."""
+    import torch
+
+    from agents.dp import policy_evaluation
+    from agents.reinforce import ReinforceAgent
+
+    env = gym.make(MDP, name="short-corridor")
+    mdp = env.unwrapped.mdp
+    assert env.observation_space.n == 1  # aliased states
+    J = {p: policy_evaluation(mdp, np.tile([1 - p, p], (4, 1)), 1.0)[0] for p in np.round(np.arange(1, 100) / 100, 2)}
+    best = max(J, key=J.get)
+    assert best == 0.59 and J[best] == pytest.approx(-11.6, abs=0.1) and J[0.05] == pytest.approx(-82.1, abs=0.1)
+    by_hand = ReinforceAgent(network="mlp", gamma=1.0, device="cpu")
+    by_hand.begin(env, 0)
+    with torch.no_grad():
+        by_hand.net.pi.weight.zero_()
+        by_hand.net.pi.bias.copy_(torch.tensor([0.0, float(np.log(0.05 / 0.95))]))  # p(right) = 0.05
+    start = by_hand.save(tmp_path / "right-5-percent.npz")
+    agent = ReinforceAgent(network="mlp", gamma=1.0, lr=0.01, episodes=64 * 100, device="cpu")
+    agent.fit(env, seed=0, init=start, progress=False)
+    assert agent.log.returns[0] == pytest.approx(J[0.05], abs=15)
+    assert np.mean(agent.log.returns[-10:]) > -14
+    agent.reset(seed=0)
+    right = np.mean([agent.act(0, greedy=False)[0] for _ in range(2000)])
+    assert 0.45 < right < 0.75
