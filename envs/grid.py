@@ -111,6 +111,11 @@ class Layout:
 
 
 LAYOUTS: dict[str, Layout] = {
+    "gridworld-4x4": Layout(
+        "G...\n....\n....\n...G",
+        rewards={"step": -1.0, "goal": -1.0},
+        about="Sutton & Barto Example 4.1: two terminal corners, -1 per move, start anywhere else",
+    ),
     "open-5x5": Layout(
         "S....\n.....\n.....\n.....\n....G",
         rewards={"step": -1.0, "goal": -1.0},

@@ -204,3 +204,14 @@ def test_a_damaged_model_is_one_line_naming_the_array(damage, message, solve):
     damage(mdp)
     with pytest.raises(DPError, match=message):
         solve(mdp, 1.0)
+
+
+def test_example_4_1_random_policy_values_and_one_greedy_step_is_optimal():
+    """Figure 4.1: the equiprobable random policy's values on the 4x4 gridworld, and the policy
+    greedy with respect to them is already optimal."""
+    mdp = model("gridworld-4x4")
+    V = policy_evaluation(mdp, np.full((16, 4), 0.25), 1.0)
+    figure = [[0, -14, -20, -22], [-14, -18, -20, -20], [-20, -20, -18, -14], [-22, -20, -14, 0]]
+    np.testing.assert_allclose(V.reshape(4, 4), figure, atol=1e-9)
+    greedy = dp.greedy_policy(mdp, V, 1.0)
+    np.testing.assert_allclose(policy_evaluation(mdp, greedy, 1.0), value_iteration(mdp, 1.0).V, atol=1e-9)
