@@ -68,7 +68,18 @@ def env_ref(env: gym.Env) -> dict[str, Any] | None:
     spec = getattr(env, "spec", None)
     if spec is None:
         return None
-    return {"id": spec.id, "kwargs": {k: v for k, v in spec.kwargs.items() if k != "render_mode"}}
+    return {"id": spec.id, "kwargs": plain_kwargs(spec.kwargs)}
+
+
+def plain_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """An env's kwargs as JSON holds them (NumPy arrays as nested lists, mapping keys as
+    strings), without render_mode: what checkpoints, replays and the leaderboard record."""
+    import json
+
+    def plain(value: Any) -> Any:
+        return json.loads(json.dumps(value, default=lambda x: x.tolist() if isinstance(x, (np.ndarray, np.generic)) else str(x)))
+
+    return {k: plain(v) for k, v in kwargs.items() if k != "render_mode"}
 
 
 def restore_progress(learner: Any, arrays: dict[str, np.ndarray], meta: dict[str, Any], path: Any) -> None:

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.protocol import Agent, Player
-from agents.training import Callback
+from agents.training import Callback, plain_kwargs
 from arena.registry import make_env
 from arena.replay import Replay, obs_checksum, save_replay
 from envs.abilities import LearnsAcrossEpisodes
@@ -52,7 +52,7 @@ def record_episode(agent: Agent | Player, env: gym.Env, seed: int, greedy: bool 
     spec = env.spec
     return Replay(
         env_id=spec.id if spec else type(env.unwrapped).__name__,
-        env_kwargs={k: v for k, v in (spec.kwargs if spec else {}).items() if k != "render_mode"},
+        env_kwargs=plain_kwargs(spec.kwargs if spec else {}),
         agent=agent_name or agent.name,
         seed=seed,
         actions=stack_actions(actions, env.action_space),
@@ -175,7 +175,7 @@ class _Recorder(gym.Wrapper):
         spec = self.env.spec
         replay = Replay(
             env_id=spec.id if spec else type(self.env.unwrapped).__name__,
-            env_kwargs={k: v for k, v in (spec.kwargs if spec else {}).items() if k != "render_mode"},
+            env_kwargs=plain_kwargs(spec.kwargs if spec else {}),
             agent=self.owner.agent_name,
             seed=self._seed,
             actions=np.array(self._actions, dtype=np.int64),

@@ -197,7 +197,7 @@ FAMILIES: dict[str, EnvFamily] = {
         ("seq:copy length=8", "seq:addition length=3", "seq:text"),
     ),
     "mdp": EnvFamily(
-        "mdp", "arena/TabularMDP-v0", TabularMDPEnv, "name", TabularMDPSettings,
+        "mdp", "arena/TabularMDP-v0", TabularMDPEnv, "model", TabularMDPSettings,
         "any finite MDP from arrays or a JSON model; the textbook's random-walk, gambler, jacks-car-rental, maximization-bias, short-corridor",
         ("mdp:random-walk", "mdp:gambler p_h=0.25", "mdp:jacks-car-rental variant=true", "mdp:short-corridor"),
     ),

@@ -21,6 +21,11 @@ from arena.errors import SettingsError
 _META = "arena"
 
 
+class Data:
+    """The type of a setting that holds structured data (nested lists, arrays, mappings: a
+    model's tables) which its owner checks itself; `check` only passes it on."""
+
+
 def setting(
     default: Any,
     *,
@@ -77,6 +82,8 @@ class Field:
                 noun = f"a list of {'integers' if self.item is int else 'numbers'}"
             elif self.kind is dict:
                 noun = "a mapping of names to numbers"
+            elif self.kind is Data:
+                noun = "data (nested lists, arrays or mappings; see its help)"
             text = noun or self.kind.__name__
             if self.low is not None and self.high is not None:
                 text += " in " + self.range_text()
@@ -143,6 +150,8 @@ def check(field: Field, value: Any, error: type[Exception] = SettingsError, wher
         if value in field.choices and type(value) is type(field.choices[0]):
             return value
         fail()
+    if field.kind is Data:
+        return value  # its owner checks it (e.g. envs/mdp.py a model's arrays)
     if field.kind is bool:
         if isinstance(value, bool):
             return value

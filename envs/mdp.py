@@ -1,6 +1,6 @@
-"""Any finite MDP as an env: `gymnasium.make("arena/TabularMDP-v0", name="gambler")`, alias
-`mdp:<name>`, with the textbook's instances built in and a student's own model read from a
-JSON file.
+"""Any finite MDP as an env: `gymnasium.make("arena/TabularMDP-v0", model="gambler")`, alias
+`mdp:<model>`, with the textbook's instances built in and a student's own model given as
+arrays, a Gymnasium toy-text dict, or a JSON file.
 
 Named instances (Sutton & Barto):
 - `random-walk`: Example 6.2's Markov reward process, `n` states between two ends (A..E for
@@ -26,12 +26,13 @@ Named instances (Sutton & Barto):
   looks the same, so the best policy is stochastic: right with probability about 0.59
   (J = -11.6), which a policy gradient finds and no deterministic policy reaches.
 
-A model file (`name=custom model=my_mdp.json`) holds either Gymnasium's toy-text form
-`{"P": {s: {a: [[prob, next, reward, done], ...]}}}` (a done transition makes `next`
-terminal), or arrays: dense `{"P": (S, A, S), "R": (S, A)}` or compact `{"next_state",
-"prob": (S, A, K), "reward": (S, A, K) or "R": (S, A)}`; optionally `"terminal"` (S,)
-and `"start"` (a state or (S,) probabilities; default state 0). `write_model` writes one
-from Python objects. A malformed model is one line naming what is wrong.
+A student's own model: kwargs `P` (S, A, S) probabilities with `R` (S, A) expected rewards,
+or `transitions` in Gymnasium's toy-text form `P[s][a] = [(prob, next, reward, done), ...]`
+(a done transition makes `next` terminal), each optionally with `terminal` (S,) and `start`
+(a state or (S,) probabilities; default state 0); or `model=my_mdp.json`, a file holding
+the same (`{"P": ..., "R": ...}`, `{"P": toy-text}` or compact `{"next_state", "prob",
+"reward"}` tables), which `write_model` writes. A malformed model is one line naming what
+is wrong.
 
 The env is a GridWorld underneath (the same step, compiled paths, viewer and exact score):
 its states are drawn as cells, a chain in rows, or Jack's two counts as a board.
@@ -49,12 +50,12 @@ from typing import Any
 import numpy as np
 
 from arena import settings as typed
-from arena.settings import setting
+from arena.settings import Data, setting
 from envs.abilities import MAX_EPISODE_STEPS
 from envs.errors import EnvError
 from envs.grid import GridMDP, GridWorldEnv, check_model, reachable_from_start
 
-NAMES = ("random-walk", "gambler", "jacks-car-rental", "maximization-bias", "short-corridor", "custom")
+NAMES = ("random-walk", "gambler", "jacks-car-rental", "maximization-bias", "short-corridor")
 REWARD_LEVELS = 16  # maximization-bias: B's Gaussian reward as this many equally likely quantiles
 MAX_MODEL_ENTRIES = 50_000_000  # S * A * K successors: about 1.2 GB of tables
 MODEL_FORMAT = 1  # what write_model writes ("format" in the file)
@@ -68,11 +69,15 @@ class MDPError(EnvError):
 class TabularMDPSettings:
     """TabularMDP's kwargs; each named MDP reads only its own."""
 
-    name: str = setting("random-walk", help="random-walk, gambler, jacks-car-rental, maximization-bias, or custom "
-                        "(with model=)",
-                        choices=NAMES)
-    model: str | None = setting(None, help="custom: a JSON file holding the model: toy-text P, or dense or compact "
-                                 "arrays (envs/mdp.py; envs.mdp.write_model writes one)")
+    model: str | None = setting(None, help="a textbook MDP (random-walk, gambler, jacks-car-rental, maximization-bias, "
+                                "short-corridor) or a .json file holding a model; null: P and R, or transitions, "
+                                "else random-walk")
+    P: Data | None = setting(None, help="your model: (S, A, S) transition probabilities p(s' | s, a), with R")
+    R: Data | None = setting(None, help="your model: (S, A) expected rewards r(s, a), with P")
+    transitions: Data | None = setting(None, help="your model in Gymnasium's toy-text form: P[s][a] = "
+                                       "[(prob, next, reward, done), ...]")
+    terminal: Data | None = setting(None, help="your model: (S,) booleans, the terminal states (with P and R)")
+    start: Data | None = setting(None, help="your model: the start state, or (S,) start probabilities (default 0)")
     n: int = setting(5, help="random-walk: states between the two ends", low=1, high=1_000_000)
     left: float = setting(0.0, help="random-walk: reward for leaving on the left (Figure 7.2: -1)", low=-1e6, high=1e6)
     p_h: float = setting(0.4, help="gambler: probability of heads", low=0.0, high=1.0)
@@ -177,11 +182,16 @@ def _start(start: Any, S: int, terminal: np.ndarray) -> np.ndarray:
 def model_from(obj: Any) -> GridMDP:
     """A GridMDP from what a user holds: toy-text `P[s][a] = [(prob, next, reward, done)]`
     (under "P", or the dict itself), dense {"P": (S, A, S), "R": (S, A)}, or compact tables."""
+    return _guarded(lambda: _model_from(obj))
+
+
+def _guarded(build: Any) -> GridMDP:
+    """`build()`, with whatever a shape no check foresaw raises said in one MDPError line."""
     try:
-        return _model_from(obj)
+        return build()
     except MDPError:
         raise
-    except (TypeError, ValueError, KeyError, IndexError, OverflowError) as exc:  # a shape no check foresaw
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError, RecursionError) as exc:
         raise MDPError(f"the model is malformed ({type(exc).__name__}: {str(exc)[:120]}); see envs/mdp.py for "
                        "its forms") from None
 
@@ -273,7 +283,7 @@ def read_model(path: str | Path) -> GridMDP:
 
 def write_model(model: Any, path: str | Path) -> Path:
     """Check `model` (any form `model_from` takes) and write it as JSON compact tables, so
-    `name=custom model=PATH` plays it, and replays and the leaderboard can name it."""
+    `model=PATH` plays it."""
     from agents.checkpoint import new_file, write_atomically  # noqa: PLC0415  (envs do not import agents at load)
 
     mdp = model_from(model)
@@ -387,20 +397,39 @@ def short_corridor() -> Built:
 
 
 def build(settings: TabularMDPSettings) -> Built:
-    """The MDP the settings name."""
-    if settings.name == "random-walk":
+    """The MDP the settings name, or the one they hold."""
+    own = {k: getattr(settings, k) for k in ("P", "R", "transitions", "terminal", "start")}
+    given = [k for k in ("P", "R", "transitions") if own[k] is not None]
+    if given and settings.model is not None:
+        raise MDPError(f"give a model either by name or file (model={settings.model!r}) or as arrays ({', '.join(given)}), "
+                       "not both")
+    if given:
+        if own["transitions"] is not None:
+            if own["P"] is not None or own["R"] is not None:
+                raise MDPError("give P and R, or transitions (toy-text), not both")
+            mdp = _guarded(lambda: _toy_text(own["transitions"], own["start"]))
+        else:
+            if own["P"] is None or own["R"] is None:
+                raise MDPError(f"a model given as arrays needs P (S, A, S) and R (S, A); {'R' if own['R'] is None else 'P'} "
+                               "is missing")
+            mdp = model_from({"P": own["P"], "R": own["R"], "terminal": own["terminal"], "start": own["start"]})
+        return Built(mdp, tuple(str(a) for a in range(mdp.n_actions)), 1000, mdp.terminal.copy())
+    if own["terminal"] is not None or own["start"] is not None:
+        raise MDPError("terminal and start go with a model of your own (P and R, or transitions)")
+    name = settings.model or "random-walk"
+    if name == "random-walk":
         return random_walk(settings.n, settings.left)
-    if settings.name == "gambler":
+    if name == "gambler":
         return gambler(settings.goal, settings.p_h)
-    if settings.name == "jacks-car-rental":
+    if name == "jacks-car-rental":
         return jacks_car_rental(settings.max_cars, settings.variant)
-    if settings.name == "maximization-bias":
+    if name == "maximization-bias":
         return maximization_bias(settings.a_actions, settings.b_actions, settings.mean, settings.std)
-    if settings.name == "short-corridor":
+    if name == "short-corridor":
         return short_corridor()
-    if settings.model is None:
-        raise MDPError("name=custom needs model=PATH, a JSON file holding the model (envs.mdp.write_model writes one)")
-    mdp = read_model(settings.model)
+    if not name.endswith(".json"):
+        raise MDPError(f"model={name!r}: name a textbook MDP ({', '.join(NAMES)}) or a .json model file")
+    mdp = read_model(name)
     return Built(mdp, tuple(str(a) for a in range(mdp.n_actions)), 1000, mdp.terminal.copy())
 
 
@@ -411,10 +440,9 @@ class TabularMDPEnv(GridWorldEnv):
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         """kwargs: the fields of `TabularMDPSettings` (declared there once, checked here)."""
         self.settings = checked = typed.build(TabularMDPSettings, kwargs, MDPError)
-        if checked.model is not None and checked.name != "custom":
-            raise MDPError(f"model= is for name=custom; {checked.name} is built in (drop model=, or name=custom)")
         built = build(checked)
-        self.layout = checked.name if checked.model is None else f"{checked.name} {checked.model}"
+        own = checked.P is not None or checked.transitions is not None
+        self.layout = "your model" if own else checked.model or "random-walk"
         mdp = built.mdp
         self.grid = np.full(mdp.shape, " ", dtype="U1")  # a board only to draw on: no walls, nothing to step into
         self.grid[mdp.cell[:, 0], mdp.cell[:, 1]] = "."
@@ -423,7 +451,7 @@ class TabularMDPEnv(GridWorldEnv):
         goal = mdp.cell[built.goal]
         self.grid[goal[:, 0], goal[:, 1]] = "G"
         self.max_steps = int(built.max_steps if checked.max_steps is None else checked.max_steps)
-        observe = checked.observe or ("nothing" if checked.name == "short-corridor" else "state")
+        observe = checked.observe or ("nothing" if self.layout == "short-corridor" else "state")
         self._begin(mdp, "index" if observe == "state" else "nothing", render_mode, built.action_names)
         if mdp.allowed is not None:  # the states offer different actions (envs.abilities.MasksActions)
             self.action_mask = mdp.allowed

@@ -355,7 +355,7 @@ WALK_POLICY = np.ones((7, 1))  # a Markov reward process: its one action walks l
 
 
 def random_walk():
-    return gym.make("arena/TabularMDP-v0", name="random-walk")
+    return gym.make("arena/TabularMDP-v0", model="random-walk")
 
 
 def walk_rms(V):

@@ -22,9 +22,9 @@ def mdp_of(**kwargs):
     return gym.make(MDP, **kwargs).unwrapped.mdp
 
 
-@pytest.mark.parametrize("kwargs", [{"name": "random-walk"}, {"name": "random-walk", "n": 19, "left": -1.0},
-                                    {"name": "gambler", "goal": 20}, {"name": "jacks-car-rental", "max_cars": 4},
-                                    {"name": "short-corridor"}, {"name": "maximization-bias"}])
+@pytest.mark.parametrize("kwargs", [{"model": "random-walk"}, {"model": "random-walk", "n": 19, "left": -1.0},
+                                    {"model": "gambler", "goal": 20}, {"model": "jacks-car-rental", "max_cars": 4},
+                                    {"model": "short-corridor"}, {"model": "maximization-bias"}])
 def test_both_env_checkers_pass_with_warnings_as_errors(kwargs):
     from gymnasium.utils.env_checker import check_env
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
@@ -37,10 +37,10 @@ def test_both_env_checkers_pass_with_warnings_as_errors(kwargs):
 
 def test_random_walks_have_the_books_true_values():
     """Example 6.2: V(A..E) = 1/6..5/6; Figure 7.2's 19-state walk (-1 on the left): V(i) = i/10 - 1."""
-    np.testing.assert_allclose(value_iteration(mdp_of(name="random-walk"), 1.0).V[1:6], np.arange(1, 6) / 6, atol=1e-9)
-    V = value_iteration(mdp_of(name="random-walk", n=19, left=-1.0), 1.0).V
+    np.testing.assert_allclose(value_iteration(mdp_of(model="random-walk"), 1.0).V[1:6], np.arange(1, 6) / 6, atol=1e-9)
+    V = value_iteration(mdp_of(model="random-walk", n=19, left=-1.0), 1.0).V
     np.testing.assert_allclose(V[1:20], np.arange(1, 20) / 10 - 1, atol=1e-9)
-    env = gym.make(MDP, name="random-walk")
+    env = gym.make(MDP, model="random-walk")
     assert env.reset(seed=0)[0] == 3  # C, the middle
 
 
@@ -48,7 +48,7 @@ def test_random_walks_have_the_books_true_values():
 def test_gamblers_problem_figure_4_3(p_h):
     """Below p_h = 0.5 bold play is optimal: from 50 stake everything, V(50) = p_h, V(25) = p_h^2,
     V(75) = p_h + (1 - p_h) p_h."""
-    V, policy = value_iteration(mdp_of(name="gambler", p_h=p_h), 1.0)
+    V, policy = value_iteration(mdp_of(model="gambler", p_h=p_h), 1.0)
     assert V[50] == pytest.approx(p_h, abs=1e-9) and V[25] == pytest.approx(p_h**2, abs=1e-9)
     assert V[75] == pytest.approx(p_h + (1 - p_h) * p_h, abs=1e-9)
     assert policy[50].argmax() + 1 == 50 and policy[25].argmax() + 1 == 25
@@ -60,7 +60,7 @@ def test_jacks_car_rental_figure_4_2():
     second, read at named cells (first location's cars, second's): a full first location and an
     empty second move 5; equal counts move none; an empty first and a full second move 4 back, one car there 3.
     Value and policy iteration agree; V* spans about 420 to 640 (exact Poisson tails)."""
-    mdp = mdp_of(name="jacks-car-rental")
+    mdp = mdp_of(model="jacks-car-rental")
     sol = value_iteration(mdp, 0.9)
     moved = (sol.policy.argmax(axis=1) - 5).reshape(21, 21)  # [cars at 1, cars at 2]
     assert moved[20, 0] == 5 and moved[20, 3] == 5 and moved[10, 10] == 0 and moved[0, 0] == 0
@@ -71,19 +71,34 @@ def test_jacks_car_rental_figure_4_2():
     np.testing.assert_allclose(pi.V, sol.V, atol=1e-6)
     assert (pi.policy.argmax(axis=1) == sol.policy.argmax(axis=1)).all()
     # Exercise 4.7: the free shuttle moves one car where the original moves none
-    variant = (value_iteration(mdp_of(name="jacks-car-rental", variant=True), 0.9).policy.argmax(axis=1) - 5).reshape(21, 21)
+    variant = (value_iteration(mdp_of(model="jacks-car-rental", variant=True), 0.9).policy.argmax(axis=1) - 5).reshape(21, 21)
     assert ((variant == 1) & (moved == 0)).sum() > 20
 
 
 def test_a_students_model_from_gymnasiums_frozenlake_matches_arenas_grid(tmp_path):
     """Gymnasium's FrozenLake model (P[s][a] = [(prob, next, reward, done)]) written as a JSON
-    model and played as name=custom has the same optimal values as grid:frozenlake-4x4."""
+    model and played with model=PATH has the same optimal values as grid:frozenlake-4x4; given
+    directly (transitions=P) it is the same model."""
     P = gym.make("FrozenLake-v1").unwrapped.P
     path = write_model({"P": P}, tmp_path / "lake.json")
-    env = gym.make(MDP, name="custom", model=str(path))
+    env = gym.make(MDP, model=str(path))
     V = value_iteration(env.unwrapped.mdp, 0.99).V
     V_grid = value_iteration(gym.make("arena/GridWorld-v0", layout="frozenlake-4x4").unwrapped.mdp, 0.99).V
     np.testing.assert_allclose(V, V_grid, atol=1e-9)
+    direct = gym.make(MDP, transitions=P)
+    np.testing.assert_allclose(value_iteration(direct.unwrapped.mdp, 0.99).V, V_grid, atol=1e-9)
+    m = direct.unwrapped.mdp
+    dense = gym.make(MDP, P=np.einsum("sak,sakt->sat", m.prob, np.eye(16)[m.next_state]), R=m.R, terminal=m.terminal)
+    np.testing.assert_allclose(value_iteration(dense.unwrapped.mdp, 0.99).V, V_grid, atol=1e-9)
+    # arrays given in Python are recorded as JSON lists: checkpoints, replays and their verification take them
+    from arena.match import record_episode
+    from arena.registry import make_agent
+    from arena.replay import verify
+
+    learner = make_agent("q-learning", episodes=50)
+    learner.fit(dense, seed=0, run_dir=tmp_path / "run")
+    assert make_agent("q-learning").load(tmp_path / "run" / "checkpoint.npz").trained_on["kwargs"]["R"] == m.R.tolist()
+    assert verify(record_episode(learner, dense, 1000)).ok
     with pytest.raises(ArenaError, match="already exists"):
         write_model({"P": P}, path)  # nothing is overwritten
     # the dense and the compact forms of the same model give the same tables
@@ -108,7 +123,7 @@ def test_learners_replays_and_the_leaderboard_take_it(workdir):
              for a in (0, 1)} for s in range(1, 5)}
     P[0] = P[5] = {a: [(1.0, 0, 0.0, True)] for a in (0, 1)}  # the ends (their outgoing moves are never used)
     write_model({"P": P, "start": 2}, workdir / "chain.json")
-    env = "mdp:custom model=chain.json"
+    env = "mdp:chain.json"
     result = arena.evaluate("q-learning", env, train_seeds=1, eval_episodes=3, budget=2000, record=True)
     assert result.score.median == pytest.approx(1.0, abs=1e-6)  # exact, against the DP optimum: always right
     replay = load_replay(result.runs[0].replay_paths[0])
@@ -150,17 +165,20 @@ def test_a_malformed_model_is_one_line_naming_what_is_wrong(tmp_path, damage, me
     path = tmp_path / "m.json"
     path.write_text(json.dumps(model, allow_nan=True))
     with pytest.raises(MDPError, match=message):
-        gym.make(MDP, name="custom", model=str(path))
+        gym.make(MDP, model=str(path))
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"name": "custom"}, "name=custom needs model=PATH"),
-    ({"name": "gambler", "model": "x.json"}, "model= is for name=custom"),
-    ({"name": "custom", "model": "missing.json"}, "cannot be read"),
-    ({"name": "custom", "model": "model.npz"}, "give a .json file"),
-    ({"name": "gambler", "p_h": 1.5}, "p_h"),
-    ({"name": "random-walk", "n": 0}, "n"),
-    ({"name": "nope"}, "name"),
+    ({"model": "gambler", "P": [[[1.0]]], "R": [[0.0]]}, "not both"),
+    ({"P": [[[1.0]]]}, "R is missing"),
+    ({"R": [[0.0]]}, "P is missing"),
+    ({"transitions": {0: {0: [(1.0, 0, 0.0, True)]}}, "P": [[[1.0]]]}, "P and R, or transitions"),
+    ({"model": "gambler", "terminal": [True]}, "go with a model of your own"),
+    ({"model": "missing.json"}, "cannot be read"),
+    ({"model": "model.npz"}, "a .json model file"),
+    ({"model": "gambler", "p_h": 1.5}, "p_h"),
+    ({"model": "random-walk", "n": 0}, "n"),
+    ({"model": "nope"}, "name a textbook MDP"),
 ])
 def test_bad_kwargs_are_one_line(workdir, kwargs, message):
     with pytest.raises(MDPError, match=message):
@@ -173,7 +191,7 @@ def test_a_file_that_is_not_a_model_is_one_line(tmp_path):
         path = tmp_path / "bad.json"
         path.write_text(text)
         with pytest.raises(MDPError, match=message):
-            gym.make(MDP, name="custom", model=str(path))
+            gym.make(MDP, model=str(path))
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers(-3, 5) | st.floats(allow_nan=True) | st.text(max_size=3),
@@ -202,7 +220,7 @@ def test_maximization_bias_as_a_finite_mdp_figure_6_5():
     from arena.registry import make_agent
     from envs.abilities import MasksActions
 
-    env = gym.make(MDP, name="maximization-bias")
+    env = gym.make(MDP, model="maximization-bias")
     u = env.unwrapped
     assert isinstance(u, MasksActions) and u.action_mask.sum(axis=1).tolist() == [2, 10, 10]
     assert step_tables(env) is None
@@ -213,7 +231,7 @@ def test_maximization_bias_as_a_finite_mdp_figure_6_5():
     for name in ("q-learning", "double-q-learning"):
         chosen = []
         for seed in range(100):
-            run = gym.wrappers.RecordEpisodeStatistics(gym.make(MDP, name="maximization-bias"), buffer_length=100)
+            run = gym.wrappers.RecordEpisodeStatistics(gym.make(MDP, model="maximization-bias"), buffer_length=100)
             agent = make_agent(name, epsilon=0.1, epsilon_end=None, alpha=0.1, alpha_end=None, gamma=1.0, episodes=100)
             agent.fit(run, seed=seed)
             chosen.append(np.mean([n == 2 for n in run.length_queue]))
@@ -231,7 +249,7 @@ def test_short_corridor_example_13_1_reinforce_from_a_policy_set_by_hand(tmp_pat
     from agents.dp import policy_evaluation
     from agents.reinforce import ReinforceAgent
 
-    env = gym.make(MDP, name="short-corridor")
+    env = gym.make(MDP, model="short-corridor")
     mdp = env.unwrapped.mdp
     assert env.observation_space.n == 1  # aliased states
     J = {p: policy_evaluation(mdp, np.tile([1 - p, p], (4, 1)), 1.0)[0] for p in np.round(np.arange(1, 100) / 100, 2)}

@@ -127,7 +127,7 @@ FIELD_VALUES = {
     "grid": ({"layout": "maze-7x7"}, {"layout": "frozenlake-4x4", "slip": 0.3, "wind": [0, 1, 0, 0, 0, 0, 0],
                                       "rewards": {"goal": 5.0}, "obs": "coords", "max_steps": 7, "maze_seed": 4,
                                       "moves": "king", "wind_noise": True}),
-    "mdp": ({}, {"name": "gambler", "model": "MODEL", "n": 7, "left": -1.0, "p_h": 0.3, "goal": 12, "max_cars": 3,
+    "mdp": ({}, {"model": "gambler", "P": "P", "R": "R", "transitions": "T", "terminal": "TERM", "start": 1, "n": 7, "left": -1.0, "p_h": 0.3, "goal": 12, "max_cars": 3,
                  "variant": True, "a_actions": 3, "b_actions": 4, "mean": 0.2, "std": 2.0, "observe": "nothing",
                  "max_steps": 9}),
     "seq": ({}, {"task": "reverse", "length": 3, "vocab": 5, "curriculum": True}),
@@ -151,16 +151,17 @@ def test_each_env_setting_reaches_the_env(family, tmp_path):
             value = kwargs["wind"] = [0, 1, 0, 0, 0]
         if family == "grid" and name == "wind_noise":
             kwargs["layout"] = "windy"
-        if family == "mdp" and name == "model":
-            from envs.mdp import write_model
-
-            value = kwargs["model"] = str(write_model({"P": [[[0.0, 1.0]], [[0.0, 1.0]]], "R": [[1.0], [0.0]],
-                                                       "terminal": [False, True]}, tmp_path / "m.json"))
-            kwargs["name"] = "custom"
+        own = {"P": [[[0.0, 1.0, 0.0]], [[0.0, 0.0, 1.0]], [[0.0, 0.0, 1.0]]], "R": [[1.0], [0.0], [0.0]],
+               "terminal": [False, False, True]}  # 0 -> 1 -> 2 (terminal)
+        if family == "mdp" and name in ("P", "R", "terminal", "start"):
+            kwargs = {**own, "start": 0, name: own.get(name, 1)}
+            value = kwargs[name]
+        if family == "mdp" and name == "transitions":
+            value = kwargs[name] = {0: {0: [(1.0, 1, 0.0, True)]}, 1: {0: [(1.0, 1, 0.0, True)]}}
         if family == "mdp" and name in ("max_cars", "variant"):
-            kwargs["name"] = "jacks-car-rental"
+            kwargs["model"] = "jacks-car-rental"
         if family == "mdp" and name in ("a_actions", "b_actions", "mean", "std"):
-            kwargs["name"] = "maximization-bias"
+            kwargs["model"] = "maximization-bias"
         env = gym.make(fam.env_id, **kwargs)
         read = getattr(env.unwrapped.settings, name)
         assert read == value, (name, read, value)
