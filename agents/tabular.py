@@ -289,12 +289,23 @@ class TabularLearner(TabularAgent):
         self.init_tables(self.check_env(env), int(env.action_space.n))  # type: ignore[attr-defined]  # Discrete
         self.rng = np.random.default_rng(seed)
         self.seed = seed
-        u = env.unwrapped
-        self.allowed = np.asarray(u.action_mask, dtype=bool) if isinstance(u, MasksActions) else None
+        self._read_offers(env)
         if self.allowed is not None:  # an action a state does not offer is never greedy, even after loading
             for name in ("Q", "Q1", "Q2"):
                 if name in self.tables:
                     self.tables[name][~self.allowed] = -np.inf
+
+    def _read_offers(self, env: gym.Env) -> None:
+        """The actions each state of `env` offers (MasksActions), or None where every state offers all."""
+        u = env.unwrapped
+        self.allowed = np.asarray(u.action_mask, dtype=bool) if isinstance(u, MasksActions) else None
+
+    def load(self, path: str | Path, env: gym.Env | None = None) -> "TabularLearner":
+        """TabularAgent.load, and with the env, the actions its states offer (so a resumed run explores as before)."""
+        super().load(path, env)
+        if env is not None:
+            self._read_offers(env)
+        return self
 
     def learn(self, env: gym.Env, index: int, progress: float) -> dict[str, float]:
         s = self.settings

@@ -469,3 +469,14 @@ def test_reinforce_starts_from_given_weights_and_refuses_another_network(tmp_pat
         ReinforceAgent(network="mlp", hidden=32, episodes=64, device="cpu").fit(env, seed=0, init=path)
     with pytest.raises(ArenaError, match="cannot start from given weights|plans in one go"):
         make_agent("value-iteration").fit(grid("cliff"), seed=0, init=path)
+
+
+def test_a_resumed_run_on_an_env_that_masks_actions_explores_as_the_uninterrupted_one(tmp_path):
+    settings = dict(epsilon=0.5, epsilon_end=None, alpha=0.1, alpha_end=None, gamma=1.0)
+    straight = make_agent("q-learning", **settings)
+    straight.fit(gym.make("arena/MaximizationBias-v0"), seed=2, budget=100)
+    first = make_agent("q-learning", **settings)
+    first.fit(gym.make("arena/MaximizationBias-v0"), seed=2, budget=40, run_dir=tmp_path)
+    resumed = make_agent("q-learning")
+    resumed.fit(gym.make("arena/MaximizationBias-v0"), seed=0, budget=100, resume=tmp_path / "checkpoint.npz")
+    assert np.array_equal(resumed.Q, straight.Q) and resumed.log.returns == straight.log.returns
