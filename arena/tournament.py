@@ -329,8 +329,11 @@ def alive(pid):
 
 while alive(driver):
     time.sleep(0.5)
-quiet, deadline = 0, time.monotonic() + 30
-while quiet < 3 and time.monotonic() < deadline:  # until nothing marked is seen three times running
+start = time.monotonic()
+quiet, deadline = 0, start + 30
+# until nothing marked is seen three times running, and for at least 10 s: a helper that Ray
+# was starting as the driver died appears a moment later
+while (quiet < 3 or time.monotonic() < start + 10) and time.monotonic() < deadline:
     found = 0
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != os.getpid() and alive(entry):
