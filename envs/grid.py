@@ -31,6 +31,7 @@ from envs.vector import (
     NativeVectorEnv,
     SeededDiscrete,
     episode_key,
+    first_keys,
     next_key,
     next_keys,
     start_uniform,
@@ -819,23 +820,32 @@ _grid_step = grid_step  # the compiled form after `compiled` (the kernels call t
 
 
 def batched_step(actions, s, t, keys, needs_reset, next_state, reward, cum, A, K, terminal, goal, starts,
-                 max_steps, rewards, terminated, truncated, success):  # pragma: no cover - compiled
+                 max_steps, state, rewards, flags):  # pragma: no cover - compiled
     """One step of every copy in one pass, the autoreset included: a copy whose episode ended
     last step starts its next episode instead (NEXT_STEP autoreset: its action is ignored, its
     reward 0); every other copy takes the grid's step (`grid_step`), drawn from its episode's
-    stream as GridWorldEnv.step draws it. One hash per copy and step (two for a reset)."""
+    stream as GridWorldEnv.step draws it. One hash per copy and step (two for a reset).
+    Writes the copies' states and rewards, and flags rows terminated, truncated, is_success,
+    ended (terminated or truncated). Returns -1, or the first copy whose action is not in
+    0..A-1 (then nothing has moved)."""
+    for i in range(len(actions)):
+        if not 0 <= actions[i] < A:
+            return i
     for i in range(len(actions)):
         if needs_reset[i]:
             key = _mix(keys[i] ^ np.uint64(NEXT_KEY_SALT))  # next_key
             u = _uniform(key ^ np.uint64(START_SALT), 0)  # start_uniform
             keys[i], s[i], t[i] = key, starts[int(u * len(starts))], 0
-            rewards[i], terminated[i], truncated[i], success[i], needs_reset[i] = 0.0, False, False, False, False
+            state[i], rewards[i], needs_reset[i] = s[i], 0.0, False
+            flags[0, i], flags[1, i], flags[2, i], flags[3, i] = False, False, False, False
             continue
         ns, r, term, trunc = _grid_step(s[i], actions[i], keys[i], t[i], A, K, next_state, reward, cum, terminal,
                                         max_steps)
-        s[i], t[i], rewards[i], terminated[i], truncated[i] = ns, t[i] + 1, r, term, trunc
-        success[i] = term and goal[ns]
-        needs_reset[i] = term or trunc
+        s[i], t[i], state[i], rewards[i] = ns, t[i] + 1, ns, r
+        ended = term or trunc
+        flags[0, i], flags[1, i], flags[2, i], flags[3, i] = term, trunc, term and goal[ns], ended
+        needs_reset[i] = ended
+    return -1
 
 
 class GridWorldVectorEnv(NativeVectorEnv):
@@ -852,40 +862,59 @@ class GridWorldVectorEnv(NativeVectorEnv):
         self.single_action_space = self.single.action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self.tables = tables = self.single.step_tables()
-        self.ns_flat, self.r_flat = tables.next_state, tables.reward
-        self.terminal = tables.terminal
+        self.tables = self.single.step_tables()
         self.goal = np.array(self.single._goal, dtype=bool)
+        self.starts = np.ascontiguousarray(self.single._start_states, dtype=np.int64)
         self.max_steps = self.single.max_steps
+        self._kernel = compiled("batched_step")
+        self._everyone = np.ones(self.num_envs, dtype=bool)
+        self._everyone.flags.writeable = False  # info["_state"]: shared by every step, so read-only
         self.s = np.zeros(self.num_envs, dtype=np.int64)
         self.t = np.zeros(self.num_envs, dtype=np.int64)
         self.keys = np.zeros(self.num_envs, dtype=np.uint64)
-        self._reset_copies(np.arange(self.num_envs), seeded=True)
         self._copy_index = np.arange(self.num_envs)
+        self._reset_copies(self._copy_index, seeded=True)
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """NativeVectorEnv.step, the autoreset included, as one compiled pass (`batched_step`)."""
-        actions = np.asarray(actions)
-        if actions.shape != (self.num_envs,):
-            raise ValueError(f"actions has shape {actions.shape}; give one action per copy: ({self.num_envs},)")
-        a = actions.astype(np.int64)
-        A = self.tables.A
-        if ((a < 0) | (a >= A) | (a != actions)).any():
-            raise GridError(f"actions must be integers in 0..{A - 1} ({', '.join(self.single.action_names)}); "
-                            f"got {actions[:8]!r}")
+        """NativeVectorEnv.step, the autoreset included, as one compiled pass (`batched_step`) that
+        also checks the actions. The only allocations are the arrays returned (kept by the
+        caller, so each step's are new, as Gymnasium's vector envs copy theirs)."""
+        if type(actions) is not np.ndarray or actions.dtype.kind not in "iu":
+            actions = self._integer_actions(actions)
         n = self.num_envs
-        rewards, success = np.empty(n), np.empty(n, dtype=bool)
-        terminated, truncated = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
-        compiled("batched_step")(a, self.s, self.t, self.keys, self._needs_reset,
-                                 self.ns_flat, self.r_flat, self.tables.cum, A, self.tables.K, self.terminal, self.goal,
-                                 self.single._start_states, self.max_steps, rewards, terminated, truncated, success)
-        infos = {"state": self.s.copy(), "_state": np.ones(n, dtype=bool), "is_success": success,
-                 "_is_success": terminated | truncated}  # is_success, as the single env reports it: at an episode's end
-        return self._observe(), rewards, terminated, truncated, infos
+        if actions.shape != (n,):
+            raise ValueError(f"actions has shape {actions.shape}; give one action per copy: ({n},)")
+        ints, rewards, flags = np.empty((2, n), dtype=np.int64), np.empty(n), np.empty((4, n), dtype=bool)
+        tb = self.tables
+        bad = self._kernel(actions, self.s, self.t, self.keys, self._needs_reset, tb.next_state, tb.reward, tb.cum, tb.A,
+                           tb.K, tb.terminal, self.goal, self.starts, tb.max_steps, ints[1], rewards, flags)
+        if bad >= 0:
+            raise GridError(f"actions must be integers in 0..{tb.A - 1} ({', '.join(self.single.action_names)}); "
+                            f"copy {bad} got {actions[bad].item()!r}")
+        infos = {"state": ints[1], "_state": self._everyone, "is_success": flags[2],
+                 "_is_success": flags[3]}  # is_success, as the single env reports it: at an episode's end
+        if self.single.obs_mode == "index":
+            ints[0] = ints[1]
+            return ints[0], rewards, flags[0], flags[1], infos
+        return self._observe(), rewards, flags[0], flags[1], infos
+
+    def _integer_actions(self, actions: Any) -> np.ndarray:
+        """Actions given as a list, floats or bools, as int64 (integral values only)."""
+        given = np.asarray(actions)
+        a = given.astype(np.int64) if given.dtype.kind in "iufb" else np.full(given.shape, -1)
+        if (given.dtype.kind not in "iub" and (a != given).any()) or given.dtype.kind not in "iufb":
+            bad = int(np.flatnonzero((a != given).ravel())[0]) if given.dtype.kind == "f" else 0
+            raise GridError(f"actions must be integers in 0..{self.tables.A - 1} "
+                            f"({', '.join(self.single.action_names)}); copy {bad} got {given.ravel()[bad].item()!r}")
+        return a
 
     def _reset_copies(self, idx: np.ndarray, seeded: bool) -> None:
-        if seeded:  # first keys from each copy's np_random, as the single env draws them
-            self.keys[idx] = [episode_key(self.rngs[i]) for i in idx.tolist()]
+        if seeded:  # first keys as the single env draws them from np_random seeded with the copy's seed
+            seeds = [self.seeds[i] for i in idx.tolist()]
+            given = [i for i, seed in enumerate(seeds) if seed is not None]
+            self.keys[idx] = np.random.default_rng().integers(0, 2**63, size=len(idx))  # copies without a seed
+            if given:
+                self.keys[idx[given]] = first_keys([seeds[i] for i in given])  # type: ignore[misc]  # ints
         else:
             self.keys[idx] = next_keys(self.keys[idx])
         starts = self.single._start_states

@@ -342,7 +342,7 @@ class SequenceVectorEnv(NativeVectorEnv):
     def _reset_copies(self, idx: np.ndarray, seeded: bool) -> None:
         length = self.curriculum.length
         for i in idx.tolist():  # each copy draws its episode from its own np_random
-            shown, targets = make_episode(self.spec_, length, self.rngs[i])
+            shown, targets = make_episode(self.spec_, length, self.rng(i))
             n = len(targets)
             self.shown[i, :n], self.targets[i, :n], self.targets[i, n:] = shown, targets, -1
             self.steps[i], self.n_out[i] = n, int((targets >= 0).sum())

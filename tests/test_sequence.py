@@ -5,10 +5,13 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs  # noqa: F401
+from envs.grid import GridError
 from envs.sequence import TASKS, SequenceError
 
 SEQ = "arena/SequencePrediction-v0"
@@ -176,3 +179,51 @@ def test_tape_in_a_human_window_drains_events_and_closes():
     assert pygame.event.peek(pygame.KEYDOWN) is False
     env.close()
     assert env.unwrapped._window is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=8))
+def test_compiled_seeding_draws_what_numpys_generators_draw(seeds):
+    """first_keys = the key a seeded reset draws from Generator(PCG64(SeedSequence(seed)))."""
+    from gymnasium.utils import seeding
+
+    from envs.vector import episode_key, first_keys
+
+    assert first_keys(seeds).tolist() == [episode_key(seeding.np_random(s)[0]) for s in seeds]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 9))
+def test_compiled_unit_seeds_are_episode_seed(seed, first):
+    from agents.training import episode_seed
+    from envs.vector import seeding_kernels
+
+    got = seeding_kernels()[1](np.uint64(seed), np.uint64(first), 3).tolist()
+    assert got == [episode_seed(seed, first + i) for i in range(3)]
+
+
+def test_batched_grid_outputs_are_the_callers_and_a_bad_action_moves_no_copy():
+    venv = gym.make_vec("arena/GridWorld-v0", num_envs=4, vectorization_mode="vector_entry_point",
+                        layout="frozenlake-8x8", slip=0.3)
+    venv.reset(seed=3)
+    obs, r, term, trunc, info = venv.step(np.array([1, 2, 1, 2]))
+    kept = [x.copy() for x in (obs, r, term, trunc, info["state"])]
+    state = venv.unwrapped.s.copy(), venv.unwrapped.t.copy()
+    with pytest.raises(GridError, match=r"integers in 0\.\.3 .*copy 2 got 7"):
+        venv.step(np.array([1, 1, 7, 1], dtype=np.int32))
+    with pytest.raises(GridError, match=r"copy 1 got 1\.5"):
+        venv.step([0, 1.5, 0, 0])
+    assert np.array_equal(venv.unwrapped.s, state[0]) and np.array_equal(venv.unwrapped.t, state[1])
+    venv.step([True, False, True, 3.0])  # bools and integral floats are actions too
+    for before, now in zip(kept, (obs, r, term, trunc, info["state"])):
+        assert np.array_equal(before, now)  # a later step writes new arrays
+
+
+def test_seeded_reset_of_many_copies_matches_single_envs():
+    venv = gym.make_vec("arena/GridWorld-v0", num_envs=20_000, vectorization_mode="vector_entry_point",
+                        layout="...\n.H.\n..G")  # several start cells: the key picks one
+    obs, _ = venv.reset(seed=5)
+    env = gym.make("arena/GridWorld-v0", layout="...\n.H.\n..G")
+    for i in (0, 1, 777, 19_999):
+        assert env.reset(seed=5 + i)[0] == obs[i]
+        assert env.unwrapped.key == int(venv.unwrapped.keys[i])
