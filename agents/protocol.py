@@ -49,6 +49,13 @@ class Callback:
 
     def before_unit(self, learner: "Learner", index: int) -> None: ...
 
+    def units_until_call(self, done: int, total: int) -> int:
+        """After `done` units, how many more the loop may run before this callback's next
+        `after_unit`: a block of units gets one `before_unit` (its first) and one `after_unit`
+        (after its last), so the calls in between must be ones that would do nothing. 1, the
+        default: every unit, so a learner cannot learn in blocks while this callback runs."""
+        return 1
+
     def after_unit(self, learner: "Learner", done: int, total: int) -> bool | None:
         """Called after each unit; return True to stop training there (early stopping)."""
 
@@ -207,6 +214,18 @@ class Learner(Protocol):
 
 
 @runtime_checkable
+class LearnsInBlocks(Protocol):
+    """A Learner that can learn several units in one call (compiled episodes, agents/td.py),
+    with the same result as `learn` unit by unit. The loop hands it blocks that end where a
+    callback is next due (`Callback.units_until_call`)."""
+
+    def learn_block(self, env: gym.Env, index: int, count: int, total: int) -> dict[str, np.ndarray] | None:
+        """Units index .. index + count - 1 of `total`; one array per scalar `learn` would report
+        (one value per unit), or None where it cannot (then the loop calls `learn`)."""
+        ...
+
+
+@runtime_checkable
 class StartsFrom(Protocol):
     """A Learner that can begin a new run from given weights or tables (`fit(env, init=PATH)`):
     after `begin`, it takes what it learns from the checkpoint at `path` (its own kind,
@@ -295,4 +314,4 @@ class Player:
 
 
 __all__ = ["Agent", "Budget", "Callback", "Discounted", "Discriminator", "EpisodeLearner", "Generator", "HasPolicyTable", "Learner",
-           "Planner", "Player", "RunSpec"]
+           "LearnsInBlocks", "Planner", "Player", "RunSpec"]

@@ -38,7 +38,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.protocol import Agent, Budget, Callback, EpisodeLearner, Learner, Planner, RunSpec, StartsFrom
+from agents.protocol import (Agent, Budget, Callback, EpisodeLearner, Learner, LearnsInBlocks, Planner, RunSpec,
+                             StartsFrom)
 from arena.errors import AgentError, CheckpointError, TrainingError
 from arena.settings import identity
 
@@ -247,21 +248,30 @@ def train(learner: Learner, env: gym.Env, spec: RunSpec) -> dict[str, Any]:
     last_save = time.monotonic()
     t0 = time.perf_counter()
     figures: dict[str, Any] = {}
+    blocks = BlockSize() if isinstance(learner, LearnsInBlocks) else None
     try:
-        for index in range(budget.done, budget.total):
+        while budget.done < budget.total:
+            index = budget.done
             if ctrl_c.pressed:
                 saved = learner.save(checkpoint) if checkpoint else None
                 raise TrainingInterrupted(learner.name, budget.done, budget.total, learner.unit, saved)
             for cb in callbacks:
                 cb.before_unit(learner, index)
-            try:
-                scalars = learner.learn(env, index, index / budget.total)
-            except NonFinite as bad:
-                raise _non_finite(learner, bad, index + 1, checkpoint) from None
-            budget.done = index + 1
-            log.record(scalars)
+            count = min([budget.total - index, *(cb.units_until_call(index, budget.total) for cb in callbacks)])
+            columns = blocks.learn(learner, env, index, count, budget.total) if blocks and count > 1 else None
+            if columns is not None:  # a block of units in one call
+                budget.done = index + len(columns["return"])
+                scalars = log.record_block(columns)
+                bar.update_block(columns["return"], scalars)
+            else:
+                try:
+                    scalars = learner.learn(env, index, index / budget.total)
+                except NonFinite as bad:
+                    raise _non_finite(learner, bad, index + 1, checkpoint) from None
+                budget.done = index + 1
+                log.record(scalars)
+                bar.update(scalars)
             stop = [cb.after_unit(learner, budget.done, budget.total) for cb in callbacks]
-            bar.update(scalars)
             if checkpoint and time.monotonic() - last_save >= checkpoint_every:
                 learner.save(checkpoint)
                 last_save = time.monotonic()
@@ -287,6 +297,27 @@ def train(learner: Learner, env: gym.Env, spec: RunSpec) -> dict[str, Any]:
     for cb in callbacks:
         cb.on_end(learner)
     return out
+
+
+class BlockSize:
+    """How many units a `LearnsInBlocks` learner gets per call: as many as fit in about
+    BLOCK_SECONDS (starting from 16, doubling or halving after each block), so a short unit
+    costs no Python per unit and Ctrl-C and checkpoints still come at most that late."""
+
+    BLOCK_SECONDS = 0.1
+
+    def __init__(self) -> None:
+        self.size = 16
+
+    def learn(self, learner: Any, env: gym.Env, index: int, count: int, total: int) -> dict[str, np.ndarray] | None:
+        t0 = time.perf_counter()
+        columns = learner.learn_block(env, index, min(count, self.size), total)
+        seconds = time.perf_counter() - t0
+        if seconds < self.BLOCK_SECONDS / 2:
+            self.size = min(2 * self.size, 1 << 20)
+        elif seconds > 2 * self.BLOCK_SECONDS:
+            self.size = max(self.size // 2, 2)
+        return columns
 
 
 def _plain(ref: Any) -> Any:
@@ -378,6 +409,42 @@ class TrainingLog:
             if len(points) >= self.MAX_POINTS:  # half the resolution: neighbours averaged
                 self.values[name] = [(a + b) / 2 for a, b in zip(points[0::2], points[1::2])]
                 self.stride[name] = 2 * stride
+
+    def record_block(self, columns: dict[str, np.ndarray]) -> dict[str, float]:
+        """`record` for each unit of a block (one array per scalar, as `learn_block` returns
+        them), so the log is the one unit-by-unit training writes; returns the last unit's scalars."""
+        names = list(columns)
+        last = {name: float(columns[name][-1]) for name in names}
+        if self._tb() is not None:  # TensorBoard takes each point: unit by unit
+            for row in zip(*(columns[name].tolist() for name in names)):
+                self.record(dict(zip(names, row)))
+            return last
+        self.units += len(columns[names[0]])
+        for name in names:  # what `record` does for each value, without a call per value
+            values = columns[name].tolist()
+            total = self.totals.get(name, 0.0)
+            for v in values:
+                total += v
+            self.totals[name] = total
+            points, stride = self.values.setdefault(name, []), self.stride.setdefault(name, 1)
+            pending, count = self._pending.get(name, (0.0, 0))
+            i = 0
+            while i < len(values):
+                if stride == 1 and count == 0:  # a point per value: (0.0 + v) / 1, as `record` computes it
+                    take = values[i:i + self.MAX_POINTS - len(points)]
+                    points.extend([0.0 + v for v in take])
+                    i += len(take)
+                else:
+                    pending, count, i = pending + values[i], count + 1, i + 1
+                    if count < stride:
+                        continue
+                    points.append(pending / count)
+                    pending, count = 0.0, 0
+                if len(points) >= self.MAX_POINTS:  # half the resolution: neighbours averaged
+                    points = self.values[name] = [(a + b) / 2 for a, b in zip(points[0::2], points[1::2])]
+                    stride = self.stride[name] = 2 * stride
+            self._pending[name] = (pending, count)
+        return last
 
     def evaluation(self, done: int, J: float) -> None:
         self.evals.append((done, float(J)))
@@ -537,6 +604,14 @@ class ProgressBar:
         else:
             self.last_line = time.monotonic()
             print(f"{self.label}: {self.done}/{self.total} {plural(self.unit)}  {self.info}", file=sys.stderr, flush=True)
+
+    def update_block(self, returns: np.ndarray, last: dict[str, float]) -> None:
+        """`update` for a block of units: their returns, and the last unit's scalars shown."""
+        self.recent.extend(returns[-100:].tolist())
+        self.done += len(returns) - 1
+        if self.bar is not None:
+            self.bar.update(self.task, advance=len(returns) - 1)
+        self.update({k: v for k, v in last.items() if k != "return"})
 
     def close(self) -> None:
         if self.shared:

@@ -173,6 +173,10 @@ class ExactEvaluation(Callback):
         note = "" if g < 1.0 else f" (learner's gamma is 1; J at {EVAL_GAMMA:g} stays finite)"
         learner.log.eval_label = f"exact J at gamma {self.gamma:g}{note}"
 
+    def units_until_call(self, done: int, total: int) -> int:
+        every = max(1, total // self.evaluations)
+        return min(every - done % every, total - done)  # to the next evaluation
+
     def after_unit(self, learner: Any, done: int, total: int) -> None:
         every = max(1, total // self.evaluations)
         if done % every == 0 or done == total:

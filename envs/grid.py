@@ -608,7 +608,8 @@ class GridWorldEnv(PygameRendering, gym.Env):
             cum = np.cumsum(mdp.prob, axis=-1)[:, :, :-1]  # the last successor takes what is left
             self._tables = StepTables(
                 A, K, np.ascontiguousarray(mdp.next_state.reshape(-1)), np.ascontiguousarray(mdp.reward.reshape(-1)),
-                np.ascontiguousarray(cum.reshape(-1)), np.ascontiguousarray(mdp.terminal), self.max_steps)
+                np.ascontiguousarray(cum.reshape(-1)), np.ascontiguousarray(mdp.terminal), self.max_steps,
+                np.ascontiguousarray(self._start_states, dtype=np.int64))
         return self._tables
 
     def reset(
@@ -794,6 +795,7 @@ class StepTables:
     cum: np.ndarray  # (S * A * (K - 1),) cumulative probabilities of successors 0..K-2
     terminal: np.ndarray  # (S,) bool
     max_steps: int
+    starts: np.ndarray  # the start states; an episode with key `key` begins at starts[int(start_uniform(key) * len)]
 
 
 _mix, _uniform = _mix_array, uniform_of  # replaced by their compiled forms in `compiled` (kernels call these names)
@@ -864,7 +866,6 @@ class GridWorldVectorEnv(NativeVectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.tables = self.single.step_tables()
         self.goal = np.array(self.single._goal, dtype=bool)
-        self.starts = np.ascontiguousarray(self.single._start_states, dtype=np.int64)
         self.max_steps = self.single.max_steps
         self._kernel = compiled("batched_step")
         self._everyone = np.ones(self.num_envs, dtype=bool)
@@ -887,7 +888,7 @@ class GridWorldVectorEnv(NativeVectorEnv):
         ints, rewards, flags = np.empty((2, n), dtype=np.int64), np.empty(n), np.empty((4, n), dtype=bool)
         tb = self.tables
         bad = self._kernel(actions, self.s, self.t, self.keys, self._needs_reset, tb.next_state, tb.reward, tb.cum, tb.A,
-                           tb.K, tb.terminal, self.goal, self.starts, tb.max_steps, ints[1], rewards, flags)
+                           tb.K, tb.terminal, self.goal, tb.starts, tb.max_steps, ints[1], rewards, flags)
         if bad >= 0:
             raise GridError(f"actions must be integers in 0..{tb.A - 1} ({', '.join(self.single.action_names)}); "
                             f"copy {bad} got {actions[bad].item()!r}")

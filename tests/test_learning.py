@@ -186,23 +186,47 @@ def test_ctrl_c_stops_at_the_next_episode_saves_and_resume_is_bit_identical(tmp_
     straight = make_agent("sarsa", episodes=300)
     straight.fit(grid("frozenlake-4x4"), seed=3)
 
+    from agents.training import Callback
+
+    class InterruptAt120(Callback):  # a callback due every unit: episodes one by one
+        def before_unit(self, learner, index):
+            if index == 120:
+                os.kill(os.getpid(), signal.SIGINT)
+
     interrupted = make_agent("sarsa", episodes=300)
-    original = interrupted.learn_episode
-
-    def learn_then_interrupt(env, seed):
-        if interrupted.episodes_done == 120:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(env, seed)
-
-    monkeypatch.setattr(interrupted, "learn_episode", learn_then_interrupt)
     with pytest.raises(TrainingInterrupted) as stop:
-        interrupted.fit(grid("frozenlake-4x4"), seed=3, run_dir=tmp_path)
+        interrupted.fit(grid("frozenlake-4x4"), seed=3, run_dir=tmp_path, callbacks=[InterruptAt120()])
     assert stop.value.done == 121 and stop.value.total == 300 and stop.value.checkpoint.exists()
 
     resumed = make_agent("sarsa")  # settings, seed and budget come from the checkpoint
     resumed.fit(grid("frozenlake-4x4"), seed=99, resume=stop.value.checkpoint, run_dir=tmp_path)
     assert resumed.episodes_done == 300
     assert np.array_equal(resumed.Q, straight.Q)
+    assert resumed.log.returns == straight.log.returns
+
+
+def test_ctrl_c_during_compiled_blocks_stops_at_a_block_boundary_and_resume_is_bit_identical(tmp_path):
+    """Q-learning on a GridWorld learns blocks of episodes per call: a SIGINT from outside
+    stops it between blocks, and --resume ends where the uninterrupted run ends."""
+    import os
+    import signal
+    import threading
+
+    from agents.protocol import LearnsInBlocks
+
+    episodes = 60_000  # TensorBoard takes each episode's point: about 20k episodes/s with a run folder
+    straight = make_agent("q-learning", episodes=episodes)
+    assert isinstance(straight, LearnsInBlocks)
+    straight.fit(grid("frozenlake-4x4"), seed=4)
+    interrupted = make_agent("q-learning", episodes=episodes)
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(TrainingInterrupted) as stop:
+        interrupted.fit(grid("frozenlake-4x4"), seed=4, run_dir=tmp_path, checkpoint_every=10**6)
+    assert 0 < stop.value.done < episodes
+    resumed = make_agent("q-learning")
+    resumed.fit(grid("frozenlake-4x4"), seed=99, resume=stop.value.checkpoint, run_dir=tmp_path)
+    assert resumed.episodes_done == episodes and np.array_equal(resumed.Q, straight.Q)
     assert resumed.log.returns == straight.log.returns
 
 
@@ -273,13 +297,17 @@ def test_tabular_agent_refuses_continuous_observations():
 FUSED = ["sarsa", "q-learning", "expected-sarsa", "double-q-learning"]
 
 
-def _learn(agent_name, fused, episodes=300, seed=3, **env_kwargs):
+def _learn(agent_name, fused, episodes=300, seed=3, one_by_one=False, **env_kwargs):
+    """Train; fused: compiled episodes (in blocks per call unless `one_by_one`, which a callback
+    due every unit forces). Returns the agent and the env's final state and np_random state."""
+    from agents.training import Callback
+
     env = gym.make("arena/GridWorld-v0", **env_kwargs)
     agent = make_agent(agent_name, episodes=episodes)
     agent.fused = fused
-    agent.fit(env, seed=seed, progress=False)
+    agent.fit(env, seed=seed, progress=False, callbacks=[Callback()] if one_by_one else [])
     u = env.unwrapped
-    return agent, (u.s, u.t, u.last_action, u.key)
+    return agent, (u.s, u.t, u.last_action, u.key, str(u.np_random.bit_generator.state))
 
 
 @pytest.mark.parametrize("agent_name", FUSED)
@@ -290,14 +318,15 @@ def _learn(agent_name, fused, episodes=300, seed=3, **env_kwargs):
 def test_compiled_episodes_learn_bit_for_bit_what_env_step_learns(agent_name, env_kwargs):
     """The fused episode (the env's tables inside the learner's loop) against the reference
     (every step through env.step): the same tables, returns, agent RNG state and final env state."""
-    fast, fast_env = _learn(agent_name, True, **env_kwargs)
     slow, slow_env = _learn(agent_name, False, **env_kwargs)
-    assert fast.tables.keys() == slow.tables.keys()
-    for name in fast.tables:
-        assert np.array_equal(fast.tables[name], slow.tables[name]), name
-    assert fast.log.returns == slow.log.returns and fast.log.values == slow.log.values
-    assert fast.rng.bit_generator.state == slow.rng.bit_generator.state and fast_env == slow_env
-    assert fast.digest() == slow.digest()
+    for one_by_one in (True, False):  # a compiled call per episode; blocks of episodes per call
+        fast, fast_env = _learn(agent_name, True, one_by_one=one_by_one, **env_kwargs)
+        assert fast.tables.keys() == slow.tables.keys()
+        for name in fast.tables:
+            assert np.array_equal(fast.tables[name], slow.tables[name]), name
+        assert fast.log.returns == slow.log.returns and fast.log.values == slow.log.values
+        assert fast.rng.bit_generator.state == slow.rng.bit_generator.state and fast_env == slow_env
+        assert fast.digest() == slow.digest()
 
 
 def test_the_grid_step_is_written_once_and_every_path_takes_it():
@@ -480,3 +509,22 @@ def test_a_resumed_run_on_an_env_that_masks_actions_explores_as_the_uninterrupte
     resumed = make_agent("q-learning")
     resumed.fit(gym.make("arena/MaximizationBias-v0"), seed=0, budget=100, resume=tmp_path / "checkpoint.npz")
     assert np.array_equal(resumed.Q, straight.Q) and resumed.log.returns == straight.log.returns
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=6), st.integers(0, 2**32))
+def test_a_block_of_units_logs_what_unit_by_unit_logs(blocks, seed):
+    """TrainingLog.record_block (compiled blocks) against record per unit, across the halvings
+    a long run goes through (MAX_POINTS made small)."""
+    from agents.training import TrainingLog
+
+    rng = np.random.default_rng(seed)
+    one, block = TrainingLog(), TrainingLog()
+    one.MAX_POINTS = block.MAX_POINTS = 8
+    for n in blocks:
+        columns = {"return": rng.normal(size=n).round(2), "epsilon": rng.random(n)}
+        for i in range(n):
+            one.record({name: float(col[i]) for name, col in columns.items()})
+        assert block.record_block(columns) == {name: float(col[-1]) for name, col in columns.items()}
+        assert (one.values, one.stride, one._pending, one.totals, one.units) == (
+            block.values, block.stride, block._pending, block.totals, block.units)
