@@ -21,7 +21,6 @@ import gymnasium as gym
 import numpy as np
 import scipy.sparse as sparse
 import scipy.sparse.linalg as splinalg
-from scipy.sparse import csgraph
 
 from agents.tabular import TabularAgent
 from agents.training import env_ref
@@ -294,18 +293,75 @@ def _block_dependencies(next_state, first, block, n_blocks):  # pragma: no cover
 def _sweep_tables(mdp: TabularMDP, gamma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """The model relabelled into sweep order (terminal states first, then by distance to one),
     so the sweep reads its tables front to back: (order, next_state, coef, R, scale, first
-    non-terminal). Self-loops are folded into `scale` (see _in_place_sweeps)."""
-    S = len(mdp.terminal)
-    order = np.argsort(_distance_to_terminal(mdp), kind="stable")
-    order = np.concatenate([order[mdp.terminal[order]], order[~mdp.terminal[order]]])
+    non-terminal). Self-loops are folded into `scale` (see _in_place_sweeps). Every step is
+    linear in the model's size (S*A*K)."""
+    ns, prob = np.ascontiguousarray(mdp.next_state), np.ascontiguousarray(mdp.prob)
+    terminal = np.ascontiguousarray(mdp.terminal, dtype=bool)
+    S = len(terminal)
+    if S >= 2**31:
+        raise DPError(f"{S} states: value iteration handles fewer than 2^31")
+    order = _sweep_order(ns, prob, terminal)
     rank = np.empty(S, dtype=np.int64)
     rank[order] = np.arange(S)
-    index = np.int32 if S < 2**31 else np.int64
-    next_state = np.empty(mdp.next_state.shape, dtype=index)
-    coef, R, scale = np.empty(mdp.prob.shape), np.empty(mdp.next_state.shape[:2]), np.empty(mdp.next_state.shape[:2])
-    _relabel(np.ascontiguousarray(mdp.next_state), np.ascontiguousarray(mdp.prob), np.ascontiguousarray(mdp.R),
-             order, rank, gamma, next_state, coef, R, scale)  # R: computed once, here
-    return order, next_state, coef, R, scale, int(mdp.terminal.sum())
+    next_state = np.empty(ns.shape, dtype=np.int32)
+    coef, R, scale = np.empty(prob.shape), np.empty(ns.shape[:2]), np.empty(ns.shape[:2])
+    _relabel(ns, prob, np.ascontiguousarray(mdp.R), order, rank, gamma, next_state, coef, R, scale)  # R: computed once, here
+    return order, next_state, coef, R, scale, int(terminal.sum())
+
+
+@numba.njit(cache=True)
+def _sweep_order(next_state, prob, terminal):  # pragma: no cover - compiled
+    """The states by their fewest moves to a terminal state (a breadth-first search from the
+    terminal states along reversed edges s' <- s, p(s'|s,a) > 0, s' != s), ties by index,
+    unreachable states last; every state in index order when there is no terminal state."""
+    S, A, K = next_state.shape
+    start = np.zeros(S + 1, dtype=np.int64)  # reversed edges, compressed rows: into[start[s'] : start[s'+1]]
+    for s in range(S):
+        for a in range(A):
+            for k in range(K):
+                if prob[s, a, k] > 0 and next_state[s, a, k] != s:
+                    start[next_state[s, a, k] + 1] += 1
+    for i in range(S):
+        start[i + 1] += start[i]
+    into = np.empty(start[S], dtype=np.int32)  # state indices: value_iteration refuses S >= 2^31
+    fill = start[:S].copy()
+    for s in range(S):
+        for a in range(A):
+            for k in range(K):
+                t = next_state[s, a, k]
+                if prob[s, a, k] > 0 and t != s:
+                    into[fill[t]] = s
+                    fill[t] += 1
+    dist = np.full(S, -1, dtype=np.int64)
+    queue = np.empty(S, dtype=np.int64)
+    tail = 0
+    for s in range(S):
+        if terminal[s]:
+            dist[s], queue[tail] = 0, s
+            tail += 1
+    if tail == 0:
+        return np.arange(S)
+    head = 0
+    while head < tail:
+        u = queue[head]
+        head += 1
+        for j in range(start[u], start[u + 1]):
+            v = into[j]
+            if dist[v] < 0:
+                dist[v], queue[tail] = dist[u] + 1, v
+                tail += 1
+    far = dist.max() + 1  # unreachable states sort after every distance
+    count = np.zeros(far + 2, dtype=np.int64)  # a counting sort by distance: stable, so ties stay by index
+    for s in range(S):
+        count[(dist[s] if dist[s] >= 0 else far) + 1] += 1
+    for d in range(far + 1):
+        count[d + 1] += count[d]
+    order = np.empty(S, dtype=np.int64)
+    for s in range(S):
+        d = dist[s] if dist[s] >= 0 else far
+        order[count[d]] = s
+        count[d] += 1
+    return order
 
 
 @numba.njit(cache=True)
@@ -326,19 +382,6 @@ def _relabel(ns, prob, R, order, rank, gamma, out_ns, coef, out_R, scale):  # pr
                 coef[i, a, k] = 0.0 if solved and ns[s, a, k] == s else gamma * prob[s, a, k]
             scale[i, a] = 1.0 / (1.0 - gamma * p_self) if solved else 1.0
             out_R[i, a] = R[s, a]
-
-
-def _distance_to_terminal(mdp: TabularMDP) -> np.ndarray:
-    """Fewest moves from each state to a terminal state (inf where none is reachable)."""
-    S, A, K = mdp.next_state.shape
-    src = np.repeat(np.arange(S), A * K)
-    dst = mdp.next_state.reshape(-1)
-    keep = (mdp.prob.reshape(-1) > 0) & (src != dst)
-    # edges reversed (s' -> s), so a search from the terminal states finds distances *to* them
-    reverse = sparse.csr_matrix((np.ones(keep.sum()), (dst[keep], src[keep])), shape=(S, S))
-    if not mdp.terminal.any():
-        return np.zeros(S)
-    return csgraph.dijkstra(reverse, indices=np.flatnonzero(mdp.terminal), unweighted=True, min_only=True)
 
 
 def value_iteration(

@@ -351,7 +351,9 @@ def check_model(mdp: Any, error: type[Exception] = GridError) -> None:
     """A model as DP and the envs read it, or one `error` line naming the array that is missing or wrong:
     `next_state` (S, A, K) successor indices, `prob` (S, A, K) probabilities summing to 1
     over k, `R` (S, A) expected rewards, `terminal` (S,) booleans. Models Arena built
-    (GridMDP) are checked by construction and only their presence is looked at."""
+    (GridMDP) are checked by construction."""
+    if isinstance(mdp, GridMDP):  # built whole (its R is computed on request: not here)
+        return
     wanted = {"next_state": "(S, A, K) successor state indices", "prob": "(S, A, K) their probabilities",
               "R": "(S, A) expected rewards", "terminal": "(S,) booleans"}
     arrays = {}
@@ -360,8 +362,6 @@ def check_model(mdp: Any, error: type[Exception] = GridError) -> None:
             arrays[name] = getattr(mdp, name)
         except Exception:  # a missing attribute, or a property (R) that fails
             raise error(f"the model has no {name} array ({what}); DP reads next_state, prob, R and terminal") from None
-    if isinstance(mdp, GridMDP):
-        return
     ns, prob, R, terminal = (np.asarray(arrays[n]) for n in wanted)
     if ns.ndim != 3 or not np.issubdtype(ns.dtype, np.integer):
         raise error(f"next_state must be an (S, A, K) integer array, got shape {ns.shape} of {ns.dtype}")

@@ -5,6 +5,8 @@ from types import SimpleNamespace
 import gymnasium as gym
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import envs  # noqa: F401
 from agents import dp
@@ -215,3 +217,42 @@ def test_example_4_1_random_policy_values_and_one_greedy_step_is_optimal():
     np.testing.assert_allclose(V.reshape(4, 4), figure, atol=1e-9)
     greedy = dp.greedy_policy(mdp, V, 1.0)
     np.testing.assert_allclose(policy_evaluation(mdp, greedy, 1.0), value_iteration(mdp, 1.0).V, atol=1e-9)
+
+
+def _distance_order(mdp):
+    """The sweep order as SciPy computes it: breadth-first distances to a terminal state
+    (Dijkstra, unit weights, on reversed edges), a stable argsort, terminal states first."""
+    from scipy import sparse
+    from scipy.sparse import csgraph
+
+    S, A, K = mdp.next_state.shape
+    if not mdp.terminal.any():
+        return np.arange(S)
+    src, dst = np.repeat(np.arange(S), A * K), mdp.next_state.reshape(-1)
+    keep = (mdp.prob.reshape(-1) > 0) & (src != dst)
+    reverse = sparse.csr_matrix((np.ones(keep.sum()), (dst[keep], src[keep])), shape=(S, S))
+    dist = csgraph.dijkstra(reverse, indices=np.flatnonzero(mdp.terminal), unweighted=True, min_only=True)
+    order = np.argsort(dist, kind="stable")
+    return np.concatenate([order[mdp.terminal[order]], order[~mdp.terminal[order]]])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2**32), st.floats(0.0, 0.5))
+def test_the_compiled_sweep_order_is_scipys_breadth_first_order(S, A, K, seed, p_terminal):
+    from agents.dp import _sweep_order
+
+    rng = np.random.default_rng(seed)
+    next_state = rng.integers(S, size=(S, A, K))
+    prob = rng.random((S, A, K)) * (rng.random((S, A, K)) > 0.3)  # some zero-probability successors
+    prob[..., 0] += 1e-3
+    prob /= prob.sum(axis=-1, keepdims=True)
+    terminal = rng.random(S) < p_terminal
+    mdp = SimpleNamespace(next_state=next_state, prob=prob, terminal=terminal)
+    assert _sweep_order(next_state, prob, terminal).tolist() == _distance_order(mdp).tolist()
+
+
+def test_the_compiled_sweep_order_on_a_slippery_maze():
+    from agents.dp import _sweep_order
+
+    mdp = gym.make("arena/GridWorld-v0", layout="maze-65x65", slip=0.2).unwrapped.mdp
+    assert _sweep_order(mdp.next_state, mdp.prob, mdp.terminal).tolist() == _distance_order(mdp).tolist()
