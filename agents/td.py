@@ -206,28 +206,6 @@ def _top(Q: np.ndarray, s: int) -> tuple[float, int]:
 
 
 @numba.njit(cache=True)
-def _greedy(Q: np.ndarray, s: int, rng: Any) -> int:
-    """TabularLearner.greedy: argmax_a Q(s, a), ties broken by one draw from rng."""
-    A = Q.shape[1]
-    top, ties = _top(Q, s)
-    pick = 0 if ties == 1 else rng.integers(0, ties)
-    for a in range(A):
-        if Q[s, a] == top:
-            if pick == 0:
-                return a
-            pick -= 1
-    return A - 1
-
-
-@numba.njit(cache=True)
-def _explore(Q: np.ndarray, s: int, rng: Any, epsilon: float) -> int:
-    """TabularLearner.explore: epsilon-greedy."""
-    if rng.random() < epsilon:
-        return rng.integers(0, Q.shape[1])
-    return _greedy(Q, s, rng)
-
-
-@numba.njit(cache=True)
 def _expected_value(Q: np.ndarray, s: int, epsilon: float) -> float:
     """sum_a pi(a|s) Q(s, a) under the epsilon-greedy policy (greedy mass split among ties)."""
     A = Q.shape[1]
@@ -241,17 +219,36 @@ def _expected_value(Q: np.ndarray, s: int, epsilon: float) -> float:
 @numba.njit(cache=True)
 def _td_episode(kind, Q, Q1, Q2, rng, s, key, alpha, gamma, epsilon, A, K, next_state, reward, cum, terminal,
                 max_steps):  # pragma: no cover - compiled
-    G, t = 0.0, 0
-    a = _explore(Q, s, rng, epsilon)
+    """One episode of `kind` from state s; returns (G, last state, steps, last action).
+    SARSA's update waits for A' (chosen at the top of the next pass, where every algorithm
+    chooses its action), so the epsilon-greedy choice is written once, in the loop: a helper
+    taking `rng` would cost a reference count per step, about half the episode's time."""
+    G, t, n_actions = 0.0, 0, Q.shape[1]
+    last_s, last_a, last_r, last_term, last_done, waiting = 0, 0, 0.0, False, False, False  # SARSA's (S, A, R)
     while True:
+        # A ~ epsilon-greedy in s (TabularLearner.explore): a random action, or argmax_a Q(s, a), ties by a draw
+        if rng.random() < epsilon:
+            a = rng.integers(0, n_actions)
+        else:
+            top, ties = _top(Q, s)
+            pick = 0 if ties == 1 else rng.integers(0, ties)
+            a = n_actions - 1
+            for b in range(n_actions):
+                if Q[s, b] == top:
+                    if pick == 0:
+                        a = b
+                        break
+                    pick -= 1
+        if waiting:  # SARSA: Q(S,A) <- Q(S,A) + alpha [R + gamma Q(S',A') - Q(S,A)], with S' = s, A' = a
+            target = last_r if last_term else last_r + gamma * Q[s, a]
+            Q[last_s, last_a] += alpha * (target - Q[last_s, last_a])
+            if last_done:
+                return G, s, t, last_a
         s2, r, term, trunc = _grid_step(s, a, key, t, A, K, next_state, reward, cum, terminal, max_steps)
         t += 1
-        done = term or trunc
-        a2 = 0
-        if kind == SARSA:  # Q(S,A) <- Q(S,A) + alpha [R + gamma Q(S',A') - Q(S,A)]
-            a2 = _explore(Q, s2, rng, epsilon)
-            target = r if term else r + gamma * Q[s2, a2]
-            Q[s, a] += alpha * (target - Q[s, a])
+        G += r
+        if kind == SARSA:
+            last_s, last_a, last_r, last_term, last_done, waiting = s, a, r, term, term or trunc, True
         elif kind == DOUBLE_Q:  # A(S,A) <- A(S,A) + alpha [R + gamma B(S', argmax_a A(S',a)) - A(S,A)]
             first = rng.random() < 0.5
             A_, B_ = (Q1, Q2) if first else (Q2, Q1)
@@ -262,11 +259,9 @@ def _td_episode(kind, Q, Q1, Q2, rng, s, key, alpha, gamma, epsilon, A, K, next_
             value = Q[s2].max() if kind == Q_LEARNING else _expected_value(Q, s2, epsilon)
             target = r if term else r + gamma * value
             Q[s, a] += alpha * (target - Q[s, a])
-        G += r
-        if done:
+        if kind != SARSA and (term or trunc):
             return G, s2, t, a
         s = s2
-        a = a2 if kind == SARSA else _explore(Q, s, rng, epsilon)
 
 
 # --------------------------------------------------------------------------- one-step control

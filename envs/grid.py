@@ -32,6 +32,7 @@ from envs.vector import (
     SeededDiscrete,
     episode_key,
     first_keys,
+    seeding_kernels,
     next_key,
     next_keys,
     start_uniform,
@@ -822,31 +823,34 @@ _grid_step = grid_step  # the compiled form after `compiled` (the kernels call t
 
 
 def batched_step(actions, s, t, keys, needs_reset, next_state, reward, cum, A, K, terminal, goal, starts,
-                 max_steps, state, rewards, flags):  # pragma: no cover - compiled
+                 max_steps, states, rewards, flags):  # pragma: no cover - compiled
     """One step of every copy in one pass, the autoreset included: a copy whose episode ended
     last step starts its next episode instead (NEXT_STEP autoreset: its action is ignored, its
     reward 0); every other copy takes the grid's step (`grid_step`), drawn from its episode's
     stream as GridWorldEnv.step draws it. One hash per copy and step (two for a reset).
-    Writes the copies' states and rewards, and flags rows terminated, truncated, is_success,
-    ended (terminated or truncated). Returns -1, or the first copy whose action is not in
-    0..A-1 (then nothing has moved)."""
-    for i in range(len(actions)):
-        if not 0 <= actions[i] < A:
-            return i
+    Writes the copies' states and rewards, and where an episode ends, its row of `flags`
+    (given all False): terminated, truncated, is_success, ended. Returns -1, or the first
+    copy whose action is not in 0..A-1 (then nothing has moved)."""
+    bad = False
+    for i in range(len(actions)):  # no early exit: the check vectorises
+        bad |= np.uint64(actions[i]) >= np.uint64(A)  # a negative action wraps to a huge one
+    if bad:
+        for i in range(len(actions)):
+            if not 0 <= actions[i] < A:
+                return i
     for i in range(len(actions)):
         if needs_reset[i]:
             key = _mix(keys[i] ^ np.uint64(NEXT_KEY_SALT))  # next_key
             u = _uniform(key ^ np.uint64(START_SALT), 0)  # start_uniform
             keys[i], s[i], t[i] = key, starts[int(u * len(starts))], 0
-            state[i], rewards[i], needs_reset[i] = s[i], 0.0, False
-            flags[0, i], flags[1, i], flags[2, i], flags[3, i] = False, False, False, False
+            states[i], rewards[i], needs_reset[i] = s[i], 0.0, False
             continue
         ns, r, term, trunc = _grid_step(s[i], actions[i], keys[i], t[i], A, K, next_state, reward, cum, terminal,
                                         max_steps)
-        s[i], t[i], state[i], rewards[i] = ns, t[i] + 1, ns, r
-        ended = term or trunc
-        flags[0, i], flags[1, i], flags[2, i], flags[3, i] = term, trunc, term and goal[ns], ended
-        needs_reset[i] = ended
+        s[i], t[i], states[i], rewards[i] = ns, t[i] + 1, ns, r
+        if term or trunc:  # rare: the flags of the other copies stay False
+            flags[0, i], flags[1, i], flags[2, i], flags[3, i] = term, trunc, term and goal[ns], True
+            needs_reset[i] = True
     return -1
 
 
@@ -879,25 +883,24 @@ class GridWorldVectorEnv(NativeVectorEnv):
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """NativeVectorEnv.step, the autoreset included, as one compiled pass (`batched_step`) that
         also checks the actions. The only allocations are the arrays returned (kept by the
-        caller, so each step's are new, as Gymnasium's vector envs copy theirs)."""
+        caller, so each step's are new, as Gymnasium's vector envs copy theirs); with index
+        observations, info["state"] is the observation array itself."""
         if type(actions) is not np.ndarray or actions.dtype.kind not in "iu":
             actions = self._integer_actions(actions)
         n = self.num_envs
         if actions.shape != (n,):
             raise ValueError(f"actions has shape {actions.shape}; give one action per copy: ({n},)")
-        ints, rewards, flags = np.empty((2, n), dtype=np.int64), np.empty(n), np.empty((4, n), dtype=bool)
+        states, rewards, flags = np.empty(n, dtype=np.int64), np.empty(n), np.zeros((4, n), dtype=bool)
         tb = self.tables
         bad = self._kernel(actions, self.s, self.t, self.keys, self._needs_reset, tb.next_state, tb.reward, tb.cum, tb.A,
-                           tb.K, tb.terminal, self.goal, tb.starts, tb.max_steps, ints[1], rewards, flags)
+                           tb.K, tb.terminal, self.goal, tb.starts, tb.max_steps, states, rewards, flags)
         if bad >= 0:
             raise GridError(f"actions must be integers in 0..{tb.A - 1} ({', '.join(self.single.action_names)}); "
                             f"copy {bad} got {actions[bad].item()!r}")
-        infos = {"state": ints[1], "_state": self._everyone, "is_success": flags[2],
+        infos = {"state": states, "_state": self._everyone, "is_success": flags[2],
                  "_is_success": flags[3]}  # is_success, as the single env reports it: at an episode's end
-        if self.single.obs_mode == "index":
-            ints[0] = ints[1]
-            return ints[0], rewards, flags[0], flags[1], infos
-        return self._observe(), rewards, flags[0], flags[1], infos
+        obs = states if self.single.obs_mode == "index" else self._observe()  # index: info["state"] is obs
+        return obs, rewards, flags[0], flags[1], infos
 
     def _integer_actions(self, actions: Any) -> np.ndarray:
         """Actions given as a list, floats or bools, as int64 (integral values only)."""
@@ -910,7 +913,9 @@ class GridWorldVectorEnv(NativeVectorEnv):
         return a
 
     def _reset_copies(self, idx: np.ndarray, seeded: bool) -> None:
-        if seeded:  # first keys as the single env draws them from np_random seeded with the copy's seed
+        if seeded and self.seed_array is not None:  # first keys as the single env draws them from np_random
+            self.keys[idx] = seeding_kernels()[0](self.seed_array[idx])
+        elif seeded:
             seeds = [self.seeds[i] for i in idx.tolist()]
             given = [i for i, seed in enumerate(seeds) if seed is not None]
             self.keys[idx] = np.random.default_rng().integers(0, 2**63, size=len(idx))  # copies without a seed

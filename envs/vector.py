@@ -284,6 +284,7 @@ class NativeVectorEnv(VectorEnv):
         self.num_envs = int(num_envs)
         self.seeds: list[int | None] = [None] * self.num_envs  # each copy's last reset seed
         self._rngs: dict[int, np.random.Generator] = {}  # made on first use: 65536 Generators take seconds
+        self.seed_array: np.ndarray | None = None  # the seeds as uint64 after reset(seed=int), for compiled seeding
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
 
     def rng(self, i: int) -> np.random.Generator:
@@ -297,12 +298,18 @@ class NativeVectorEnv(VectorEnv):
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
-        seeds = copy_seeds(seed, self.num_envs)
-        if seed is not None:
-            for i, s in enumerate(seeds):
+        if isinstance(seed, (int, np.integer)):  # seed, seed + 1, ...: no Python loop over 65536 copies
+            if seed < 0:
+                raise ValueError(f"seed={seed}; seeds are non-negative integers")
+            self.seeds, self._rngs = list(range(int(seed), int(seed) + self.num_envs)), {}
+            last = int(seed) + self.num_envs
+            self.seed_array = np.arange(int(seed), last, dtype=np.uint64) if last <= 2**64 else None
+        elif seed is not None:
+            for i, s in enumerate(copy_seeds(seed, self.num_envs)):
                 if s is not None:
                     self.seeds[i] = s
                     self._rngs.pop(i, None)
+            self.seed_array = None
         everyone = np.arange(self.num_envs)
         self._reset_copies(everyone, seeded=seed is not None)
         self._needs_reset[:] = False
