@@ -825,49 +825,95 @@ def _standings_table(entries: list[Any], title: str) -> Table:
 @app.command()
 @user_errors
 def bench(
-    quick: bool = typer.Option(False, help="fewer steps and repeats, smaller problems"),
+    quick: bool = typer.Option(False, help="fewer steps and repeats, smaller problems (a few minutes)"),
     gpu: bool = typer.Option(False, "--gpu", help="REINFORCE and GAN training throughput on CUDA against CPU"),
-    json_: bool = typer.Option(False, "--json", help="print the figures as JSON (a list; stable ids) instead of a table"),
+    heavy: bool = typer.Option(False, "--heavy", help="also the baselines that start hundreds of processes "
+                                                      "(Gymnasium's AsyncVectorEnv, a process per copy)"),
+    scale: bool = typer.Option(False, "--scale", help="how costs grow instead: gym.make and value iteration at "
+                                                      "256..2048, batched steps at 1k..64k copies, tournaments at 1, 2, 4 workers"),
+    json_: bool = typer.Option(False, "--json", help="print the figures as JSON ({complete, figures: [...]}, stable ids)"),
     markdown: bool = typer.Option(False, "--markdown", help="print the figures as a markdown table (the README's)"),
     only: Optional[list[str]] = typer.Option(None, "--only", help="run only this benchmark (repeatable), e.g. --only vi"),
 ) -> None:
-    """Speed figures: Arena against what a user would pick instead, on the same work.
+    """Speed figures: Arena against what a user would pick instead, on the same work, and
+    against the limit (a plain compiled loop on the same arrays, or memory bandwidth).
 
-    Baseline and Arena run interleaved in this process; each figure is the median of the
-    per-pair ratios (above 1: Arena ahead) with their spread. Exits 1 when a target is not met.
+    Baseline, Arena and limit run interleaved in this process; each figure is the median of
+    the per-pair ratios (above 1: Arena ahead) with their spread. A figure whose spread
+    reaches across its target is "inconclusive". Exits 1 when a target is not met or a
+    figure is inconclusive. SIGINT or SIGTERM stops it at once: what was measured so far
+    is printed, marked incomplete (JSON: "complete": false), and the exit status is 128 +
+    the signal's number.
     """
     import json
+    import signal
 
     from arena import bench as benchmarks
 
     unknown = sorted(set(only or []) - set(benchmarks.BENCHMARKS))
     if unknown:
         raise RegistryError(f"--only {unknown[0]}: no such benchmark; use one of {', '.join(benchmarks.BENCHMARKS)}")
-    figures = []
-    if gpu:
-        figures = benchmarks.bench_gpu(updates=5 if quick else 20)
-    else:
-        keys = [k for k in benchmarks.BENCHMARKS if not only or k in only]
-        with _progress() as progress:
-            task = progress.add_task("benchmarks", total=len(keys))
-            for key in keys:
-                progress.update(task, description=f"bench: {key}")
-                figures.extend(benchmarks.BENCHMARKS[key](quick))
-                progress.advance(task)
+    benchmarks.HEAVY = heavy
+    figures: list[Any] = []
+    stopped: int | None = None
+
+    def stop(signum: int, frame: Any) -> None:
+        raise benchmarks.Stopped(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop), signal.signal(signal.SIGINT, stop)
+    try:
+        if gpu:
+            figures = benchmarks.bench_gpu(updates=5 if quick else 20)
+        elif scale:
+            figures = []  # printed as the scale table below
+        else:
+            keys = [k for k in benchmarks.BENCHMARKS if not only or k in only]
+            with _progress() as progress:
+                task = progress.add_task("benchmarks", total=len(keys))
+                for key in keys:
+                    progress.update(task, description=f"bench: {key}")
+                    figures.extend(benchmarks.BENCHMARKS[key](quick))
+                    progress.advance(task)
+        rows = benchmarks.scale_rows(quick) if scale else []
+    except benchmarks.Stopped as signalled:
+        stopped, rows = signalled.signum, []
+    except TrainingInterrupted:  # SIGINT while a benchmark trained: the training loop's Ctrl-C stopped it
+        stopped, rows = int(signal.SIGINT), []
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+    name = signal.Signals(stopped).name if stopped else ""
+    if scale and not stopped:
+        if json_:
+            typer.echo(json.dumps({"complete": True, "scale": rows}, indent=1))
+        else:
+            sys.stdout.write(benchmarks.scale_markdown(rows))
+        return
     if json_:
-        typer.echo(json.dumps([f.as_dict() for f in figures], indent=1))
+        out: dict[str, Any] = {"complete": stopped is None, "figures": [f.as_dict() for f in figures]}
+        if stopped:
+            out["stopped_by"] = name
+        typer.echo(json.dumps(out, indent=1))
     elif markdown:
         sys.stdout.write(benchmarks.markdown(figures))
     else:
-        table = Table(title="arena bench: ratio = Arena against the baseline, median of interleaved pairs (above 1: Arena ahead)")
-        for col in ("id", "baseline", "baseline", "Arena", "unit", "ratio", "spread", "target", "met", "detail"):
-            table.add_column(col, justify="right" if col in ("ratio", "spread") else "left")
+        table = Table(title="arena bench: ratio = Arena against the baseline, median of interleaved pairs (above 1: Arena "
+                            "ahead); of the limit: Arena against the same work compiled (1: at the limit)")
+        for col in ("id", "baseline", "baseline", "Arena", "unit", "ratio", "spread", "the limit", "of the limit",
+                    "target", "verdict", "detail"):
+            table.add_column(col, justify="right" if col in ("ratio", "spread", "of the limit") else "left")
+        colour = {"met": "green", "not met": "red", "inconclusive": "yellow"}
         for f in figures:
             table.add_row(f.id, escape(f.baseline), f"{f.baseline_value:,.4g}", f"{f.ours:,.4g}", f.unit, f"{f.ratio:,.2f}x",
-                          f"{f.spread[0]:.2f}-{f.spread[1]:.2f}", f.target, "[green]yes[/]" if f.met else "[red]NO[/]",
-                          escape(f.detail))
+                          f"{f.spread[0]:.2f}-{f.spread[1]:.2f}",
+                          escape(f"{f.limit}: {f.limit_value:,.4g}") if f.limit_value is not None else "",
+                          f"{f.fraction_of_limit:.2f}" if f.fraction_of_limit is not None else "", f.target,
+                          f"[{colour[f.verdict]}]{f.verdict}[/]", escape(f.detail))
         console.print(table)
-    if not all(f.met for f in figures):
+    if stopped:
+        typer.echo(f"stopped by {name}: {len(figures)} figures measured; the run is incomplete", err=True)
+        raise typer.Exit(128 + stopped)
+    if not all(f.met and not f.inconclusive for f in figures):
         raise typer.Exit(1)
 
 

@@ -38,3 +38,25 @@ def test_the_batched_walks_take_the_same_steps(kwargs):
         for mine, theirs in zip(arena[:3], other[:3]):
             assert np.array_equal(mine, theirs)
         assert arena[3] == pytest.approx(float(other[3]), rel=1e-12, abs=1e-9) and arena[3] != 0
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_bench_at_once_with_what_it_measured_marked_incomplete(tmp_path, signame):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "arena", "bench", "--only", "env-step", "--only", "vi", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "COLUMNS": "200"})
+    time.sleep(8)  # env-step is done by then (about 3 s), vi is under way
+    process.send_signal(getattr(signal, signame))
+    out, err = process.communicate(timeout=60)
+    report = json.loads(out)
+    assert report["complete"] is False and report["stopped_by"] == signame
+    assert process.returncode == 128 + getattr(signal, signame)
+    assert "Traceback" not in err and "the run is incomplete" in err
+    assert all(f["verdict"] in ("met", "not met", "inconclusive") for f in report["figures"])

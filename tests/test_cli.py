@@ -379,14 +379,21 @@ def test_play_refuses_what_a_person_cannot_play_in_one_line(workdir):
 def test_bench_json_lists_figures_with_baseline_ratio_spread_and_target():
     import json
 
-    result = arena("bench", "--quick", "--only", "env-step", "--json")
-    figures = json.loads(result.stdout)
-    assert [f["id"] for f in figures] == ["env-step"]
+    result = arena("bench", "--quick", "--only", "env-step", "--only", "q-learning", "--json")
+    report = json.loads(result.stdout)
+    assert report["complete"] is True
+    figures = report["figures"]
+    assert [f["id"] for f in figures] == ["env-step", "q-learning"]
     f = figures[0]
-    assert set(f) >= {"id", "baseline", "baseline_value", "ours", "unit", "ratio", "spread", "target", "met"}
+    assert set(f) >= {"id", "baseline", "baseline_value", "ours", "unit", "ratio", "spread", "target", "met", "verdict",
+                      "limit", "limit_value", "fraction_of_limit"}
     assert f["baseline"] == "Gymnasium FrozenLake8x8-v1" and f["unit"] == "steps/s"
     assert f["spread"][0] <= f["ratio"] <= f["spread"][1] and f["met"] == (f["ratio"] >= 1.0)
-    assert result.exit_code == (0 if f["met"] else 1)  # a target not met is an exit status, not a secret
+    q = figures[1]  # a figure against the limit: the same learning as a compiled loop
+    assert q["limit"] and q["limit_value"] > 0 and q["limit_spread"][0] <= q["fraction_of_limit"] <= q["limit_spread"][1]
+    assert q["verdict"] == ("inconclusive" if q["inconclusive"] else "met" if q["met"] else "not met")
+    ok = all(x["verdict"] == "met" for x in figures)
+    assert result.exit_code == (0 if ok else 1)  # a target not met is an exit status, not a secret
     assert_one_line_error(arena("bench", "--only", "warp-drive"), "no such benchmark")
 
 
