@@ -4,7 +4,8 @@ an optional class condition (Mirza & Osindero 2014).
 
 The game, one unit of the training loop (a batch):
   1. D step(s) on real images x (the env's `real_batch`) against fakes G(z), z ~ N(0, I);
-  2. one G step on fresh fakes.
+  2. one G step on the last D step's fakes (as pytorch/examples' DCGAN: G is run once per
+     batch), scored by the D that step just updated.
 
 Losses (`--set loss=...`), D's objective first, then G's:
 - bce (the minimax game; G uses the non-saturating form):
@@ -126,15 +127,17 @@ class GANAgent(NeuralGenerator):
             real, y_real = self.real(s.batch_size, index, k)
             y = y_real if s.conditional else None
             z, _ = self.noise(s.batch_size)
-            fake = self.train_decode(z, y).detach()
-            d_loss = self.d_loss(real, fake, y)
+            if k < s.n_critic - 1:
+                with torch.no_grad():
+                    fake = self.train_decode(z, y)
+            else:  # the last critic step's fakes are the generator step's too: one pass of G fewer per batch
+                fake = self.train_decode(z, y)
+            d_loss = self.d_loss(real, fake.detach(), y)
             self.check_finite(d_loss=d_loss)
             optim_D.zero_grad()
             d_loss.backward()
             optim_D.step()
-        z, y = self.noise(s.batch_size)
-        fake = self.train_decode(z, y)
-        g_loss = self.g_loss(fake, y)
+        g_loss = self.g_loss(fake, y)  # against the D just updated
         self.check_finite(g_loss=g_loss)
         optim_G.zero_grad()
         g_loss.backward()

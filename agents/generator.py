@@ -217,7 +217,7 @@ class NeuralGenerator(GeneratorAgent):
                     group["lr"] = self.base_lr(name) * (1.0 - progress)
         scalars = self.update(index)
         total = self.budget.total if self.budget else 1
-        if index % max(1, total // self.GRID_EVERY) == 0 or index + 1 == total:
+        if self.log.writing and (index % max(1, total // self.GRID_EVERY) == 0 or index + 1 == total):
             self.log.image("samples", self.grid(self.sample(64, seed=0)), index + 1)
         return scalars
 

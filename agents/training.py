@@ -415,7 +415,7 @@ class TrainingLog:
         them), so the log is the one unit-by-unit training writes; returns the last unit's scalars."""
         names = list(columns)
         last = {name: float(columns[name][-1]) for name in names}
-        if self._tb() is not None:  # TensorBoard takes each point: unit by unit
+        if self.writing:  # TensorBoard takes each point: unit by unit
             for row in zip(*(columns[name].tolist() for name in names)):
                 self.record(dict(zip(names, row)))
             return last
@@ -453,6 +453,11 @@ class TrainingLog:
             writer.add_scalar("eval/greedy_J", J, done)
             if self.optimum is not None:
                 writer.add_scalar("eval/optimal_J", self.optimum, done)
+
+    @property
+    def writing(self) -> bool:
+        """Whether records reach TensorBoard (a run folder): what is only drawn for it can be skipped otherwise."""
+        return self._tb() is not None
 
     def image(self, tag: str, image: np.ndarray, step: int) -> None:
         """An image (C, H, W) in [0, 1] to TensorBoard (e.g. a generator's sample grid)."""

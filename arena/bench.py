@@ -74,6 +74,29 @@ class Figure:
         return out
 
 
+def load_figures(path: Any) -> list[Figure]:
+    """The figures of a run saved with `arena bench --json` (a complete run, or a stopped one)."""
+    import json
+    from pathlib import Path
+
+    from arena.errors import ArenaError
+
+    try:
+        report = json.loads(Path(path).read_text())
+        figures = []
+        for f in report["figures"]:
+            f = {k: v for k, v in f.items() if k != "verdict"}
+            f["spread"] = tuple(f["spread"])
+            f["limit_spread"] = tuple(f["limit_spread"]) if f.get("limit_spread") else None
+            figures.append(Figure(**f))
+        return figures
+    except OSError as exc:
+        raise ArenaError(f"--from {path}: cannot read it ({exc.strerror}); give a file `arena bench --json` wrote") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ArenaError(f"--from {path}: not a run saved by `arena bench --json`; save one with "
+                         "`arena bench --json > FILE`") from None
+
+
 def markdown(figures: list[Figure]) -> str:
     """The figures as the README's performance table."""
     from arena.leaderboard import markdown_table
@@ -354,6 +377,11 @@ def bench_batched(quick: bool) -> list[Figure]:
     if HEAVY:  # one process per copy: 1024 of them take ~5 GB and ~12 s to start here
         vector_baselines.append(("async", "Gymnasium AsyncVectorEnv (FrozenLake8x8-v1, a process per copy)",
                                  gym.vector.AsyncVectorEnv, 1024))
+    import importlib.util
+
+    if importlib.util.find_spec("envpool") is not None:  # a bench extra: C++ envs stepped on threads
+        for n in (1024,) if quick else (1024, 4096):
+            out.append(envpool_figure(n, few))
     for key, label, kind, n in vector_baselines:
         theirs = kind([lake] * n)
         venv = gym.make_vec("arena/GridWorld-v0", num_envs=n, vectorization_mode="vector_entry_point",
@@ -366,6 +394,37 @@ def bench_batched(quick: bool) -> list[Figure]:
         finally:
             theirs.close()
     return out
+
+
+def envpool_figure(n: int, steps: int) -> Figure:
+    """Arena's batched GridWorld against EnvPool's FrozenLake8x8-v1 (C++, stepped on as many
+    threads as there are cores), the same actions; both start from a seeded reset."""
+    import os
+
+    import envpool
+
+    theirs = envpool.make("FrozenLake8x8-v1", env_type="gymnasium", num_envs=n, seed=0,
+                          num_threads=os.cpu_count() or 1)
+    venv = gym.make_vec("arena/GridWorld-v0", num_envs=n, vectorization_mode="vector_entry_point",
+                        layout="frozenlake-8x8")
+    pool = np.random.default_rng(0).integers(4, size=(16, n))
+
+    def run(env: Any, seeded: bool) -> int:
+        if seeded:
+            env.reset(seed=0)
+        else:  # EnvPool takes its seed when made
+            env.reset()
+        for j in range(steps):
+            env.step(pool[j % 16])
+        return n * steps
+
+    try:
+        return compare(f"batched-{n}-envpool", f"batched GridWorld, {n} copies",
+                       f"EnvPool FrozenLake8x8-v1 ({os.cpu_count()} threads)", partial(run, theirs, False),
+                       partial(run, venv, True), repeats=3, target=1.0, unit="steps/s", work=n * steps,
+                       detail=f"{steps} steps")
+    finally:
+        theirs.close()
 
 
 # A fresh interpreter builds one env and prints its build time and peak memory (the
@@ -961,18 +1020,27 @@ def plain_gan_loop(updates: int, batch: int = 64, device: str = "cpu", seed: int
 
 def bench_gan_training(quick: bool) -> list[Figure]:
     """GAN training throughput (generated images/s): `gan` through Arena's training loop on
-    img:digits against the same model as a plain PyTorch loop."""
+    img:digits against the same model as a plain PyTorch loop, at one and at two torch
+    threads (the loop's own costs show most at one)."""
     import torch
 
     from agents.gan import GANAgent
 
     updates = 10 if quick else 40
     env = gym.make("arena/ImageGeneration-v0")
-    return [compare("gan-training", "GAN training, img:digits", "plain PyTorch loop, same model",
-                    lambda: plain_gan_loop(updates),
-                    lambda: GANAgent(device="cpu").fit(env, seed=0, budget=updates, progress=False),
-                    repeats=3, target=0.8, unit="images/s", work=updates * 64,
-                    detail=f"{updates} batches of 64, {torch.get_num_threads()} threads")]
+    threads = torch.get_num_threads()
+    out = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out.append(compare(f"gan-training-{n}t", f"GAN training, img:digits, {n} thread{'s' * (n > 1)}",
+                               "plain PyTorch loop, same model", lambda: plain_gan_loop(updates),
+                               lambda: GANAgent(device="cpu").fit(env, seed=0, budget=updates, progress=False),
+                               repeats=3 if quick else 5, target=0.9, unit="images/s", work=updates * 64,
+                               detail=f"{updates} batches of 64"))
+    finally:
+        torch.set_num_threads(threads)
+    return out
 
 
 def bench_gan_sampling(quick: bool) -> list[Figure]:

@@ -834,6 +834,8 @@ def bench(
     json_: bool = typer.Option(False, "--json", help="print the figures as JSON ({complete, figures: [...]}, stable ids)"),
     markdown: bool = typer.Option(False, "--markdown", help="print the figures as a markdown table (the README's)"),
     only: Optional[list[str]] = typer.Option(None, "--only", help="run only this benchmark (repeatable), e.g. --only vi"),
+    saved: Optional[Path] = typer.Option(None, "--from", help="show a run saved with --json (e.g. as --markdown) "
+                                                              "instead of measuring"),
 ) -> None:
     """Speed figures: Arena against what a user would pick instead, on the same work, and
     against the limit (a plain compiled loop on the same arrays, or memory bandwidth).
@@ -862,7 +864,9 @@ def bench(
 
     previous = signal.signal(signal.SIGTERM, stop), signal.signal(signal.SIGINT, stop)
     try:
-        if gpu:
+        if saved is not None:
+            figures = benchmarks.load_figures(saved)
+        elif gpu:
             figures = benchmarks.bench_gpu(updates=5 if quick else 20)
         elif scale:
             figures = []  # printed as the scale table below

@@ -2,6 +2,7 @@
 
 import glob
 import sqlite3
+from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
@@ -376,7 +377,7 @@ def test_play_refuses_what_a_person_cannot_play_in_one_line(workdir):
     assert not Leaderboard().results()  # nothing half-played lands
 
 
-def test_bench_json_lists_figures_with_baseline_ratio_spread_and_target():
+def test_bench_json_lists_figures_with_baseline_ratio_spread_and_target(workdir):
     import json
 
     result = arena("bench", "--quick", "--only", "env-step", "--only", "q-learning", "--json")
@@ -394,6 +395,13 @@ def test_bench_json_lists_figures_with_baseline_ratio_spread_and_target():
     assert q["verdict"] == ("inconclusive" if q["inconclusive"] else "met" if q["met"] else "not met")
     ok = all(x["verdict"] == "met" for x in figures)
     assert result.exit_code == (0 if ok else 1)  # a target not met is an exit status, not a secret
+    saved = Path("bench.json")
+    saved.write_text(result.stdout)
+    table = arena("bench", "--from", str(saved), "--markdown")  # a saved run, shown again: the README's table
+    assert "| q-learning |" in table.stdout and "the same learning, compiled" in table.stdout
+    saved.write_text(result.stdout[: len(result.stdout) // 2])
+    assert_one_line_error(arena("bench", "--from", str(saved)), "not a run saved by `arena bench --json`")
+    assert_one_line_error(arena("bench", "--from", "missing.json"), "cannot read it")
     assert_one_line_error(arena("bench", "--only", "warp-drive"), "no such benchmark")
 
 
