@@ -140,13 +140,16 @@ def judge(values: list[float], target: float) -> tuple[bool, bool]:
 def compare(id: str, name: str, baseline_label: str, baseline: Callable[[], Any], ours: Callable[[], Any], *,
             repeats: int, target: float, unit: str = "s", work: float | None = None, detail: str = "",
             warm_up: bool = True, target_text: str = "", limit_label: str = "",
-            limit: Callable[[], Any] | None = None, target_on: str = "baseline") -> Figure:
+            limit: Callable[[], Any] | None = None, target_on: str = "baseline",
+            baseline_is_limit: bool = False) -> Figure:
     """Time `baseline`, `ours` and the optional `limit` interleaved. With `unit` "s" the
     figures are median seconds and a pair's ratio is t_baseline / t_ours; otherwise they are
     rates, units of work per second, where the work is `work` or, when None, what each call
     returns (e.g. the env steps a learner took), and a pair's ratio is rate_ours /
     rate_baseline. The fraction of the limit is likewise ours against the limit (1: at it).
-    `target` applies to the ratio, or with target_on="limit" to the fraction of the limit."""
+    `target` applies to the ratio, or with target_on="limit" to the fraction of the limit.
+    `baseline_is_limit`: the baseline is itself the limit (the same model as a plain PyTorch
+    loop: nothing but the work), so the fraction of the limit is the ratio."""
     runs = _interleaved([baseline, ours] + ([limit] if limit else []), repeats, warm_up)
 
     def value(t: float, result: Any) -> float:
@@ -164,6 +167,9 @@ def compare(id: str, name: str, baseline_label: str, baseline: Callable[[], Any]
                     (min(against_baseline), max(against_baseline)),
                     target_text or (f">= {target:g}x the limit" if target_on == "limit" else f">= {target:g}x"), met,
                     f"{detail}{'; ' if detail else ''}median of {repeats}", inconclusive=inconclusive)
+    if baseline_is_limit:
+        figure.limit, figure.limit_value = baseline_label, figure.baseline_value
+        figure.fraction_of_limit, figure.limit_spread = figure.ratio, figure.spread
     if limit and against_limit:
         figure.limit = limit_label
         figure.limit_value = statistics.median(value(*r) for r in runs[2])
@@ -1037,7 +1043,7 @@ def bench_gan_training(quick: bool) -> list[Figure]:
                                "plain PyTorch loop, same model", lambda: plain_gan_loop(updates),
                                lambda: GANAgent(device="cpu").fit(env, seed=0, budget=updates, progress=False),
                                repeats=3 if quick else 5, target=0.9, unit="images/s", work=updates * 64,
-                               detail=f"{updates} batches of 64"))
+                               detail=f"{updates} batches of 64", baseline_is_limit=True))
     finally:
         torch.set_num_threads(threads)
     return out
@@ -1060,7 +1066,7 @@ def bench_gan_sampling(quick: bool) -> list[Figure]:
             G(torch.randn(n, 16)).clamp(0, 1).numpy()
 
     return [compare("gan-sampling", "GAN sampling", "plain G(torch.randn)", plain, lambda: agent.sample(n, seed=0),
-                    repeats=5, target=0.8, unit="images/s", work=n, detail=f"{n} images")]
+                    repeats=5, target=0.8, unit="images/s", work=n, detail=f"{n} images", baseline_is_limit=True)]
 
 
 def plain_rlhf_loop(lm_path: str, rm_path: str, updates: int, prompts: int = 16, k: int = 4, beta: float = 0.5,
@@ -1149,7 +1155,8 @@ def bench_rlhf(quick: bool) -> list[Figure]:
                              lambda: RLHF(device="cpu", sft=lm_path, reward_model=rm_path).fit(
                                  env, seed=0, budget=updates, progress=False),
                              repeats=3, target=0.8, unit="responses/s", work=updates * 16 * 4,
-                             detail=f"{updates} updates of 16 prompts x 4 responses, {torch.get_num_threads()} threads")]
+                             detail=f"{updates} updates of 16 prompts x 4 responses, {torch.get_num_threads()} threads",
+                             baseline_is_limit=True)]
     budget = "reduced budgets (--quick)" if quick else "default budgets"
     target_s = 300.0
     return responses + [Figure("rlhf-pipeline", "ChatGPT's three stages, text:sort, wall time", "the 5-minute target", "s",
@@ -1188,7 +1195,7 @@ def bench_inside(quick: bool) -> list[Figure]:
         figures.append(compare(f"inside-{body}", f"--inside extraction, {body}", "the plain forward pass", forward, inside,
                                repeats=5, target=0.5, unit="episodes/s", work=episodes,
                                target_text=">= 0.5x (within 2x of the forward pass)",
-                               detail=f"{episodes} episodes of 16 steps, 2 layers, hidden 64"))
+                               detail=f"{episodes} episodes of 16 steps, 2 layers, hidden 64", baseline_is_limit=True))
     return figures
 
 
