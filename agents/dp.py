@@ -53,10 +53,13 @@ class Solution(tuple):
     residual: float
     seconds: float
 
-    def __new__(cls, V: np.ndarray, policy: np.ndarray, sweeps: int, residual: float, seconds: float):
+    backups: int  # state backups done (value iteration passes over settled blocks: fewer than sweeps x states)
+
+    def __new__(cls, V: np.ndarray, policy: np.ndarray, sweeps: int, residual: float, seconds: float,
+                backups: int = 0):
         self = super().__new__(cls, (V, policy))
         self.V, self.policy = V, policy
-        self.sweeps, self.residual, self.seconds = sweeps, residual, seconds
+        self.sweeps, self.residual, self.seconds, self.backups = sweeps, residual, seconds, backups
         return self
 
 
@@ -223,9 +226,10 @@ _BLOCK = 1024  # states per block that a sweep may pass over (see _in_place_swee
 
 
 @numba.njit(cache=True)
-def _in_place_sweeps(next_state, coef, R, scale, first, tol, max_sweeps, V, block):  # pragma: no cover - compiled
+def _in_place_sweeps(next_state, coef, R, scale, first, tol, max_sweeps, V, block, backups):  # pragma: no cover
     """In-place value iteration (S&B 4.4) over states first..S-1, in index order; returns the
-    sweeps taken (those that passed over settled blocks included), or -1 past max_sweeps.
+    sweeps taken (those that passed over settled blocks included), or -1 past max_sweeps,
+    and counts the state backups in backups[0].
 
     V(s) <- max_a [R(s,a) + sum_k coef(s,a,k) V(s'_k)] * scale(s,a), where coef = gamma p(s'|s,a)
     for s' != s and the self-loop is solved for exactly: scale = 1 / (1 - gamma p(s|s,a)).
@@ -251,6 +255,7 @@ def _in_place_sweeps(next_state, coef, R, scale, first, tol, max_sweeps, V, bloc
                 continue
             pending[b] = 0.0
             block_delta = 0.0
+            backups[0] += min(first + (b + 1) * block, S) - (first + b * block)
             for s in range(first + b * block, min(first + (b + 1) * block, S)):
                 best = -np.inf
                 for a in range(A):
@@ -403,7 +408,8 @@ def value_iteration(
     if gamma < 1.0:
         V[:] = min(R.min(), 0.0) / (1.0 - gamma)  # V* >= min reward / (1 - gamma)
     V[:first] = 0.0  # terminal states
-    sweeps = _in_place_sweeps(next_state, coef, R, scale, first, tol, max_sweeps, V, _BLOCK)
+    backups = np.zeros(1, dtype=np.int64)
+    sweeps = _in_place_sweeps(next_state, coef, R, scale, first, tol, max_sweeps, V, _BLOCK, backups)
     if sweeps < 0:
         raise DPError(
             f"value iteration did not converge in {max_sweeps} sweeps; with gamma=1 some state "
@@ -415,7 +421,7 @@ def value_iteration(
     V_out[order] = V
     policy = np.zeros((len(mdp.terminal), coef.shape[1]))
     policy[order, actions] = 1.0  # with gamma=1 and free moves, ties may loop: prefer gamma < 1
-    return Solution(V_out, policy, sweeps, residual, time.perf_counter() - t0)
+    return Solution(V_out, policy, sweeps, residual, time.perf_counter() - t0, int(backups[0]))
 
 
 @numba.njit(cache=True)
