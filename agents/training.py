@@ -201,6 +201,10 @@ def train(learner: Learner, env: gym.Env, spec: RunSpec) -> dict[str, Any]:
     state and budget done come from the file; `spec.budget` (None: the file's) may extend it.
     """
     checkpoint_every = CHECKPOINT_EVERY_S if spec.checkpoint_every is None else spec.checkpoint_every
+    for cb in spec.callbacks:
+        if not isinstance(cb, Callback):  # its hooks are the base class's unless overridden: none may be missing
+            raise AgentError(f"callback {type(cb).__name__} does not subclass agents.training.Callback; "
+                             "subclass it and override the hooks you need")
     if any(cb.records_episodes for cb in spec.callbacks) and not isinstance(learner, EpisodeLearner):
         raise AgentError(f"{learner.name} trains on {plural(learner.unit)}, not single env episodes, so its training "
                          "cannot be recorded; drop --record-training (evaluation episodes are always recorded)")

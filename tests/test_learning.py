@@ -528,3 +528,12 @@ def test_a_block_of_units_logs_what_unit_by_unit_logs(blocks, seed):
         assert block.record_block(columns) == {name: float(col[-1]) for name, col in columns.items()}
         assert (one.values, one.stride, one._pending, one.totals, one.units) == (
             block.values, block.stride, block._pending, block.totals, block.units)
+
+
+def test_a_callback_that_does_not_subclass_callback_is_one_clear_error():
+    class Duck:
+        def after_unit(self, learner, done, total):
+            return False
+
+    with pytest.raises(AgentError, match="Duck does not subclass agents.training.Callback"):
+        make_agent("q-learning", episodes=5).fit(grid("frozenlake-4x4"), seed=0, callbacks=[Duck()])

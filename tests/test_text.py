@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 import envs  # noqa: F401
 from agents.language import (RLHF, BestOfN, LanguageModel, RewardModel, best_of_n_exact, mean_gold, response_logits,
                              sample)
+from agents.protocol import Callback
 from arena.cli import app
 from arena.errors import ArenaError
 from arena.registry import make_agent, make_env, parse_env
@@ -460,27 +461,14 @@ name = "gold-best"
     assert "alt='gold against KL'" in (workdir / "report.html").read_text()
 
 
-class StopAfter:
+class StopAfter(Callback):
     """A callback that stops training after `n` units, as Ctrl-C would (the loop saves)."""
-
-    records_episodes = False
 
     def __init__(self, n):
         self.n = n
 
-    def wrap_env(self, env, learner):
-        return env
-
-    def on_start(self, learner, env): ...
-
-    def before_unit(self, learner, index): ...
-
     def after_unit(self, learner, done, total):
         return done >= self.n
-
-    def on_checkpoint(self, learner, done): ...
-
-    def on_end(self, learner): ...
 
 
 @pytest.mark.slow
